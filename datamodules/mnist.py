@@ -1,0 +1,182 @@
+"""MNIST (LeCun et al. 1998) as images in [-1, 1], with class labels.
+
+Layout: torchvision's, ``<data_dir>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]``. The files are
+read directly, compressed or not, so a read-only copy of the four original ``.gz`` files works (torchvision itself
+wants them extracted). With ``download=True`` a missing copy is fetched through ``torchvision.datasets.MNIST``.
+
+Splits: ``val_size`` images held out of the 60,000 training digits (seeded), the official 10,000 for test.
+The whole split is resized once at setup and kept in memory as uint8, so loading costs a division per image.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules.base import DatasetNotFoundError, ImageDataModule, missing_data_message, resolve_data_dir
+
+_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _find(raw: Path, name: str) -> Path | None:
+    for candidate in (raw / name, raw / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_idx(path: Path) -> Tensor:
+    """Read an IDX file (MNIST's format), gzipped or not, into a uint8 tensor."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    magic = int.from_bytes(data[0:4], "big")
+    if magic >> 8 != 0x08:  # 0x08 = unsigned byte
+        raise ValueError(f"{path} is not an unsigned-byte IDX file (magic {magic:#x}); the file may be corrupt")
+    ndim = magic & 0xFF
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if array.size != int(np.prod(shape)):
+        raise ValueError(f"{path} is truncated: header says {shape}, found {array.size} values")
+    return torch.from_numpy(array.copy()).view(*shape)
+
+
+class TensorImageDataset(Dataset):
+    """uint8 images [N, H, W] (or [N, C, H, W]) and labels -> (float image in [-1, 1], label)."""
+
+    def __init__(self, images: Tensor, labels: Tensor) -> None:
+        self.images = images if images.dim() == 4 else images.unsqueeze(1)
+        self.labels = labels.long()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.images[index].float().div_(127.5).sub_(1.0), self.labels[index]
+
+
+def resize_uint8(images: Tensor, size: int, chunk: int = 8192) -> Tensor:
+    """Resize [N, H, W] uint8 images to size x size (bilinear with antialiasing), staying uint8."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = []
+    for start in range(0, len(images), chunk):
+        x = images[start : start + chunk].unsqueeze(1).float()
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out.append(x.round_().clamp_(0, 255).to(torch.uint8).squeeze(1))
+    return torch.cat(out)
+
+
+class MNISTDataModule(ImageDataModule):
+    """MNIST digits, 1 x image_size x image_size in [-1, 1], labels 0-9.
+
+    Args:
+        data_dir: root that holds ``MNIST/raw`` (torchvision's layout). Unset: ``$LIGHTNING_GANS_DATA_DIR``, else ``data/``.
+        download: fetch MNIST through torchvision when the files are missing (needs internet).
+        image_size: side of the square images: 28 (native), 32 or 64 (resized).
+        val_size: training digits held out for validation.
+        batch_size: images per batch.
+        num_workers: DataLoader worker processes.
+        pin_memory: pin batches in page-locked memory (for GPU training).
+        seed: seed of the train/validation split.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        download: bool = True,
+        image_size: int = 28,
+        val_size: int = 5000,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        seed: int = 42,
+    ) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
+        if image_size < 8:
+            raise ValueError(f"image_size must be at least 8 (28, 32 or 64 are usual), got {image_size}")
+        if not 0 <= val_size < 60000:
+            raise ValueError(f"val_size must be in [0, 60000), got {val_size}")
+        self.data_dir = resolve_data_dir(data_dir)
+        self.download = download
+        self.image_size = image_size
+        self.val_size = val_size
+        self.seed = seed
+        self.image_shape = (1, image_size, image_size)
+        self.num_classes = 10
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
+
+    @property
+    def raw_folder(self) -> Path:
+        return self.data_dir / "MNIST" / "raw"
+
+    def _missing(self) -> list[str]:
+        return [name for pair in _FILES.values() for name in pair if _find(self.raw_folder, name) is None]
+
+    def prepare_data(self) -> None:
+        missing = self._missing()
+        if not missing:
+            return
+        if self.download:
+            import torchvision
+
+            try:
+                for train in (True, False):
+                    torchvision.datasets.MNIST(str(self.data_dir), train=train, download=True)
+            except Exception as err:  # no network, a proxy, a read-only folder, ...
+                raise DatasetNotFoundError(
+                    missing_data_message(
+                        "MNIST", self.raw_folder, f"the files {', '.join(missing)} (or their .gz)",
+                        f"Downloading failed ({type(err).__name__}: {err}); copy the four files there by hand "
+                        "or use a machine with internet.",
+                    )
+                ) from err
+            return
+        raise DatasetNotFoundError(
+            missing_data_message(
+                "MNIST", self.raw_folder, f"the files {', '.join(missing)} (or their .gz)",
+                "Or set download=true (--data.init_args.download true) on a machine with internet.",
+            )
+        )
+
+    def _load(self, split: str) -> tuple[Tensor, Tensor]:
+        missing = self._missing()
+        if missing:  # setup without prepare_data (e.g. a second node): same message
+            self.download = False
+            self.prepare_data()
+        images_name, labels_name = _FILES[split]
+        images = read_idx(_find(self.raw_folder, images_name))
+        labels = read_idx(_find(self.raw_folder, labels_name))
+        if len(images) != len(labels):
+            raise ValueError(f"MNIST {split}: {len(images)} images but {len(labels)} labels in {self.raw_folder}")
+        return resize_uint8(images, self.image_size), labels
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit", "validate") and self.train_set is None:
+            images, labels = self._load("train")
+            order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))
+            val_idx, train_idx = order[: self.val_size], order[self.val_size :]
+            self.train_set = TensorImageDataset(images[train_idx], labels[train_idx])
+            self.val_set = TensorImageDataset(images[val_idx], labels[val_idx])
+        if stage in (None, "test") and self.test_set is None:
+            self.test_set = TensorImageDataset(*self._load("test"))
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, shuffle=True, drop_last=True, **self._loader_kwargs())
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, shuffle=False, **self._loader_kwargs())
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.test_set, shuffle=False, **self._loader_kwargs())

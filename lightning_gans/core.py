@@ -1,0 +1,255 @@
+"""The thin base every family shares: sampling, fixed noise, an EMA generator and step counters.
+
+It holds no training step. Each family (one file in ``lightning_gans/models``) writes its own ``training_step``
+with manual optimisation, reading top to bottom like its paper's algorithm, and calls:
+
+- ``self.configure_ema()`` once its ``self.generator`` exists (a no-op when ``ema_decay`` is 0);
+- ``self.after_discriminator_step()`` after each D update and ``self.after_generator_step()`` after each G update
+  (counters, EMA, logging);
+- ``self.should_step_generator()`` to honour ``n_critic`` (D steps per G step, one batch per D step, as in the
+  WGAN paper).
+
+**What ``trainer.max_steps`` means here.** With manual optimisation Lightning's ``global_step`` advances on every
+``optimizer.step()``, of G and D alike: one batch with one D and one G step counts 2, and with ``n_critic=5``
+six optimizer steps make one G step. The counters ``d_steps`` and ``g_steps`` (logged as ``train/d_steps`` and
+``train/g_steps``, saved in checkpoints) count each network's updates on their own; prefer ``max_epochs`` or read
+``max_steps`` as "optimizer steps of all networks together".
+
+**Sampling.** ``sample`` runs the generator (the EMA copy when there is one) under ``no_grad`` in *eval* mode, so
+batch-norm uses its running statistics and the same ``z`` always gives the same image. Early in training those
+statistics lag the train-mode batch statistics; the sample grids show what evaluation sees.
+
+**Checkpoints** hold, besides weights and optimizer states: the EMA weights and the fixed noise (both buffers or
+submodules), the step counters and the RNG states, so ``fit --ckpt_path last`` continues where it stopped. The
+RNG state is restored at ``on_train_start``, after the sanity check, so a resumed run draws the same noise as an
+uninterrupted one (bit-exact at epoch boundaries on one process). Under DDP each rank reseeds from the restored
+state plus its rank: ranks must not draw the same noise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_gans.ema import EMA
+
+_CKPT_KEY = "lightning_gans"
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The network inside a DistributedDataParallel wrapper (or the network itself)."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+class GANModule(L.LightningModule):
+    """Base of all families: hold ``image_shape``/``num_classes`` (linked from the datamodule) and sampling state.
+
+    Subclasses call ``super().__init__(...)`` first, then build ``self.generator`` (and the rest), then
+    ``self.configure_ema()``.
+
+    Args:
+        image_shape: (C, H, W) of the images the generator makes; linked from the datamodule by the CLI.
+        num_classes: number of classes of the data (0 when unlabelled); linked from the datamodule.
+        latent_dim: size of the noise vector z.
+        n_critic: discriminator steps per generator step.
+        ema_decay: decay of the EMA copy of the generator used for sampling and evaluation; 0 turns it off.
+        num_grid_samples: images in the fixed-noise sample grid.
+    """
+
+    #: True for class-conditional families: ``sample`` then draws labels when none are given.
+    conditional: bool = False
+
+    def __init__(
+        self,
+        *,
+        image_shape: tuple[int, ...] = (1, 28, 28),
+        num_classes: int = 0,
+        latent_dim: int = 100,
+        n_critic: int = 1,
+        ema_decay: float = 0.0,
+        num_grid_samples: int = 64,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        image_shape = tuple(int(s) for s in image_shape)
+        if len(image_shape) not in (1, 3) or min(image_shape) < 1:
+            raise ValueError(f"image_shape must be (C, H, W) (or (D,) for points), got {image_shape}")
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be at least 1, got {latent_dim}")
+        if n_critic < 1:
+            raise ValueError(f"n_critic must be at least 1, got {n_critic}")
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 turns EMA off), got {ema_decay}")
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be 0 or more, got {num_classes}")
+        if self.conditional and num_classes < 1:
+            raise ValueError(
+                f"{type(self).__name__} is class-conditional and needs num_classes >= 1; use a labelled datamodule "
+                "(its num_classes is linked into the model) or set model.init_args.num_classes"
+            )
+        self.image_shape = image_shape
+        self.num_classes = num_classes
+        self.latent_dim = latent_dim
+        self.n_critic = n_critic
+        self.ema_decay = ema_decay
+        self.generator_ema: EMA | None = None
+        self.d_steps = 0
+        self.g_steps = 0
+        self._pending_rng: dict[str, Any] | None = None
+        self.predict_request: dict[str, Any] = {"num_samples": 64, "label": None, "seed": 0, "batch_size": 64}
+        # Fixed noise for sample grids: seeded on its own, so grids of two runs with other seeds compare.
+        gen = torch.Generator().manual_seed(20140610)
+        self.register_buffer("fixed_noise", torch.randn(num_grid_samples, latent_dim, generator=gen))
+        labels = torch.arange(num_grid_samples) % max(num_classes, 1)
+        self.register_buffer("fixed_labels", labels if self.conditional else labels[:0])
+
+    # ------------------------------------------------------------------ construction helpers
+    def configure_ema(self) -> None:
+        """Create the EMA copy of ``self.generator`` when ``ema_decay`` > 0. Call once G is built."""
+        if self.ema_decay > 0:
+            self.generator_ema = EMA(self.generator, self.ema_decay)
+
+    # ------------------------------------------------------------------ sampling
+    def noise(self, n: int) -> Tensor:
+        """``n`` latent vectors z ~ N(0, I) on the module's device."""
+        return torch.randn(n, self.latent_dim, device=self.device)
+
+    def sampling_generator(self, use_ema: bool = True) -> nn.Module:
+        """The network that makes samples: the EMA copy when there is one (and ``use_ema``), else G itself."""
+        if use_ema and self.generator_ema is not None:
+            return self.generator_ema.module
+        return unwrap(self.generator)
+
+    def generate(self, generator: nn.Module, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Map noise (and labels) to images with ``generator``. Families with other inputs override this."""
+        return generator(z) if labels is None else generator(z, labels)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int | None = None,
+        *,
+        z: Tensor | None = None,
+        labels: Tensor | None = None,
+        use_ema: bool = True,
+    ) -> Tensor:
+        """Generate images in [-1, 1] on the module's device (eval mode, no grad, EMA generator when on).
+
+        Give either ``n`` (fresh noise) or ``z``. Conditional families draw uniform labels when none are given.
+        """
+        if z is None:
+            if n is None:
+                raise ValueError("sample() needs n (how many) or z (the noise)")
+            z = self.noise(n)
+        z = z.to(self.device)
+        if self.conditional:
+            if labels is None:
+                labels = torch.randint(self.num_classes, (z.shape[0],), device=self.device)
+            labels = labels.to(self.device)
+            if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+                raise ValueError(f"labels must be in [0, {self.num_classes}), got {labels.min()}..{labels.max()}")
+        else:
+            labels = None
+        generator = self.sampling_generator(use_ema)
+        was_training = generator.training
+        generator.eval()
+        try:
+            images = self.generate(generator, z, labels)
+        finally:
+            generator.train(was_training)
+        return images.clamp(-1.0, 1.0)
+
+    def grid_images(self) -> Tensor:
+        """Images for the sample-grid callback: the fixed noise (and fixed labels) through ``sample``."""
+        labels = self.fixed_labels if self.conditional else None
+        return self.sample(z=self.fixed_noise, labels=labels)
+
+    # ------------------------------------------------------------------ training-step helpers
+    def should_step_generator(self) -> bool:
+        """True when the D steps done so far call for a G step (every ``n_critic`` D steps)."""
+        return self.d_steps % self.n_critic == 0
+
+    def after_discriminator_step(self, **losses: Tensor) -> None:
+        """Count a D update and log its losses under ``train/``."""
+        self.d_steps += 1
+        self._log_losses(losses)
+        self.log("train/d_steps", float(self.d_steps), on_step=True, on_epoch=False)
+
+    def after_generator_step(self, **losses: Tensor) -> None:
+        """Count a G update, move the EMA copy and log the losses under ``train/``."""
+        self.g_steps += 1
+        if self.generator_ema is not None:
+            self.generator_ema.update(unwrap(self.generator))
+        self._log_losses(losses)
+        self.log("train/g_steps", float(self.g_steps), on_step=True, on_epoch=False)
+
+    def _log_losses(self, losses: dict[str, Tensor]) -> None:
+        for name, value in losses.items():
+            self.log(f"train/{name}", value.detach(), on_step=True, on_epoch=False, prog_bar=name.endswith("loss"))
+
+    # ------------------------------------------------------------------ loops
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Nothing by default: evaluation (sample grids, FID, ...) lives in callbacks that read the batches."""
+        return None
+
+    def predict_dataloader(self) -> DataLoader:
+        """Noise for ``predict``: ``predict_request`` (set by the image-writer callback) says how many and which label."""
+        req = self.predict_request
+        n = int(req["num_samples"])
+        gen = torch.Generator().manual_seed(int(req["seed"]))
+        z = torch.randn(n, self.latent_dim, generator=gen)
+        if req["label"] is not None:
+            if not self.conditional:
+                raise ValueError(f"{type(self).__name__} is not class-conditional: it cannot generate a chosen label")
+            if not 0 <= int(req["label"]) < self.num_classes:
+                raise ValueError(f"label must be in [0, {self.num_classes}), got {req['label']}")
+            labels = torch.full((n,), int(req["label"]), dtype=torch.long)
+        else:
+            labels = torch.randint(max(self.num_classes, 1), (n,), generator=gen)
+        return DataLoader(TensorDataset(torch.arange(n), z, labels), batch_size=int(req["batch_size"]))
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        """Generated images with their file names, for :class:`lightning_gans.callbacks.ImageWriter`."""
+        index, z, labels = batch
+        images = self.sample(z=z, labels=labels if self.conditional else None)
+        return {"images": images, "names": [f"{int(i):06d}.png" for i in index]}
+
+    # ------------------------------------------------------------------ checkpoint & RNG
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[_CKPT_KEY] = {
+            "d_steps": self.d_steps,
+            "g_steps": self.g_steps,
+            "rng_states": _collect_rng_states(include_cuda=torch.cuda.is_available()),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get(_CKPT_KEY)
+        if state is None:
+            return
+        self.d_steps = int(state["d_steps"])
+        self.g_steps = int(state["g_steps"])
+        self._pending_rng = state.get("rng_states")
+
+    def on_train_start(self) -> None:
+        if self._pending_rng is not None:
+            rng = dict(self._pending_rng)
+            if not torch.cuda.is_available():
+                rng.pop("torch.cuda", None)
+            _set_rng_states(rng)
+            self._pending_rng = None
+        if self.trainer.world_size > 1:
+            # Ranks seeded alike would draw identical noise: offset each rank's stream by its rank.
+            base = int(torch.randint(0, 2**31 - 1, ()).item())
+            torch.manual_seed(base + self.trainer.global_rank)
+
+    # ------------------------------------------------------------------ helpers for families
+    @property
+    def image_numel(self) -> int:
+        return math.prod(self.image_shape)

@@ -1,0 +1,99 @@
+"""Adversarial losses on discriminator logits, chosen by name.
+
+Every function takes raw logits (never probabilities: mixed precision refuses Sigmoid + BCE) and returns a scalar
+to *minimise*. The discriminator minimises ``discriminator_loss``; the generator minimises ``generator_loss``.
+
+=================  ============================================  ====================================
+name               discriminator                                 generator
+=================  ============================================  ====================================
+``nonsaturating``  BCE: softplus(-D(x)) + softplus(D(G(z)))      softplus(-D(G(z))) = -log sigmoid
+``minimax``        same as nonsaturating                         -softplus(D(G(z))) = log(1 - sigmoid)
+``hinge``          relu(1 - D(x)) + relu(1 + D(G(z)))            -D(G(z))
+``wasserstein``    D(G(z)) - D(x)                                -D(G(z))
+``lsgan``          1/2 (D(x) - 1)^2 + 1/2 D(G(z))^2              1/2 (D(G(z)) - 1)^2
+=================  ============================================  ====================================
+
+Goodfellow et al. 2014 (minimax and the non-saturating trick), Lim & Ye 2017 / Miyato et al. 2018 (hinge),
+Arjovsky et al. 2017 (Wasserstein), Mao et al. 2017 (least squares, a=0, b=c=1). Each term is averaged over all
+logits, so patch discriminators (one logit per patch) work unchanged.
+
+One-sided label smoothing (Salimans et al. 2016) is ``real_label < 1`` for the losses that have targets
+(nonsaturating, minimax, lsgan); hinge and wasserstein have no target to smooth and refuse it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+LOSSES: tuple[str, ...] = ("nonsaturating", "minimax", "hinge", "wasserstein", "lsgan")
+_SMOOTHABLE = ("nonsaturating", "minimax", "lsgan")
+
+
+def check_loss_name(name: str) -> str:
+    """Return ``name`` if it is a known adversarial loss, else raise with the valid names."""
+    if name not in LOSSES:
+        raise ValueError(f"Unknown adversarial loss {name!r}. Valid losses: {', '.join(LOSSES)}.")
+    return name
+
+
+def check_real_label(name: str, real_label: float) -> float:
+    """Validate a one-sided label-smoothing target for loss ``name``."""
+    if not 0.0 < real_label <= 1.0:
+        raise ValueError(f"real_label must be in (0, 1], got {real_label}")
+    if real_label != 1.0 and name not in _SMOOTHABLE:
+        raise ValueError(
+            f"Label smoothing (real_label={real_label}) has no meaning for the {name!r} loss, which has no target; "
+            f"use it with one of {', '.join(_SMOOTHABLE)} or set real_label to 1.0."
+        )
+    return real_label
+
+
+def discriminator_loss(name: str, real_logits: Tensor, fake_logits: Tensor, real_label: float = 1.0) -> Tensor:
+    """The discriminator's (critic's) loss for ``name``, given logits on real and on generated samples."""
+    check_loss_name(name)
+    check_real_label(name, real_label)
+    if name in ("nonsaturating", "minimax"):
+        if real_label == 1.0:
+            real_term = F.softplus(-real_logits).mean()  # -log sigmoid(D(x))
+        else:
+            real_term = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_label))
+        return real_term + F.softplus(fake_logits).mean()  # -log(1 - sigmoid(D(G(z))))
+    if name == "hinge":
+        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+    if name == "wasserstein":
+        return fake_logits.mean() - real_logits.mean()
+    # lsgan
+    return 0.5 * (real_logits - real_label).pow(2).mean() + 0.5 * fake_logits.pow(2).mean()
+
+
+def generator_loss(name: str, fake_logits: Tensor) -> Tensor:
+    """The generator's loss for ``name``, given the discriminator's logits on generated samples."""
+    check_loss_name(name)
+    if name == "nonsaturating":
+        return F.softplus(-fake_logits).mean()
+    if name == "minimax":
+        return -F.softplus(fake_logits).mean()
+    if name in ("hinge", "wasserstein"):
+        return -fake_logits.mean()
+    return 0.5 * (fake_logits - 1.0).pow(2).mean()
+
+
+def feature_matching_loss(real_features: Tensor | Sequence[Tensor], fake_features: Tensor | Sequence[Tensor]) -> Tensor:
+    """Feature matching (Salimans et al. 2016): squared distance between mean discriminator features.
+
+    ``||E[f(x)] - E[f(G(z))]||^2`` per feature layer, summed over layers. The real features are detached: only the
+    generator is pushed. Accepts one tensor or a list of per-layer tensors (batch first).
+    """
+    if isinstance(real_features, Tensor):
+        real_features, fake_features = [real_features], [fake_features]
+    if len(real_features) != len(fake_features):
+        raise ValueError(f"got {len(real_features)} real and {len(fake_features)} fake feature layers")
+    loss = fake_features[0].new_zeros(())
+    for real, fake in zip(real_features, fake_features):
+        diff = real.detach().flatten(1).mean(0) - fake.flatten(1).mean(0)
+        loss = loss + diff.pow(2).sum()
+    return loss
