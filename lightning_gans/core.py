@@ -3,11 +3,18 @@
 It holds no training step. Each family (one file in ``lightning_gans/models``) writes its own ``training_step``
 with manual optimisation, reading top to bottom like its paper's algorithm, and calls:
 
-- ``self.configure_ema()`` once its ``self.generator`` exists (a no-op when ``ema_decay`` is 0);
+- ``self.finalize_networks()`` once its networks exist (spectral-norm switches, then the EMA copy of G);
 - ``self.after_discriminator_step()`` after each D update and ``self.after_generator_step()`` after each G update
   (counters, EMA, logging);
 - ``self.should_step_generator()`` to honour ``n_critic`` (D steps per G step, one batch per D step, as in the
   WGAN paper).
+
+**The stabilisation toolbox** is a set of options every image family accepts (they are this base's arguments)
+and honours through a few hooks: ``d_input`` (DiffAugment and annealed instance noise on every discriminator
+input, real and fake, in the D and the G step), ``discriminator_penalty`` (gradient penalty, R1),
+``generator_feature_matching``, ``real_label`` (one-sided label smoothing), ``spectral_norm_d``/``_g``, the
+optimizer and learning rate of each network (TTUR), ``n_critic`` and ``ema_decay``. Families whose step is
+Goodfellow et al.'s Algorithm 1 call :func:`lightning_gans.steps.adversarial_step`, which uses all of them.
 
 **What ``trainer.max_steps`` means here.** With manual optimisation Lightning's ``global_step`` advances on every
 ``optimizer.step()``, of G and D alike: one batch with one D and one G step counts 2, and with ``n_critic=5``
@@ -38,7 +45,12 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, TensorDataset
 
+from lightning_gans.augment import annealed_std, diff_augment, instance_noise, parse_policy
 from lightning_gans.ema import EMA
+from lightning_gans.losses import feature_matching_loss
+from lightning_gans.networks.blocks import apply_spectral_norm
+from lightning_gans.optim import OPTIMIZERS, make_optimizer
+from lightning_gans.regularizers import gradient_penalty, r1_penalty
 
 _CKPT_KEY = "lightning_gans"
 
@@ -61,6 +73,23 @@ class GANModule(L.LightningModule):
         n_critic: discriminator steps per generator step.
         ema_decay: decay of the EMA copy of the generator used for sampling and evaluation; 0 turns it off.
         num_grid_samples: images in the fixed-noise sample grid.
+        optimizer_g: generator optimizer (adam, adamw, rmsprop, sgd).
+        optimizer_d: discriminator optimizer (adam, adamw, rmsprop, sgd).
+        lr_g: generator learning rate.
+        lr_d: discriminator learning rate (TTUR: lr_d > lr_g, e.g. 4e-4 vs 1e-4).
+        betas: Adam's betas for both networks (SGD uses the first as momentum).
+        diffaugment: DiffAugment policy applied to every D input, real and fake, e.g. "color,translation,cutout"
+            ("" = off). Cures a discriminator that overfits small data.
+        instance_noise: std of Gaussian noise added to every D input (0 = off). Cures vanishing gradients from a
+            too-strong D early on.
+        instance_noise_anneal_steps: G steps over which instance_noise decays linearly to 0 (0 = constant).
+        real_label: target for real samples in the D loss; < 1 is one-sided label smoothing (over-confident D).
+        feature_matching: weight of the feature-matching term in G's loss (0 = off). Cures mode collapse and an
+            over-trained D.
+        gradient_penalty: weight of the WGAN-GP gradient penalty in D's loss (0 = off; the paper uses 10).
+        r1_gamma: gamma of the R1 penalty on real samples in D's loss (0 = off). Cures oscillation.
+        spectral_norm_d: spectral norm on every layer of D (Lipschitz D; strong-D cure).
+        spectral_norm_g: spectral norm on every layer of G.
     """
 
     #: True for class-conditional families: ``sample`` then draws labels when none are given.
@@ -75,6 +104,20 @@ class GANModule(L.LightningModule):
         n_critic: int = 1,
         ema_decay: float = 0.0,
         num_grid_samples: int = 64,
+        optimizer_g: str = "adam",
+        optimizer_d: str = "adam",
+        lr_g: float = 2e-4,
+        lr_d: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        diffaugment: str = "",
+        instance_noise: float = 0.0,
+        instance_noise_anneal_steps: int = 0,
+        real_label: float = 1.0,
+        feature_matching: float = 0.0,
+        gradient_penalty: float = 0.0,
+        r1_gamma: float = 0.0,
+        spectral_norm_d: bool = False,
+        spectral_norm_g: bool = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -94,6 +137,27 @@ class GANModule(L.LightningModule):
                 f"{type(self).__name__} is class-conditional and needs num_classes >= 1; use a labelled datamodule "
                 "(its num_classes is linked into the model) or set model.init_args.num_classes"
             )
+        for name in (optimizer_g, optimizer_d):
+            if name not in OPTIMIZERS:
+                raise ValueError(f"Unknown optimizer {name!r}. Valid optimizers: {', '.join(OPTIMIZERS)}.")
+        for name, value in (("instance_noise", instance_noise), ("feature_matching", feature_matching),
+                            ("gradient_penalty", gradient_penalty), ("r1_gamma", r1_gamma)):
+            if value < 0:
+                raise ValueError(f"{name} must be 0 (off) or positive, got {value}")
+        if diffaugment and len(image_shape) != 3:
+            raise ValueError("diffaugment works on images (C, H, W); this data has shape " f"{image_shape}")
+        self.diffaugment = parse_policy(diffaugment)
+        self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
+        self.lr_g, self.lr_d, self.betas = lr_g, lr_d, tuple(betas)
+        self.instance_noise_std = instance_noise
+        self.instance_noise_anneal_steps = instance_noise_anneal_steps
+        if not 0.0 < real_label <= 1.0:
+            raise ValueError(f"real_label must be in (0, 1] (1 = no label smoothing), got {real_label}")
+        self.real_label = real_label
+        self.feature_matching_weight = feature_matching
+        self.gradient_penalty_weight = gradient_penalty
+        self.r1_gamma = r1_gamma
+        self.spectral_norm_d, self.spectral_norm_g = spectral_norm_d, spectral_norm_g
         self.image_shape = image_shape
         self.num_classes = num_classes
         self.latent_dim = latent_dim
@@ -111,10 +175,28 @@ class GANModule(L.LightningModule):
         self.register_buffer("fixed_labels", labels if self.conditional else labels[:0])
 
     # ------------------------------------------------------------------ construction helpers
-    def configure_ema(self) -> None:
-        """Create the EMA copy of ``self.generator`` when ``ema_decay`` > 0. Call once G is built."""
+    def finalize_networks(self) -> None:
+        """Apply the spectral-norm switches, then create the EMA copy of G. Call once the networks are built."""
+        if self.spectral_norm_d:
+            apply_spectral_norm(self.discriminator)
+        if self.spectral_norm_g:
+            apply_spectral_norm(self.generator)
         if self.ema_decay > 0:
             self.generator_ema = EMA(self.generator, self.ema_decay)
+
+    def generator_parameters(self):
+        """Parameters the G optimizer updates (override for G + encoder, two generators, ...)."""
+        return self.generator.parameters()
+
+    def discriminator_parameters(self):
+        """Parameters the D optimizer updates."""
+        return self.discriminator.parameters()
+
+    def configure_optimizers(self):
+        """Two optimizers, G first, D second, each with its own name and learning rate (TTUR)."""
+        opt_g = make_optimizer(self.generator_parameters(), self.optimizer_g, self.lr_g, self.betas)
+        opt_d = make_optimizer(self.discriminator_parameters(), self.optimizer_d, self.lr_d, self.betas)
+        return opt_g, opt_d
 
     # ------------------------------------------------------------------ sampling
     def noise(self, n: int) -> Tensor:
@@ -172,6 +254,40 @@ class GANModule(L.LightningModule):
         return self.sample(z=self.fixed_noise, labels=labels)
 
     # ------------------------------------------------------------------ training-step helpers
+    def discriminate(self, x: Tensor, labels: Tensor | None = None, return_features: bool = False):
+        """D on a batch already passed through :meth:`d_input`. Families whose D takes more inputs override."""
+        kwargs = {"return_features": True} if return_features else {}
+        if labels is None:
+            return self.discriminator(x, **kwargs)
+        return self.discriminator(x, labels, **kwargs)
+
+    def d_input(self, x: Tensor) -> Tensor:
+        """What D sees of any sample, real or fake: DiffAugment, then (annealed) instance noise."""
+        if self.diffaugment:
+            x = diff_augment(x, ",".join(self.diffaugment))
+        std = annealed_std(self.instance_noise_std, self.g_steps, self.instance_noise_anneal_steps)
+        if std > 0:
+            x = instance_noise(x, std)
+        return x
+
+    def discriminator_penalty(self, real: Tensor, fake: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
+        """The weighted regularisers of D's loss that are switched on: ``{"gp": ..., "r1": ...}``."""
+        terms: dict[str, Tensor] = {}
+        if self.gradient_penalty_weight > 0:
+            critic = lambda x: self.discriminate(self.d_input(x), labels)  # noqa: E731
+            terms["gp"] = self.gradient_penalty_weight * gradient_penalty(critic, real, fake)
+        if self.r1_gamma > 0:
+            real = real.detach().requires_grad_(True)
+            terms["r1"] = 0.5 * self.r1_gamma * r1_penalty(self.discriminate(self.d_input(real), labels), real)
+        return terms
+
+    def generator_feature_matching(self, real: Tensor, fake: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Weighted feature matching (Salimans et al. 2016) between D's features of real and generated batches."""
+        with torch.no_grad():
+            _, real_features = self.discriminate(self.d_input(real), labels, return_features=True)
+        _, fake_features = self.discriminate(self.d_input(fake), labels, return_features=True)
+        return self.feature_matching_weight * feature_matching_loss(real_features, fake_features)
+
     def should_step_generator(self) -> bool:
         """True when the D steps done so far call for a G step (every ``n_critic`` D steps)."""
         return self.d_steps % self.n_critic == 0

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from lightning_gans.core import GANModule
-from lightning_gans.losses import check_loss_name, discriminator_loss, generator_loss
+from lightning_gans.losses import check_loss_name, check_real_label
 from lightning_gans.networks.dcgan import DCGANDiscriminator, DCGANGenerator
-from lightning_gans.optim import make_optimizer
+from lightning_gans.steps import adversarial_step
 
 
 class DCGAN(GANModule):
@@ -26,12 +26,8 @@ class DCGAN(GANModule):
         g_channels: channels of G's last hidden layer (the paper's ngf).
         d_channels: channels of D's first layer (the paper's ndf).
         d_batch_norm: batch norm in D (turn off for a gradient-penalty critic).
-        optimizer: optimizer for both networks (adam, adamw, rmsprop, sgd).
-        lr_g: generator learning rate.
-        lr_d: discriminator learning rate.
-        betas: Adam's betas (SGD uses the first as momentum).
-        **kwargs: the shared options of :class:`lightning_gans.core.GANModule` (image_shape, latent_dim, n_critic,
-            ema_decay, ...).
+        **kwargs: the options every family shares (:class:`lightning_gans.core.GANModule`): image_shape,
+            latent_dim, n_critic, ema_decay, optimizers and learning rates, and the stabilisation toolbox.
     """
 
     def __init__(
@@ -41,43 +37,16 @@ class DCGAN(GANModule):
         g_channels: int = 64,
         d_channels: int = 64,
         d_batch_norm: bool = True,
-        optimizer: str = "adam",
-        lr_g: float = 2e-4,
-        lr_d: float = 2e-4,
-        betas: tuple[float, float] = (0.5, 0.999),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.save_hyperparameters()
         self.loss = check_loss_name(loss)
+        check_real_label(loss, self.real_label)
         self.generator = DCGANGenerator(self.latent_dim, self.image_shape, g_channels)
         self.discriminator = DCGANDiscriminator(self.image_shape, d_channels, d_batch_norm)
-        self.configure_ema()
+        self.finalize_networks()
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, (tuple, list)) else batch
-        opt_g, opt_d = self.optimizers()
-
-        # D step: real images should score high, G(z) low. D sees real and fake in separate batches (batch norm).
-        with self.toggled_optimizer(opt_d):
-            fake = self.generator(self.noise(real.shape[0])).detach()
-            d_loss = discriminator_loss(self.loss, self.discriminator(real), self.discriminator(fake))
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss)
-            opt_d.step()
-        self.after_discriminator_step(d_loss=d_loss)
-
-        # G step (every n_critic D steps): make D score fresh samples G(z) as real.
-        if self.should_step_generator():
-            with self.toggled_optimizer(opt_g):
-                g_loss = generator_loss(self.loss, self.discriminator(self.generator(self.noise(real.shape[0]))))
-                opt_g.zero_grad(set_to_none=True)
-                self.manual_backward(g_loss)
-                opt_g.step()
-            self.after_generator_step(g_loss=g_loss)
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        opt_g = make_optimizer(self.generator.parameters(), hp.optimizer, hp.lr_g, hp.betas)
-        opt_d = make_optimizer(self.discriminator.parameters(), hp.optimizer, hp.lr_d, hp.betas)
-        return opt_g, opt_d
+        adversarial_step(self, real, loss=self.loss)
