@@ -36,11 +36,13 @@ state plus its rank: ranks must not draw the same noise.
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
+
+import numpy as np
 
 import lightning as L
 import torch
-from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, TensorDataset
@@ -53,6 +55,30 @@ from lightning_gans.optim import OPTIMIZERS, make_optimizer
 from lightning_gans.regularizers import gradient_penalty, r1_penalty
 
 _CKPT_KEY = "lightning_gans"
+
+
+def rng_states() -> dict[str, Any]:
+    """torch (CPU and CUDA), numpy and Python RNG states as tensors and plain tuples (``weights_only``-safe)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        states["torch.cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore what :func:`rng_states` saved (CUDA states only where CUDA is there)."""
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "torch.cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["torch.cuda"])
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -69,7 +95,7 @@ class GANModule(L.LightningModule):
     Args:
         image_shape: (C, H, W) of the images the generator makes; linked from the datamodule by the CLI.
         num_classes: number of classes of the data (0 when unlabelled); linked from the datamodule.
-        latent_dim: size of the noise vector z.
+        latent_dim: size of the noise vector z (0 for families that translate images instead).
         n_critic: discriminator steps per generator step.
         ema_decay: decay of the EMA copy of the generator used for sampling and evaluation; 0 turns it off.
         num_grid_samples: images in the fixed-noise sample grid.
@@ -124,8 +150,8 @@ class GANModule(L.LightningModule):
         image_shape = tuple(int(s) for s in image_shape)
         if len(image_shape) not in (1, 3) or min(image_shape) < 1:
             raise ValueError(f"image_shape must be (C, H, W) (or (D,) for points), got {image_shape}")
-        if latent_dim < 1:
-            raise ValueError(f"latent_dim must be at least 1, got {latent_dim}")
+        if latent_dim < 0:
+            raise ValueError(f"latent_dim must be 0 (no noise: image-to-image) or more, got {latent_dim}")
         if n_critic < 1:
             raise ValueError(f"n_critic must be at least 1, got {n_critic}")
         if not 0.0 <= ema_decay < 1.0:
@@ -342,7 +368,7 @@ class GANModule(L.LightningModule):
         checkpoint[_CKPT_KEY] = {
             "d_steps": self.d_steps,
             "g_steps": self.g_steps,
-            "rng_states": _collect_rng_states(include_cuda=torch.cuda.is_available()),
+            "rng_states": rng_states(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -355,10 +381,7 @@ class GANModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         if self._pending_rng is not None:
-            rng = dict(self._pending_rng)
-            if not torch.cuda.is_available():
-                rng.pop("torch.cuda", None)
-            _set_rng_states(rng)
+            set_rng_states(self._pending_rng)
             self._pending_rng = None
         if self.trainer.world_size > 1:
             # Ranks seeded alike would draw identical noise: offset each rank's stream by its rank.
