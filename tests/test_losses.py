@@ -1,0 +1,127 @@
+"""Each adversarial loss and regulariser against its written formula, on hand-made logits."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lightning_gans.losses import LOSSES, discriminator_loss, feature_matching_loss, generator_loss
+from lightning_gans.regularizers import gradient_penalty, r1_penalty
+
+REAL = torch.tensor([2.0, -1.0, 0.5])
+FAKE = torch.tensor([-3.0, 0.0, 1.5])
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
+
+
+def test_nonsaturating_is_bce_on_probabilities():
+    d = mean(-math.log(sigmoid(r)) for r in REAL.tolist()) + mean(-math.log(1 - sigmoid(f)) for f in FAKE.tolist())
+    g = mean(-math.log(sigmoid(f)) for f in FAKE.tolist())
+    assert discriminator_loss("nonsaturating", REAL, FAKE).item() == pytest.approx(d, rel=1e-6)
+    assert generator_loss("nonsaturating", FAKE).item() == pytest.approx(g, rel=1e-6)
+
+
+def test_minimax_generator_minimises_log_one_minus_d():
+    g = mean(math.log(1 - sigmoid(f)) for f in FAKE.tolist())
+    assert generator_loss("minimax", FAKE).item() == pytest.approx(g, rel=1e-6)
+    assert discriminator_loss("minimax", REAL, FAKE).item() == pytest.approx(
+        discriminator_loss("nonsaturating", REAL, FAKE).item()
+    )
+
+
+def test_hinge():
+    d = mean(max(0.0, 1 - r) for r in REAL.tolist()) + mean(max(0.0, 1 + f) for f in FAKE.tolist())
+    assert discriminator_loss("hinge", REAL, FAKE).item() == pytest.approx(d)
+    assert generator_loss("hinge", FAKE).item() == pytest.approx(-mean(FAKE.tolist()))
+
+
+def test_wasserstein():
+    assert discriminator_loss("wasserstein", REAL, FAKE).item() == pytest.approx(mean(FAKE.tolist()) - mean(REAL.tolist()))
+    assert generator_loss("wasserstein", FAKE).item() == pytest.approx(-mean(FAKE.tolist()))
+
+
+def test_lsgan():
+    d = 0.5 * mean((r - 1) ** 2 for r in REAL.tolist()) + 0.5 * mean(f**2 for f in FAKE.tolist())
+    g = 0.5 * mean((f - 1) ** 2 for f in FAKE.tolist())
+    assert discriminator_loss("lsgan", REAL, FAKE).item() == pytest.approx(d)
+    assert generator_loss("lsgan", FAKE).item() == pytest.approx(g)
+
+
+def test_one_sided_label_smoothing_changes_only_the_real_term():
+    smooth = 0.9
+    real_term = mean(-(smooth * math.log(sigmoid(r)) + (1 - smooth) * math.log(1 - sigmoid(r))) for r in REAL.tolist())
+    fake_term = mean(-math.log(1 - sigmoid(f)) for f in FAKE.tolist())
+    got = discriminator_loss("nonsaturating", REAL, FAKE, real_label=smooth).item()
+    assert got == pytest.approx(real_term + fake_term, rel=1e-6)
+    lsgan = 0.5 * mean((r - smooth) ** 2 for r in REAL.tolist()) + 0.5 * mean(f**2 for f in FAKE.tolist())
+    assert discriminator_loss("lsgan", REAL, FAKE, real_label=smooth).item() == pytest.approx(lsgan)
+
+
+@pytest.mark.parametrize("name", ["hinge", "wasserstein"])
+def test_label_smoothing_refused_where_meaningless(name):
+    with pytest.raises(ValueError, match="no target"):
+        discriminator_loss(name, REAL, FAKE, real_label=0.9)
+
+
+def test_unknown_loss_lists_valid_names():
+    with pytest.raises(ValueError) as err:
+        generator_loss("wgan", FAKE)
+    for name in LOSSES:
+        assert name in str(err.value)
+    with pytest.raises(ValueError, match="Unknown adversarial loss 'bce'"):
+        discriminator_loss("bce", REAL, FAKE)
+
+
+def test_losses_take_patch_logits():
+    real, fake = torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
+    for name in LOSSES:
+        assert discriminator_loss(name, real, fake).dim() == 0
+        assert generator_loss(name, fake).dim() == 0
+
+
+def test_feature_matching_is_squared_distance_of_means():
+    real = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    fake = torch.tensor([[0.0, 0.0], [2.0, 2.0]], requires_grad=True)
+    # means: real (2, 3), fake (1, 1) -> (1^2 + 2^2) = 5
+    loss = feature_matching_loss(real, fake)
+    assert loss.item() == pytest.approx(5.0)
+    loss.backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+    assert feature_matching_loss([real, real], [fake, fake]).item() == pytest.approx(10.0)
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    # D(x) = w . x has gradient w everywhere: penalty = (|w| - 1)^2
+    w = torch.tensor([3.0, 4.0])
+    critic = lambda x: x @ w  # noqa: E731
+    real, fake = torch.randn(5, 2), torch.randn(5, 2)
+    assert gradient_penalty(critic, real, fake).item() == pytest.approx((5.0 - 1.0) ** 2)
+
+
+def test_gradient_penalty_backpropagates_to_critic_weights():
+    lin = torch.nn.Linear(3, 1)
+    penalty = gradient_penalty(lambda x: lin(x).squeeze(1), torch.randn(4, 3), torch.randn(4, 3))
+    penalty.backward()
+    assert lin.weight.grad is not None and lin.weight.grad.abs().sum() > 0
+
+
+def test_r1_of_a_quadratic_critic():
+    # D(x) = sum(x^2) -> grad 2x -> ||grad||^2 = 4 |x|^2
+    x = torch.tensor([[1.0, 2.0], [0.0, 3.0]], requires_grad=True)
+    logits = (x**2).sum(dim=1)
+    assert r1_penalty(logits, x).item() == pytest.approx(mean([4 * 5.0, 4 * 9.0]))
+
+
+def test_r1_needs_grad_on_inputs():
+    x = torch.randn(2, 3)
+    with pytest.raises(ValueError, match="requires_grad_"):
+        r1_penalty(x.sum(1), x)
