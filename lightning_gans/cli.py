@@ -6,6 +6,7 @@
   ``--optimizer``/``--lr_scheduler`` flag is refused (LightningCLI would otherwise replace a GAN's two optimizers
   by one over all parameters, with only a warning).
 - ``parser_mode="omegaconf"``: ``${...}`` interpolation inside one config file.
+- ``predict`` uses the datamodule's predict set when it has one (image-to-image), else the model's noise.
 - ``--writer.*`` configures :class:`~lightning_gans.callbacks.ImageWriter` (where ``predict`` writes images).
 - The config of each run is saved in the run's own versioned folder (for W&B too), never over an earlier one,
   and sent to W&B when that is the logger.
@@ -22,6 +23,7 @@ import lightning as L
 import yaml
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 import datamodules  # noqa: F401  (registers the datamodules as subclasses for --data NAME)
 import lightning_gans.models  # noqa: F401  (registers the families for --model NAME)
@@ -79,6 +81,16 @@ class GANCLI(LightningCLI):
         if "return_predictions" in parser.get_defaults():
             # Images go to files through the writer; keeping them all in memory too is what runs out of RAM.
             parser.set_defaults(return_predictions=False)
+
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        datamodule = kwargs.get("datamodule")
+        if subcommand == "predict" and datamodule is not None and not is_overridden(
+            "predict_dataloader", datamodule, L.LightningDataModule
+        ):
+            # No predict set in the data (MNIST, CelebA): noise families predict from their own noise loader.
+            kwargs["datamodule"] = None
+        return kwargs
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
