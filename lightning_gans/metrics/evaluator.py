@@ -228,7 +228,8 @@ class GenerativeMetrics(nn.Module):
     def compute(self) -> dict[str, Tensor]:
         """All requested metrics as scalar tensors (synchronised over processes; collective under DDP)."""
         n_real, n_fake = self.global_counts()
-        if n_real < 2 or n_fake < 2:
+        needs_real = any(m in self.metrics for m in ("fid", "kid", "precision_recall"))
+        if n_fake < 2 or (needs_real and n_real < 2):
             raise RuntimeError(f"need at least 2 real and 2 generated samples, got {n_real} and {n_fake}")
         self._collapse_lists()
         out: dict[str, Tensor] = {}

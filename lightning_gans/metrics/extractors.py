@@ -255,7 +255,8 @@ class LocalInception(_InceptionInput):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated, the file is TorchScript
             self.net = torch.jit.load(str(self.path), map_location="cpu").eval()
-        self.net.requires_grad_(False)
+        for p in self.net.parameters():  # ScriptModules have no requires_grad_()
+            p.requires_grad_(False)
 
     def cache_id(self) -> dict:
         return {"name": self.name, "sha1": file_digest(self.path), "resize": self.resize_mode, "quantize": 8}
