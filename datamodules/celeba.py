@@ -33,6 +33,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
@@ -40,7 +41,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from datamodules.base import DatasetNotFoundError, ImageDataModule, missing_data_message, resolve_data_dir
-from datamodules.transforms import list_images, load_image, to_signed_tensor
+from datamodules.transforms import list_image_names, load_image, to_signed_tensor
 
 PARTITIONS = {"train": 0, "val": 1, "test": 2}
 
@@ -49,22 +50,25 @@ class CelebADataset(Dataset):
     """Face images and their targets: ``(Float[3, S, S] in [-1, 1], Long target)``.
 
     Args:
-        files: image files.
+        folder: the image folder.
+        names: file names in it.
         targets: one row (or scalar) per file.
         image_size: side of the output images.
         crop_fraction: side of the centre square crop as a fraction of the shorter image side.
     """
 
-    def __init__(self, files: list[Path], targets: torch.Tensor, image_size: int = 64, crop_fraction: float = 1.0):
-        if len(files) != len(targets):
-            raise ValueError(f"{len(files)} files but {len(targets)} targets")
-        self.files = files
+    def __init__(self, folder: Path, names: list[str], targets: torch.Tensor, image_size: int = 64,
+                 crop_fraction: float = 1.0):  # fmt: skip
+        if len(names) != len(targets):
+            raise ValueError(f"{len(names)} files but {len(targets)} targets")
+        self.folder = folder
+        self.names = names
         self.targets = targets
         self.image_size = image_size
         self.crop_fraction = crop_fraction
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.names)
 
     def transform(self, img: Image.Image) -> torch.Tensor:
         side = max(1, round(self.crop_fraction * min(img.size)))
@@ -73,11 +77,12 @@ class CelebADataset(Dataset):
         return to_signed_tensor(img)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.transform(load_image(self.files[index], "RGB")), self.targets[index]
+        return self.transform(load_image(self.folder / self.names[index], "RGB")), self.targets[index]
 
 
-def read_attributes(path: Path) -> tuple[list[str], dict[str, list[int]], int | None]:
-    """Attribute names, ``{file name: [40 values in {-1, 1}]}`` and the image count the header claims (None for CSV).
+def read_attributes(path: Path) -> tuple[list[str], dict[str, int], np.ndarray, int | None]:
+    """Attribute names, ``{file name: row}``, the values Int8[rows, attributes] in {-1, 1}, and the image count the
+    header claims (None for CSV).
 
     Reads the official text format (count line, names line, ``name v1 ... v40`` rows) and Kaggle's CSV.
     """
@@ -93,17 +98,32 @@ def read_attributes(path: Path) -> tuple[list[str], dict[str, list[int]], int | 
                 "attribute names, then one line per image ('000001.jpg -1 1 ...'), or Kaggle's CSV"
             )
         header_count, names, body, first = int(rows[0][0]), rows[1], rows[2:], 3
-    table = {}
-    for lineno, row in enumerate(body, start=first):
-        if len(row) != len(names) + 1:
-            raise DatasetNotFoundError(
-                f"'{path}' line {lineno}: expected a file name and {len(names)} values, got {len(row)} fields"
-            )
-        try:
-            table[row[0]] = [int(v) for v in row[1:]]
-        except ValueError as err:
-            raise DatasetNotFoundError(f"'{path}' line {lineno}: {err}") from err
-    return names, table, header_count
+    index = {row[0]: i for i, row in enumerate(body)}
+    width = len(names)
+    values = None
+    if len(index) == len(body) and all(len(row) == width + 1 for row in body):
+        values = _parse_ints(" ".join(" ".join(row[1:]) for row in body), len(body), width)
+    if values is None:  # find the line to blame
+        seen = set()
+        for lineno, row in enumerate(body, start=first):
+            if len(row) != width + 1 or not all(v.lstrip("-").isdigit() for v in row[1:]):
+                raise DatasetNotFoundError(f"'{path}' line {lineno}: expected a file name and {width} integer "
+                                           f"values, got {' '.join(row)!r}")  # fmt: skip
+            if row[0] in seen:
+                raise DatasetNotFoundError(f"'{path}' line {lineno}: a second row for {row[0]}")
+            seen.add(row[0])
+    return names, index, values.astype(np.int8), header_count
+
+
+def _parse_ints(text: str, rows: int, width: int) -> np.ndarray | None:
+    """Whitespace-separated integers -> Int64[rows, width], parsed in C; None when a token is not an integer."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # older NumPy warns instead of raising on a bad token
+            flat = np.fromstring(text, dtype=np.int64, sep=" ") if rows else np.zeros(0, dtype=np.int64)
+    except (ValueError, DeprecationWarning):
+        return None
+    return flat.reshape(rows, width) if flat.size == rows * width else None
 
 
 def read_partition(path: Path) -> dict[str, int]:
@@ -221,7 +241,7 @@ class CelebADataModule(ImageDataModule):
         if self._folder() is None:
             raise self._not_found(f"torchvision's download into '{root / 'celeba'}' did not produce the folder.")
 
-    def _targets(self, folder: Path, files: list[Path]) -> tuple[list[Path], torch.Tensor]:
+    def _targets(self, folder: Path, files: list[str]) -> tuple[list[str], torch.Tensor]:
         attr_path = folder / self.attr_file if self.attr_file else None
         if attr_path is None or not attr_path.is_file():
             if self.attribute is not None:
@@ -234,40 +254,41 @@ class CelebADataModule(ImageDataModule):
                 warnings.warn(f"no attribute file '{attr_path}': targets are -1 (set attr_file=None to silence this)")
             self.attribute_names = []
             return files, torch.full((len(files),), -1, dtype=torch.long)
-        names, table, header_count = read_attributes(attr_path)
+        names, table, values, header_count = read_attributes(attr_path)
         self.attribute_names = names
         if self.attribute is not None and self.attribute not in names:
             raise ValueError(f"unknown attribute {self.attribute!r} in '{attr_path}'; valid names: {', '.join(names)}")
-        unlabelled = [f for f in files if f.name not in table]
         n_images = len(files)
-        if self.attribute is not None and unlabelled:
-            files = [f for f in files if f.name in table]
-        n_rows_without_image = len(set(table) - {f.name for f in files})
-        if unlabelled or n_rows_without_image or (header_count is not None and header_count != len(table)):
+        rows = np.array([table.get(f, -1) for f in files], dtype=np.int64)
+        n_unlabelled = int((rows < 0).sum())
+        if self.attribute is not None and n_unlabelled:
+            files, rows = [f for f, r in zip(files, rows) if r >= 0], rows[rows >= 0]
+        n_rows_without_image = len(table) - int((rows >= 0).sum())
+        if n_unlabelled or n_rows_without_image or (header_count is not None and header_count != len(table)):
             action = ("left out: attribute= needs a label" if self.attribute is not None
                       else "their target is a row of -1")  # fmt: skip
             warnings.warn(
                 f"CelebA attributes: '{attr_path}' "
                 + (f"says {header_count} images in its first line and " if header_count is not None else "")
                 + f"has {len(table)} rows; '{folder / self.image_folder}' holds {n_images} images. "
-                f"{n_rows_without_image} rows have no image (ignored); {len(unlabelled)} images have no attributes "
+                f"{n_rows_without_image} rows have no image (ignored); {n_unlabelled} images have no attributes "
                 f"({action})."
             )
+        values = values if len(values) else np.zeros((1, len(names)), dtype=np.int8)  # an empty file
+        targets = torch.from_numpy((values[np.maximum(rows, 0)] > 0).astype(np.int64))  # {-1, 1} -> {0, 1}
+        targets[torch.from_numpy(rows < 0)] = -1  # no attribute row: unknown
         if self.attribute is not None:
-            k = names.index(self.attribute)
-            return files, torch.tensor([int(table[f.name][k] > 0) for f in files], dtype=torch.long)
-        missing = [-1] * len(names)
-        rows = [[int(v > 0) for v in table[f.name]] if f.name in table else missing for f in files]
-        return files, torch.tensor(rows, dtype=torch.long).reshape(len(files), len(names))
+            targets = targets[:, names.index(self.attribute)].contiguous()
+        return files, targets
 
-    def _splits(self, folder: Path, files: list[Path]) -> dict[str, list[int]]:
+    def _splits(self, folder: Path, files: list[str]) -> dict[str, list[int]]:
         part_path = folder / self.partition_file if self.partition_file else None
         if part_path is not None and part_path.is_file():
             partition = read_partition(part_path)
-            unlisted = sum(f.name not in partition for f in files)
+            unlisted = sum(f not in partition for f in files)
             if unlisted:
                 warnings.warn(f"{unlisted} images are not in '{part_path}': they are left out of every split")
-            return {s: [i for i, f in enumerate(files) if partition.get(f.name) == p] for s, p in PARTITIONS.items()}
+            return {s: [i for i, f in enumerate(files) if partition.get(f) == p] for s, p in PARTITIONS.items()}
         perm = torch.randperm(len(files), generator=torch.Generator().manual_seed(self.seed)).tolist()
         n_val = round(self.val_fraction * len(files))
         if self.val_fraction > 0 and len(files) > 1:
@@ -280,20 +301,23 @@ class CelebADataModule(ImageDataModule):
         folder = self._folder()
         if folder is None:
             raise self._not_found()
-        files = list_images(folder / self.image_folder)
+        files = list_image_names(folder / self.image_folder)
         if not files:
             raise self._not_found(f"'{folder / self.image_folder}' exists but holds no images (.jpg/.png...).")
         files, targets = self._targets(folder, files)
         for split, index in self._splits(folder, files).items():
-            self.datasets[split] = CelebADataset([files[i] for i in index], targets[index], self.image_size,
-                                                 self.crop_fraction)  # fmt: skip
+            self.datasets[split] = CelebADataset(folder / self.image_folder, [files[i] for i in index],
+                                                 targets[index], self.image_size, self.crop_fraction)  # fmt: skip
+        if stage in (None, "fit") and not self.datasets["train"]:
+            raise DatasetNotFoundError(
+                f"the CelebA training split of '{self.data_dir}' is empty: no image is marked 0 (train) in the "
+                "partition file, or, with attribute=..., none has a row in the attribute file"
+            )
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         if split not in self.datasets:
             self.setup("fit")
         dataset = self.datasets[split]
-        if train and len(dataset) == 0:
-            raise DatasetNotFoundError(f"the CelebA training split of '{self.data_dir}' is empty (check partition_file)")
         drop_last = train and len(dataset) >= self.batch_size
         return DataLoader(dataset, shuffle=train, drop_last=drop_last, **self._loader_kwargs())
 

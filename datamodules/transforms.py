@@ -17,6 +17,7 @@ Deviations from the official code, on purpose:
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +33,17 @@ PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_c
 DIRECTIONS = ("AtoB", "BtoA")
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder`` (not recursive), sorted by name; ``[]`` when it does not exist."""
+def list_image_names(folder: Path) -> list[str]:
+    """Names of the image files directly inside ``folder`` (not recursive), sorted; ``[]`` when it does not exist."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+    with os.scandir(folder) as entries:  # scandir knows file types without a stat per file (202,599 for CelebA)
+        return sorted(e.name for e in entries if e.is_file() and os.path.splitext(e.name)[1].lower() in IMG_EXTENSIONS)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder`` (not recursive), sorted by name; ``[]`` when it does not exist."""
+    return [folder / name for name in list_image_names(folder)]
 
 
 def channels_to_mode(channels: int, option: str) -> str:

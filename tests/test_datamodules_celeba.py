@@ -90,11 +90,11 @@ def test_plain_folder_without_partition_uses_a_seeded_fraction(tmp_path):
     a, b, c = CelebADataModule(**kw), CelebADataModule(**kw), CelebADataModule(**kw, seed=1)
     for dm in (a, b, c):
         dm.setup("fit")
-    val = [f.name for f in a.datasets["val"].files]
+    val = a.datasets["val"].names
     assert len(val) == 5 and len(a.datasets["train"]) == 15
-    assert val == [f.name for f in b.datasets["val"].files] != [f.name for f in c.datasets["val"].files]
-    assert not set(val) & {f.name for f in a.datasets["train"].files}
-    assert a.datasets["test"].files == a.datasets["val"].files
+    assert val == b.datasets["val"].names != c.datasets["val"].names
+    assert not set(val) & set(a.datasets["train"].names)
+    assert a.datasets["test"].names == a.datasets["val"].names
 
 
 def test_header_mismatch_and_images_without_attributes_warn_once(tmp_path):
@@ -182,7 +182,7 @@ def test_every_constructor_argument_is_documented():
 
 def _target_of(dm, name: str) -> torch.Tensor:
     for split in ("train", "val"):  # together they hold every image
-        files = [f.name for f in dm.datasets[split].files]
+        files = dm.datasets[split].names
         if name in files:
             return dm.datasets[split].targets[files.index(name)]
     raise AssertionError(f"{name} is in no split")
@@ -202,8 +202,8 @@ def test_real_celeba_small():
     assert set(target.unique().tolist()) <= {0, 1}
 
     # the attributes of a known image are the file's, read here independently
-    names, table, _ = read_attributes(root / "list_attr_celeba.txt")
-    assert len(names) == 40
+    names, table, values, count = read_attributes(root / "list_attr_celeba.txt")
+    assert len(names) == 40 and values.shape == (20000, 40) and count == 202599
     line = next(x for x in (root / "list_attr_celeba.txt").read_text().splitlines() if x.startswith("000007.jpg"))
     expected = [int(v == "1") for v in line.split()[1:]]
     assert _target_of(dm, "000007.jpg").tolist() == expected
