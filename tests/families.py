@@ -45,4 +45,29 @@ TINY: dict[str, FamilySpec] = {
         kwargs=dict(image_shape=MNIST_SHAPE, num_classes=10, latent_dim=8, g_channels=4, d_channels=4),
         batch=image_batch(MNIST_SHAPE),
     ),
+    "CGAN": FamilySpec(
+        kwargs=dict(image_shape=MNIST_SHAPE, num_classes=10, latent_dim=8, g_embed_dim=4, d_embed_dim=4, g_channels=4,
+                    d_channels=4),
+        batch=image_batch(MNIST_SHAPE),
+    ),
+    "ACGAN": FamilySpec(
+        kwargs=dict(image_shape=MNIST_SHAPE, num_classes=10, latent_dim=8, g_embed_dim=4, g_channels=4, d_channels=4),
+        batch=image_batch(MNIST_SHAPE),
+    ),
+    "WGAN": FamilySpec(
+        kwargs=dict(image_shape=MNIST_SHAPE, num_classes=10, latent_dim=8, g_channels=4, d_channels=4, n_critic=1),
+        batch=image_batch(MNIST_SHAPE),
+    ),
+    "WGANGP": FamilySpec(
+        kwargs=dict(image_shape=MNIST_SHAPE, num_classes=10, latent_dim=8, g_channels=4, d_channels=4, n_critic=1),
+        batch=image_batch(MNIST_SHAPE),
+    ),
+    "SNGAN": FamilySpec(
+        kwargs=dict(image_shape=(3, 32, 32), num_classes=0, latent_dim=8, g_channels=8, d_channels=8, n_critic=1),
+        batch=image_batch((3, 32, 32)),
+    ),
+    "SAGAN": FamilySpec(
+        kwargs=dict(image_shape=MNIST_SHAPE, num_classes=10, latent_dim=8, g_channels=8, d_channels=8, n_critic=1),
+        batch=image_batch(MNIST_SHAPE),
+    ),
 }

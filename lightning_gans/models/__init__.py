@@ -5,11 +5,24 @@ from __future__ import annotations
 from lightning_gans.core import GANModule
 from lightning_gans.models.dcgan import DCGAN
 from lightning_gans.models.gan import GAN
+from lightning_gans.models.cgan import CGAN
+from lightning_gans.models.acgan import ACGAN
+from lightning_gans.models.wgan import WGAN
+from lightning_gans.models.wgan_gp import WGANGP
+from lightning_gans.models.sngan import SNGAN
+from lightning_gans.models.sagan import SAGAN
 
 #: name -> LightningModule class, for the contract tests, docs and ``lightning-gans --model NAME``.
 FAMILIES: dict[str, type[GANModule]] = {
     "GAN": GAN,
     "DCGAN": DCGAN,
+    "CGAN": CGAN,
+    "ACGAN": ACGAN,
+    "WGAN": WGAN,
+    "WGANGP": WGANGP,
+    "SNGAN": SNGAN,
+    "SAGAN": SAGAN,
 }
 
 __all__ = ["FAMILIES", "GAN", "DCGAN"]
+__all__ += ["CGAN", "ACGAN", "WGAN", "WGANGP", "SNGAN", "SAGAN"]
