@@ -1,6 +1,12 @@
 """Datamodules for lightning-gans: images in [-1, 1], `data_dir` per the convention in :mod:`datamodules.base`."""
 
 from datamodules.base import DATA_DIR_ENV, DatasetNotFoundError, ImageDataModule, resolve_data_dir
+from datamodules.celeba import CelebADataModule
 from datamodules.mnist import MNISTDataModule
+from datamodules.paired import PairedImageDataModule
+from datamodules.unpaired import UnpairedImageDataModule
 
-__all__ = ["DATA_DIR_ENV", "DatasetNotFoundError", "ImageDataModule", "resolve_data_dir", "MNISTDataModule"]
+__all__ = [
+    "DATA_DIR_ENV", "DatasetNotFoundError", "ImageDataModule", "resolve_data_dir",
+    "CelebADataModule", "MNISTDataModule", "PairedImageDataModule", "UnpairedImageDataModule",
+]

@@ -28,8 +28,9 @@ statistics lag the train-mode batch statistics; the sample grids show what evalu
 
 **Checkpoints** hold, besides weights and optimizer states: the EMA weights and the fixed noise (both buffers or
 submodules), the step counters and the RNG states, so ``fit --ckpt_path last`` continues where it stopped. The
-RNG state is restored at ``on_train_start``, after the sanity check, so a resumed run draws the same noise as an
-uninterrupted one (bit-exact at epoch boundaries on one process). Under DDP each rank reseeds from the restored
+RNG state is restored when the checkpoint is loaded for ``fit`` (Lightning isolates the sanity check's RNG), so a
+resumed run draws the same noise and data order as an uninterrupted one (bit-exact at epoch boundaries on one
+process). Under DDP each rank reseeds from the restored
 state plus its rank: ranks must not draw the same noise.
 """
 
@@ -192,7 +193,6 @@ class GANModule(L.LightningModule):
         self.generator_ema: EMA | None = None
         self.d_steps = 0
         self.g_steps = 0
-        self._pending_rng: dict[str, Any] | None = None
         self.predict_request: dict[str, Any] = {"num_samples": 64, "label": None, "seed": 0, "batch_size": 64}
         # Fixed noise for sample grids: seeded on its own, so grids of two runs with other seeds compare.
         gen = torch.Generator().manual_seed(20140610)
@@ -377,12 +377,13 @@ class GANModule(L.LightningModule):
             return
         self.d_steps = int(state["d_steps"])
         self.g_steps = int(state["g_steps"])
-        self._pending_rng = state.get("rng_states")
+        # Resuming a fit: restore the RNG here, before Lightning builds the data iterator (it does so before
+        # on_train_start when resuming). Not in load_from_checkpoint: that must not touch the caller's RNG.
+        trainer = self._trainer
+        if trainer is not None and trainer.state.fn == "fit" and state.get("rng_states") is not None:
+            set_rng_states(state["rng_states"])
 
     def on_train_start(self) -> None:
-        if self._pending_rng is not None:
-            set_rng_states(self._pending_rng)
-            self._pending_rng = None
         if self.trainer.world_size > 1:
             # Ranks seeded alike would draw identical noise: offset each rank's stream by its rank.
             base = int(torch.randint(0, 2**31 - 1, ()).item())

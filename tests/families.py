@@ -31,6 +31,8 @@ class FamilySpec:
     trained: tuple[str, ...] = ("generator", "discriminator")
     #: does ``sample(n)`` make images from noise (False for image-to-image families)
     samples_from_noise: bool = True
+    #: does a step update a discriminator (False for the autoencoder baselines: one update per batch, d_steps stays 0)
+    adversarial: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -44,6 +46,26 @@ TINY: dict[str, FamilySpec] = {
     "DCGAN": FamilySpec(
         kwargs=dict(image_shape=MNIST_SHAPE, num_classes=10, latent_dim=8, g_channels=4, d_channels=4),
         batch=image_batch(MNIST_SHAPE),
+    ),
+    "BiGAN": FamilySpec(
+        kwargs=dict(image_shape=MNIST_SHAPE, num_classes=10, latent_dim=8, g_channels=4, e_channels=4, d_channels=4,
+                    d_hidden_dim=8, num_grid_samples=8, num_grid_reconstructions=4),
+        batch=image_batch(MNIST_SHAPE),
+        trained=("generator", "encoder", "discriminator"),
+    ),
+    "Autoencoder": FamilySpec(
+        kwargs=dict(image_shape=MNIST_SHAPE, num_classes=10, latent_dim=8, g_channels=4, e_channels=4,
+                    num_grid_samples=8, num_grid_reconstructions=4),
+        batch=image_batch(MNIST_SHAPE),
+        trained=("generator", "encoder"),
+        adversarial=False,
+    ),
+    "VAE": FamilySpec(
+        kwargs=dict(image_shape=MNIST_SHAPE, num_classes=10, latent_dim=8, g_channels=4, e_channels=4,
+                    num_grid_samples=8, num_grid_reconstructions=4),
+        batch=image_batch(MNIST_SHAPE),
+        trained=("generator", "encoder"),
+        adversarial=False,
     ),
     "CGAN": FamilySpec(
         kwargs=dict(image_shape=MNIST_SHAPE, num_classes=10, latent_dim=8, g_embed_dim=4, d_embed_dim=4, g_channels=4,

@@ -5,6 +5,9 @@ from __future__ import annotations
 from lightning_gans.core import GANModule
 from lightning_gans.models.dcgan import DCGAN
 from lightning_gans.models.gan import GAN
+from lightning_gans.models.bigan import BiGAN
+from lightning_gans.models.autoencoder import Autoencoder
+from lightning_gans.models.vae import VAE
 from lightning_gans.models.cgan import CGAN
 from lightning_gans.models.acgan import ACGAN
 from lightning_gans.models.wgan import WGAN
@@ -16,6 +19,9 @@ from lightning_gans.models.sagan import SAGAN
 FAMILIES: dict[str, type[GANModule]] = {
     "GAN": GAN,
     "DCGAN": DCGAN,
+    "BiGAN": BiGAN,
+    "Autoencoder": Autoencoder,
+    "VAE": VAE,
     "CGAN": CGAN,
     "ACGAN": ACGAN,
     "WGAN": WGAN,
@@ -25,4 +31,5 @@ FAMILIES: dict[str, type[GANModule]] = {
 }
 
 __all__ = ["FAMILIES", "GAN", "DCGAN"]
+__all__ += ["BiGAN", "Autoencoder", "VAE"]
 __all__ += ["CGAN", "ACGAN", "WGAN", "WGANGP", "SNGAN", "SAGAN"]

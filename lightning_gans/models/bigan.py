@@ -1,0 +1,210 @@
+"""BiGAN / ALI: Donahue, Krähenbühl & Darrell 2017, "Adversarial Feature Learning" (arXiv:1605.09782), and
+Dumoulin et al. 2017, "Adversarially Learned Inference" (arXiv:1606.00704).
+
+An encoder E (x -> z) is learned next to the generator G (z -> x). The discriminator D sees joint pairs: real pairs
+(x, E(x)) against fake pairs (G(z), z); at the optimum E inverts G. ``stochastic_encoder: true`` is ALI (E samples
+z = mu(x) + sigma(x) * eps with the reparameterisation trick), false is BiGAN (deterministic E). Per batch:
+
+- D step: real pairs (x, E(x).detach()) against fake pairs (G(z).detach(), z), under ``loss`` with ``real_label``
+  smoothing and the switched-on penalties. Both pair kinds go through ``d_input`` on their image (DiffAugment,
+  instance noise). E and G run without gradient here.
+- G/E step, every ``n_critic`` D steps, with ONE optimizer over G and E: the "inverted labels" game, i.e. each
+  generator loss applied to the fake pair and mirrored onto the real pair (:func:`joint_generator_loss`):
+  ``nonsaturating`` is BiGAN's and ALI's softplus(-D(G(z), z)) + softplus(D(x, E(x))); ``minimax`` the papers'
+  min-max value itself; ``hinge``/``wasserstein`` BigBiGAN's linear D(x, E(x)) - D(G(z), z); ``lsgan`` swaps the
+  targets.
+
+Toolbox: the gradient penalty interpolates image and code together, and R1 differentiates with respect to both
+parts of the real pair; feature matching matches D's joint features of real and fake pairs (both produced by the
+networks being trained, so neither side is detached). ``optimizer_g``/``lr_g`` train G and E, ``optimizer_d``/
+``lr_d`` train D. Step counting is the base's: one D and (with ``n_critic: 1``) one G/E update per batch.
+
+Grids show the fixed-noise samples, then a fixed batch of real training images (the first
+``num_grid_reconstructions`` of the first training batch, a buffer saved in checkpoints), then G(E(x)) of those
+images in the same order. ``encode(x)`` gives codes (the posterior mean for ALI) for feature-learning evaluations;
+validation logs ``val/recon_mse``, the per-pixel squared error of G(E(x)) on held-out images.
+
+Deviations: z ~ N(0, I) for both (BiGAN's MNIST runs use uniform noise), DCGAN-style networks
+(:mod:`lightning_gans.networks.bigan`; D without batch norm, dropout 0.2 as in ALI), Adam without BiGAN's weight
+decay and learning-rate decay.
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lightning_gans.core import GANModule, unwrap
+from lightning_gans.losses import check_loss_name, check_real_label, discriminator_loss, generator_loss
+from lightning_gans.models.autoencoder import FixedBatch, decode, eval_mode, samples_and_reconstructions
+from lightning_gans.networks.bigan import BiGANEncoder, BiGANGenerator, JointDiscriminator
+
+
+def joint_generator_loss(name: str, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """G and E's loss in the joint game: D's logits on real pairs (x, E(x)) and on fake pairs (G(z), z).
+
+    The generator loss of ``name`` on the fake pairs plus its mirror image on the real pairs (which E should make
+    look fake): ``generator_loss(fake) + generator_loss(-real)``; for ``lsgan``, whose targets are 0 and 1 rather
+    than symmetric, D's loss with the pairs swapped.
+    """
+    check_loss_name(name)
+    if name == "lsgan":
+        return discriminator_loss(name, fake_logits, real_logits)
+    return generator_loss(name, fake_logits) + generator_loss(name, -real_logits)
+
+
+class BiGAN(GANModule):
+    """BiGAN (deterministic encoder) or ALI (``stochastic_encoder=True``).
+
+    Args:
+        loss: adversarial loss, one of nonsaturating, minimax, hinge, wasserstein, lsgan.
+        stochastic_encoder: ALI's Gaussian encoder with the reparameterisation trick instead of BiGAN's
+            deterministic one.
+        g_channels: width of G's last hidden layer.
+        e_channels: width of E's first convolution (it doubles at each step).
+        d_channels: width of D's first image convolution.
+        d_hidden_dim: width of D's code branch (its joint layers use twice as many).
+        d_dropout: dropout after every hidden layer of D (0.2 in ALI).
+        num_grid_reconstructions: real images (and their reconstructions G(E(x))) in the sample grid; 0 shows
+            samples only.
+        **kwargs: the options every family shares (:class:`lightning_gans.core.GANModule`): image_shape,
+            latent_dim, n_critic, ema_decay, optimizers and learning rates, and the stabilisation toolbox.
+    """
+
+    def __init__(
+        self,
+        *,
+        loss: str = "nonsaturating",
+        stochastic_encoder: bool = False,
+        g_channels: int = 64,
+        e_channels: int = 64,
+        d_channels: int = 64,
+        d_hidden_dim: int = 512,
+        d_dropout: float = 0.2,
+        num_grid_reconstructions: int = 32,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.loss = check_loss_name(loss)
+        check_real_label(loss, self.real_label)
+        if self.latent_dim < 1:
+            raise ValueError(f"BiGAN needs latent_dim >= 1, got {self.latent_dim}")
+        self.stochastic_encoder = stochastic_encoder
+        self.generator = BiGANGenerator(self.latent_dim, self.image_shape, g_channels)
+        self.encoder = BiGANEncoder(self.image_shape, self.latent_dim, e_channels, stochastic=stochastic_encoder)
+        self.discriminator = JointDiscriminator(
+            self.image_shape, self.latent_dim, d_channels, d_hidden_dim, dropout=d_dropout
+        )
+        self.fixed_real = FixedBatch(num_grid_reconstructions, self.image_shape)
+        self.finalize_networks()
+
+    def generator_parameters(self):
+        """G and E: the G optimizer trains both."""
+        return chain(self.generator.parameters(), self.encoder.parameters())
+
+    # ------------------------------------------------------------------ the joint game
+    def discriminate(self, x: Tensor, z: Tensor, return_features: bool = False):
+        """D's logits on pairs ``(x[i], z[i])`` (x already through :meth:`d_input`)."""
+        return self.discriminator(x, z, return_features=return_features)
+
+    def joint_penalty(self, real: tuple[Tensor, Tensor], fake: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
+        """The switched-on D regularisers on pairs: ``{"gp": ..., "r1": ...}``, weighted.
+
+        gp: WGAN-GP with image and code interpolated by the same factor, the gradient taken with respect to both;
+        r1: the squared gradient norm with respect to both parts of the real pair.
+        """
+        terms: dict[str, Tensor] = {}
+        if self.gradient_penalty_weight > 0:
+            (x, cx), (g, z) = real, fake
+            eps = torch.rand(x.shape[0], device=x.device, dtype=x.dtype)
+            ex, ez = eps.view(-1, *[1] * (x.dim() - 1)), eps.view(-1, 1)
+            x_hat = (ex * x.detach() + (1 - ex) * g.detach()).requires_grad_(True)
+            z_hat = (ez * cx.detach() + (1 - ez) * z.detach()).requires_grad_(True)
+            grad = _pair_gradient(self.discriminate(self.d_input(x_hat), z_hat), x_hat, z_hat)
+            terms["gp"] = self.gradient_penalty_weight * (grad.norm(2, dim=1) - 1).pow(2).mean()
+        if self.r1_gamma > 0:
+            x, cx = (t.detach().requires_grad_(True) for t in real)
+            grad = _pair_gradient(self.discriminate(self.d_input(x), cx), x, cx)
+            terms["r1"] = 0.5 * self.r1_gamma * grad.pow(2).sum(dim=1).mean()
+        return terms
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        self.fixed_real.fill(x)
+        opt_g, opt_d = self.optimizers()
+        n = x.shape[0]
+
+        with self.toggled_optimizer(opt_d):
+            with torch.no_grad():
+                code = self.encoder(x)
+                z = self.noise(n)
+                fake = self.generator(z)
+            d_real = self.discriminate(self.d_input(x), code)
+            d_fake = self.discriminate(self.d_input(fake), z)
+            d_adv = discriminator_loss(self.loss, d_real, d_fake, real_label=self.real_label)
+            penalties = self.joint_penalty((x, code), (fake, z))
+            d_loss = d_adv + sum(penalties.values())
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            opt_d.step()
+        self.after_discriminator_step(d_loss=d_loss, **penalties)
+
+        if self.should_step_generator():
+            with self.toggled_optimizer(opt_g):
+                code = self.encoder(x)
+                z = self.noise(n)
+                fake = self.generator(z)
+                matching = self.feature_matching_weight > 0
+                real_out = self.discriminate(self.d_input(x), code, return_features=matching)
+                fake_out = self.discriminate(self.d_input(fake), z, return_features=matching)
+                extra: dict[str, Tensor] = {}
+                if matching:
+                    (real_out, real_features), (fake_out, fake_features) = real_out, fake_out
+                    diff = real_features.mean(0) - fake_features.mean(0)
+                    extra["feature_matching"] = self.feature_matching_weight * diff.pow(2).sum()
+                g_loss = joint_generator_loss(self.loss, real_out, fake_out) + sum(extra.values())
+                opt_g.zero_grad(set_to_none=True)
+                self.manual_backward(g_loss)
+                opt_g.step()
+            self.after_generator_step(g_loss=g_loss, **extra)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        mse = (self.reconstruct(x) - x.clamp(-1, 1)).pow(2).mean()
+        self.log("val/recon_mse", mse, on_step=False, on_epoch=True, batch_size=x.shape[0])
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def encode(self, x: Tensor, sample: bool = False) -> Tensor:
+        """Codes (N, latent_dim) of images in [-1, 1], encoder in eval mode, no grad.
+
+        For ALI's stochastic encoder: the posterior mean, or a sample with ``sample=True``.
+        """
+        encoder = unwrap(self.encoder)
+        x = x.to(self.device)
+        with eval_mode(encoder):
+            if self.stochastic_encoder and not sample:
+                return encoder.distribution(x)[0]
+            return encoder(x)
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """G(E(x)): images in [-1, 1] (eval mode, EMA generator when on)."""
+        return decode(self, self.encode(x))
+
+    def grid_images(self) -> Tensor:
+        """Fixed-noise samples, the fixed real batch and its reconstructions G(E(x))."""
+        return samples_and_reconstructions(self)
+
+
+def _pair_gradient(logits: Tensor, x: Tensor, z: Tensor) -> Tensor:
+    """d(sum logits)/d(x, z), flattened and concatenated per sample (graph kept for the penalty's backward)."""
+    gx, gz = torch.autograd.grad(logits.sum(), (x, z), create_graph=True)
+    return torch.cat([gx.flatten(1), gz.flatten(1)], dim=1)
+
+
+__all__ = ["BiGAN", "joint_generator_loss"]
