@@ -147,19 +147,19 @@ def test_classifier_extractor_shapes_and_conversions(random_classifier):
 
 @pytest.fixture(scope="module")
 def quick_classifier(tmp_path_factory) -> Path:
-    """A classifier trained for 40 steps through the command line (a few seconds): plumbing, not accuracy."""
+    """A classifier trained for 20 steps through the command line (a few seconds): plumbing, not accuracy."""
     root = real_data_dir("MNIST/raw").parent.parent
     out = tmp_path_factory.mktemp("clf") / "quick.pt"
-    args = ["--data_dir", str(root), "--out", str(out), "--epochs", "1", "--max_train_samples", "5120",
-            "--max_test_samples", "2000"]  # fmt: skip
+    args = ["--data_dir", str(root), "--out", str(out), "--epochs", "1", "--max_train_samples", "2560",
+            "--max_test_samples", "2000", "--lr", "0.01"]  # fmt: skip
     assert classifier_main(args) == 0
     return out
 
 
 def test_quick_classifier_learns_and_records_its_accuracy(quick_classifier):
     record = torch.load(quick_classifier, weights_only=True)
-    assert record["test_accuracy"] > 0.7 and record["test_samples"] == 2000
-    assert record["train"]["steps"] == 40 and record["train"]["train_samples"] == 5120
+    assert record["test_accuracy"] > 0.6 and record["test_samples"] == 2000  # 81% after 20 steps
+    assert record["train"]["steps"] == 20 and record["train"]["train_samples"] == 2560
 
 
 def test_mnist_fid_halves_small_noise_large_with_classifier(quick_classifier):
@@ -173,7 +173,7 @@ def test_mnist_fid_halves_small_noise_large_with_classifier(quick_classifier):
     ev.update_fake_images(torch.rand(500, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1)
     noise = ev.compute()
     assert noise["fid"] > 20 * real["fid"]
-    assert real["is"] > 5 and int(real["classes_covered"]) == 10
+    assert real["is"] > 2 and real["is"] > 1.5 * noise["is"] and int(real["classes_covered"]) == 10
     assert int(noise["classes_covered"]) < 10 or noise["class_kl"] > 10 * real["class_kl"]
 
 

@@ -24,8 +24,9 @@ features feed all metrics. Their states synchronise across processes in ``comput
 DDP each process updates with its own samples and every process gets the full-data result. Real features are kept
 through :meth:`GenerativeMetrics.reset_fake` (they are computed once per run, or loaded from the disk cache).
 
-KID and IS draw random subsets/permutations: ``compute`` runs them under a fixed seed (``seed``), so every process
-and every evaluation of the same features gives the same number.
+KID and IS draw random subsets/permutations: ``compute`` sorts the gathered features into a canonical order (by a
+fixed random projection) and runs them under a fixed seed (``seed``), so the same features give the same number on
+every process, in every evaluation, whatever the number of processes or the order in which the samples arrived.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
+from torchmetrics.utilities import dim_zero_cat
 
 from lightning_gans.metrics.coverage import ClassCoverage
 from lightning_gans.metrics.extractors import FeatureExtractor, feature_dim_hint
@@ -47,6 +49,31 @@ from lightning_gans.metrics.precision_recall import PrecisionRecall
 FEATURE_METRICS = ("fid", "kid", "is", "precision_recall", "class_coverage")
 LOGIT_METRICS = ("is", "class_coverage")
 DEFAULT_METRICS = ("fid", "kid", "is", "precision_recall", "class_coverage")
+
+
+def canonical_order(x: Tensor) -> Tensor:
+    """Rows of ``x`` sorted by a fixed random projection: the same set of rows gives the same tensor."""
+    if len(x) < 2:
+        return x
+    w = torch.randn(x.shape[1], generator=torch.Generator().manual_seed(20170612), dtype=torch.float64)
+    return x[torch.argsort(x.double() @ w.to(x.device), stable=True)]
+
+
+class _OrderFreeKID(KernelInceptionDistance):
+    """torchmetrics' KID, its random subsets drawn from features in canonical order (see module docstring)."""
+
+    def compute(self) -> tuple[Tensor, Tensor]:  # runs after torchmetrics' sync; the local states come back after
+        self.real_features = [canonical_order(dim_zero_cat(self.real_features))]
+        self.fake_features = [canonical_order(dim_zero_cat(self.fake_features))]
+        return super().compute()
+
+
+class _OrderFreeIS(InceptionScore):
+    """torchmetrics' Inception Score, its random splits drawn from logits in canonical order."""
+
+    def compute(self) -> tuple[Tensor, Tensor]:
+        self.features = [canonical_order(dim_zero_cat(self.features))]
+        return super().compute()
 
 
 class _Features(nn.Module):
@@ -138,11 +165,11 @@ class GenerativeMetrics(nn.Module):
             warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
             self.fid = FrechetInceptionDistance(feature=_Features(d), reset_real_features=False) if "fid" in self.metrics else None
             self.kid = (
-                KernelInceptionDistance(feature=_Features(d), subsets=kid_subsets, subset_size=kid_subset_size,
-                                        reset_real_features=False)
+                _OrderFreeKID(feature=_Features(d), subsets=kid_subsets, subset_size=kid_subset_size,
+                              reset_real_features=False)
                 if "kid" in self.metrics else None
             )  # fmt: skip
-            self.inception_score = InceptionScore(feature=_Features(k), splits=is_splits) if "is" in self.metrics else None
+            self.inception_score = _OrderFreeIS(feature=_Features(k), splits=is_splits) if "is" in self.metrics else None
         self.precision_recall = PrecisionRecall(k=pr_k) if "precision_recall" in self.metrics else None
         self.class_coverage = ClassCoverage(k, threshold=coverage_threshold) if "class_coverage" in self.metrics else None
 
