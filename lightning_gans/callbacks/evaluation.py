@@ -87,8 +87,8 @@ def _settings(obj: Any) -> dict[str, Any]:
     if hparams:
         out.update({k: v for k, v in dict(hparams).items() if k not in _LOADER_SETTINGS})
     for name, value in vars(obj).items():
-        if name.startswith("_") or name in _LOADER_SETTINGS:
-            continue
+        if name.startswith("_") or name in _LOADER_SETTINGS or value is None:
+            continue  # None: also datasets not set up yet (``test_set``), which must not change the key
         if "transform" in name.lower():
             out[name] = repr(value)
         elif value is None or isinstance(value, (bool, int, float, str, Path, tuple, list)):
