@@ -14,6 +14,9 @@ from lightning_gans.models.wgan import WGAN
 from lightning_gans.models.wgan_gp import WGANGP
 from lightning_gans.models.sngan import SNGAN
 from lightning_gans.models.sagan import SAGAN
+from lightning_gans.models.pix2pix import Pix2Pix
+from lightning_gans.models.cyclegan import CycleGAN
+from lightning_gans.models.gaugan import GauGAN
 
 #: name -> LightningModule class, for the contract tests, docs and ``lightning-gans --model NAME``.
 FAMILIES: dict[str, type[GANModule]] = {
@@ -28,8 +31,12 @@ FAMILIES: dict[str, type[GANModule]] = {
     "WGANGP": WGANGP,
     "SNGAN": SNGAN,
     "SAGAN": SAGAN,
+    "Pix2Pix": Pix2Pix,
+    "CycleGAN": CycleGAN,
+    "GauGAN": GauGAN,
 }
 
 __all__ = ["FAMILIES", "GAN", "DCGAN"]
 __all__ += ["BiGAN", "Autoencoder", "VAE"]
 __all__ += ["CGAN", "ACGAN", "WGAN", "WGANGP", "SNGAN", "SAGAN"]
+__all__ += ["Pix2Pix", "CycleGAN", "GauGAN"]

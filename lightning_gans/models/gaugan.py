@@ -1,0 +1,351 @@
+"""GauGAN: Park, Liu, Wang & Zhu 2019, "Semantic Image Synthesis with Spatially-Adaptive Normalization"
+(arXiv:1903.07291).
+
+G (``SPADEGenerator``) makes a photo from a semantic label map alone: the one-hot map, downsampled, is the input
+of the first layer and modulates every normalisation layer (SPADE). D is the pix2pixHD multi-scale PatchGAN (two
+scales, instance norm, spectral norm) on the label map concatenated with the image. Losses: hinge for D and G, plus
+the pix2pixHD discriminator feature-matching loss (:func:`discriminator_feature_matching`, lambda 10) for G, plus
+optionally the VGG19 perceptual loss (lambda 10 in the paper; OFF by default here, see below). TTUR Adam: lr_g 1e-4,
+lr_d 4e-4, betas (0, 0.9). Xavier init, gain 0.02.
+
+Checked against the official code (NVlabs/SPADE: ``models/pix2pix_model.py``, ``models/networks/loss.py``,
+``trainers/pix2pix_trainer.py``, ``options/train_options.py``): the step order (G step, then D step on a fresh
+G(s) made without gradients), D run once on the fake and real pairs concatenated along the batch and split,
+``gan_mode='hinge'`` averaged over the scales, feature matching as L1 over every scale and every layer but the
+logits divided by the number of scales times ``lambda_feat=10``, ``lambda_vgg=10`` with layer weights 1/32, 1/16,
+1/8, 1/4, 1 on relu1_1..relu5_1, ``lr=2e-4`` split by TTUR into G 1e-4 / D 4e-4 with betas (0, 0.9),
+``niter=50``/``niter_decay=0`` (constant LR; the decay is a linear one like pix2pix's when set), and ``model.eval()``
+at test time (``generator_mode="eval"``, the default).
+
+**The VGG loss** needs ImageNet VGG19 weights, which torchvision downloads. It is off (``lambda_vgg=0``) by default
+so that nothing is downloaded; turned on, the weights must already be on disk (``vgg_weights=PATH`` or torchvision's
+cache file ``<torch hub dir>/checkpoints/vgg19-dcbb9e9d.pth``), else construction raises a FileNotFoundError that
+says how to get them. Nothing is downloaded during training. As in the official code the images go into VGG in
+[-1, 1], without ImageNet normalisation. The VGG is frozen and kept out of the checkpoint.
+
+Deviations: no instance-edge map and no "don't care" label (facades has neither); no VAE/style encoder
+(``use_vae``); D returns logits; label_nc is the datamodule's ``num_classes`` (the palette's classes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from lightning_gans.core import GANModule
+from lightning_gans.losses import discriminator_loss, generator_loss
+from lightning_gans.models.pix2pix import (
+    FixedBatch,
+    TranslationMetrics,
+    check_datamodule_shapes,
+    check_generator_mode,
+    check_translation_options,
+    grid_rows,
+    linear_decay,
+    linear_decay_schedulers,
+    output_name,
+    predict_sizes,
+    refuse_noise_predict,
+    step_schedulers,
+    translate,
+    translation_defaults,
+    warn_schedule_length,
+    write_validation_grid,
+)
+from lightning_gans.networks.patchgan import MultiScaleDiscriminator
+from lightning_gans.networks.spade import SPADEGenerator
+
+VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's VGG19_Weights.IMAGENET1K_V1
+# Ends (exclusive) of the VGG19 `features` slices that give relu1_1, relu2_1, relu3_1, relu4_1, relu5_1.
+_VGG_SLICES = (2, 7, 12, 21, 30)
+_VGG_LAYER_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
+
+
+def discriminator_feature_matching(
+    real_outputs: Sequence[Sequence[Tensor]], fake_outputs: Sequence[Sequence[Tensor]]
+) -> Tensor:
+    """pix2pixHD / GauGAN discriminator feature matching (unweighted).
+
+    ``real_outputs`` and ``fake_outputs`` are a multi-scale discriminator's outputs, one list per scale of
+    ``[feature maps ..., logits]``. The loss is the L1 distance (mean over elements) between fake and real features
+    of every intermediate layer of every scale, the logits excluded, summed, divided by the number of scales. The
+    real features are detached: only G is pushed. (Unlike :func:`lightning_gans.losses.feature_matching_loss`, which
+    matches batch means as in Salimans et al. 2016, this matches the features of each sample with those of its own
+    real pair.)
+    """
+    if len(real_outputs) != len(fake_outputs) or not fake_outputs:
+        raise ValueError(f"got {len(real_outputs)} real and {len(fake_outputs)} fake scales")
+    loss = fake_outputs[0][0].new_zeros(())
+    for real_scale, fake_scale in zip(real_outputs, fake_outputs):
+        for real, fake in zip(real_scale[:-1], fake_scale[:-1]):
+            loss = loss + F.l1_loss(fake, real.detach())
+    return loss / len(fake_outputs)
+
+
+def resolve_vgg_weights(path: str | None) -> Path:
+    """The VGG19 weight file: ``path`` when given, else torchvision's cache file; a clear error when missing."""
+    if path is not None:
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise FileNotFoundError(f"vgg_weights={path!r}: no such file (resolved to {file.resolve()})")
+        return file
+    file = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"lambda_vgg > 0 turns on the VGG19 perceptual loss, which needs the ImageNet VGG19 weights, and they are "
+            f"not on this machine (looked for {file}; nothing is downloaded during training). On a machine with "
+            "internet access run `python -c \"import torchvision; torchvision.models.vgg19(weights='IMAGENET1K_V1')\"` "
+            f"and copy {VGG19_FILE} there (or pass model.init_args.vgg_weights: PATH), or set lambda_vgg: 0."
+        )
+    return file
+
+
+class VGGPerceptualLoss(nn.Module):
+    """GauGAN's VGG loss: sum over relu1_1..relu5_1 of weight * L1(VGG(fake), VGG(real).detach()).
+
+    Args:
+        weights_file: a torchvision VGG19 state dict (``vgg19-dcbb9e9d.pth``).
+    """
+
+    def __init__(self, weights_file: str | Path) -> None:
+        super().__init__()
+        from torchvision.models import vgg19
+
+        net = vgg19(weights=None)
+        net.load_state_dict(torch.load(weights_file, map_location="cpu", weights_only=True))
+        features = net.features[: _VGG_SLICES[-1]]
+        starts = (0, *_VGG_SLICES[:-1])
+        self.slices = nn.ModuleList(features[a:b] for a, b in zip(starts, _VGG_SLICES))
+        self.requires_grad_(False).eval()
+
+    def forward(self, fake: Tensor, real: Tensor) -> Tensor:
+        loss = fake.new_zeros(())
+        x, y = fake, real.detach()
+        for weight, block in zip(_VGG_LAYER_WEIGHTS, self.slices):
+            x, y = block(x), block(y)
+            loss = loss + weight * F.l1_loss(x, y.detach())
+        return loss
+
+
+class GauGAN(GANModule):
+    """GauGAN / SPADE: semantic label map -> photo with a SPADE generator and a multi-scale PatchGAN.
+
+    Batches: ``{"input": one-hot [B, K, H, W], "label": [B, H, W], "target": [B, C, H, W], "name"}``
+    (PairedImageDataModule with ``label_palette``; K = ``num_classes``, linked from the datamodule); predict batches
+    ``{"input", "name", "size"}``.
+
+    Args:
+        base_channels: G's ngf (64); its first blocks have 16 times as many channels.
+        d_base_channels: D's ndf (64).
+        num_d: discriminator scales (2).
+        n_layers_d: stride-2 layers per scale (3 = the official n_layers_D=4).
+        num_upsampling_layers: "normal" (5), "more" (6) or "most" (7) upsamplings in G.
+        spade_hidden: hidden channels of each SPADE layer (128).
+        g_spectral_norm: spectral norm in G's residual blocks (official: on).
+        d_spectral_norm: spectral norm in D's normalised layers (official: on).
+        param_free_norm: G's parameter-free norm inside SPADE, "batch" (official, synchronised under DDP with
+            ``Trainer(sync_batchnorm=True)``), "instance" or "syncbatch".
+        d_norm: D's norm, "instance" (official), "batch" or "none".
+        lambda_feat: weight of the discriminator feature-matching loss (10; 0 turns it off).
+        lambda_vgg: weight of the VGG19 perceptual loss (paper: 10; default 0 = off, see the module docstring).
+        vgg_weights: path of the VGG19 weights when lambda_vgg > 0 (default: torchvision's cache file).
+        n_epochs: epochs at the initial learning rate (official niter 50).
+        n_epochs_decay: epochs of linear decay after them (official niter_decay 0).
+        generator_mode: how validation, grids and predict run G: "eval" (official test) or "train".
+        init_type: weight init (official "xavier").
+        init_gain: its gain (0.02).
+        image_shape: (C, H, W) of the photos; linked from the datamodule.
+        num_classes: classes of the label maps (G's label_nc); linked from the datamodule's palette.
+        lr_g: G's learning rate (TTUR: 1e-4).
+        lr_d: D's learning rate (TTUR: 4e-4).
+        betas: Adam's betas of both ((0, 0.9) with TTUR).
+        latent_dim: must be 0 (no VAE mode here).
+        num_grid_samples: (label map, output, target) triples in the grids.
+        **kwargs: the shared options (:class:`~lightning_gans.core.GANModule`): optimizers, ema_decay,
+            DiffAugment/instance noise on D's inputs. n_critic, gradient_penalty, r1_gamma and feature_matching are
+            refused.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_channels: int = 64,
+        d_base_channels: int = 64,
+        num_d: int = 2,
+        n_layers_d: int = 3,
+        num_upsampling_layers: str = "normal",
+        spade_hidden: int = 128,
+        g_spectral_norm: bool = True,
+        d_spectral_norm: bool = True,
+        param_free_norm: str = "batch",
+        d_norm: str = "instance",
+        lambda_feat: float = 10.0,
+        lambda_vgg: float = 0.0,
+        vgg_weights: str | None = None,
+        n_epochs: int = 50,
+        n_epochs_decay: int = 0,
+        generator_mode: str = "eval",
+        init_type: str = "xavier",
+        init_gain: float = 0.02,
+        image_shape: tuple[int, int, int] = (3, 256, 256),
+        num_classes: int = 0,
+        lr_g: float = 1e-4,
+        lr_d: float = 4e-4,
+        betas: tuple[float, float] = (0.0, 0.9),
+        latent_dim: int = 0,
+        num_grid_samples: int = 8,
+        **kwargs: Any,
+    ) -> None:
+        kwargs = translation_defaults(kwargs, "GauGAN", image_shape=image_shape, num_classes=num_classes, lr_g=lr_g,
+                                      lr_d=lr_d, betas=betas, latent_dim=latent_dim,
+                                      num_grid_samples=num_grid_samples)  # fmt: skip
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        check_translation_options(self, "GauGAN")
+        if self.num_classes < 1:
+            raise ValueError(
+                "GauGAN makes images from semantic label maps and needs their number of classes: use "
+                "datamodules.paired.PairedImageDataModule with label_palette (e.g. 'facades'), whose num_classes is "
+                "linked into the model, or set model.init_args.num_classes"
+            )
+        for name, value in (("lambda_feat", lambda_feat), ("lambda_vgg", lambda_vgg)):
+            if value < 0:
+                raise ValueError(f"{name} must be 0 (off) or positive, got {value}")
+        self.lambda_feat, self.lambda_vgg = lambda_feat, lambda_vgg
+        # Held outside the module tree: frozen, never in checkpoints, never wrapped by DDP; moved on first use.
+        self._vgg: list[VGGPerceptualLoss] = [VGGPerceptualLoss(resolve_vgg_weights(vgg_weights))] if lambda_vgg > 0 else []
+        self.generator_mode = check_generator_mode(generator_mode)
+        self.n_epochs, self.n_epochs_decay = n_epochs, n_epochs_decay
+        linear_decay(n_epochs, n_epochs_decay)  # validates
+
+        channels, height, width = self.image_shape
+        try:
+            self.generator = SPADEGenerator(
+                self.num_classes, channels, base_channels, image_size=width,
+                num_upsampling_layers=num_upsampling_layers, aspect_ratio=width / height,
+                spectral_norm=g_spectral_norm, hidden=spade_hidden, param_free_norm=param_free_norm,
+                init_type=init_type, init_gain=init_gain,
+            )  # fmt: skip
+        except ValueError as err:
+            raise ValueError(
+                f"GauGAN cannot make {height}x{width} images: {err} With the paired datamodule, set "
+                "data.init_args.crop_size accordingly."
+            ) from None
+        self.discriminator = MultiScaleDiscriminator(
+            self.num_classes + channels, d_base_channels, n_layers_d, d_norm, num_d, d_spectral_norm,
+            init_type=init_type, init_gain=init_gain,
+        )  # fmt: skip
+        self.fixed_batch = FixedBatch(self.hparams.num_grid_samples, (self.num_classes, height, width),
+                                      self.image_shape, one_hot_input=True)  # fmt: skip
+        self.val_metrics = TranslationMetrics(compare_input=False)
+        self.finalize_networks()
+
+    # ------------------------------------------------------------------ losses (one place, tested by hand)
+    def discriminate_pairs(self, segmap: Tensor, fake: Tensor, real: Tensor) -> tuple[list[list[Tensor]], list[list[Tensor]]]:
+        """D's outputs (per scale, [features..., logits]) on (s, fake) and (s, real): one D pass over both pairs
+        concatenated along the batch, then split, as in the official code."""
+        fake_pair = torch.cat([segmap, fake], 1)
+        real_pair = torch.cat([segmap, real], 1)
+        outputs = self.discriminator(self.d_input(torch.cat([fake_pair, real_pair], 0)))
+        n = fake.shape[0]
+        fake_out = [[t[:n] for t in scale] for scale in outputs]
+        real_out = [[t[n:] for t in scale] for scale in outputs]
+        return fake_out, real_out
+
+    def generator_losses(self, segmap: Tensor, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        """Hinge G loss averaged over scales + lambda_feat * feature matching (+ lambda_vgg * VGG when on)."""
+        fake_out, real_out = self.discriminate_pairs(segmap, fake, real)
+        adv = torch.stack([generator_loss("hinge", scale[-1]) for scale in fake_out]).mean()
+        losses = {"g_adv": adv}
+        g_loss = adv
+        if self.lambda_feat > 0:
+            losses["g_feat"] = discriminator_feature_matching(real_out, fake_out)
+            g_loss = g_loss + self.lambda_feat * losses["g_feat"]
+        if self._vgg:
+            vgg = self._vgg[0].to(fake.device)
+            losses["g_vgg"] = vgg(fake, real)
+            g_loss = g_loss + self.lambda_vgg * losses["g_vgg"]
+        return {"g_loss": g_loss, **losses}
+
+    def discriminator_losses(self, segmap: Tensor, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        """Hinge D loss, each of its real and fake terms averaged over the scales (the official D_real + D_Fake)."""
+        fake_out, real_out = self.discriminate_pairs(segmap, fake.detach(), real)
+        d_loss = torch.stack(
+            [discriminator_loss("hinge", r[-1], f[-1]) for r, f in zip(real_out, fake_out)]
+        ).mean()
+        return {"d_loss": d_loss}
+
+    # ------------------------------------------------------------------ training
+    def configure_optimizers(self):
+        opt_g, opt_d = super().configure_optimizers()
+        return [opt_g, opt_d], linear_decay_schedulers([opt_g, opt_d], self.n_epochs, self.n_epochs_decay)
+
+    def setup(self, stage: str) -> None:
+        check_datamodule_shapes(self, self.num_classes, "GauGAN")
+
+    def on_fit_start(self) -> None:
+        warn_schedule_length(self, self.n_epochs, self.n_epochs_decay)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        segmap, real = batch["input"], batch["target"]
+        self.fixed_batch.add(segmap, real, from_validation=False)
+        opt_g, opt_d = self.optimizers()
+
+        with self.toggled_optimizer(opt_g):
+            g_losses = self.generator_losses(segmap, real, self.generator(segmap))
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_losses["g_loss"])
+            opt_g.step()
+        self.after_generator_step(**g_losses)
+
+        with self.toggled_optimizer(opt_d):
+            with torch.no_grad():
+                fake = self.generator(segmap)
+            d_losses = self.discriminator_losses(segmap, real, fake)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_losses["d_loss"])
+            opt_d.step()
+        self.after_discriminator_step(**d_losses)
+
+    def on_train_epoch_end(self) -> None:
+        step_schedulers(self)
+
+    # ------------------------------------------------------------------ translation, validation, grids, predict
+    def translate(self, segmap: Tensor) -> Tensor:
+        """G(s) in [-1, 1] as validation, grids and predict see it (EMA G when on; ``generator_mode``)."""
+        return translate(self.sampling_generator(), segmap, self.generator_mode)
+
+    def sample(self, *args: Any, **kwargs: Any) -> Tensor:
+        raise NotImplementedError("GauGAN makes images from label maps instead of noise: use translate(segmap)")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        segmap, real = batch["input"], batch["target"]
+        self.fixed_batch.add(segmap, real, from_validation=True)
+        self.val_metrics.update(self.translate(segmap), real)
+        self.val_metrics.log(self, batch_size=segmap.shape[0])
+
+    def on_validation_epoch_end(self) -> None:
+        write_validation_grid(self, self.grid_images(), nrow=self.fixed_batch.size)
+
+    def grid_images(self) -> Tensor:
+        """Three rows of ``num_grid_samples`` images: label maps (jet colours) | outputs | targets."""
+        segmaps, targets, filled = self.fixed_batch.get()
+        outputs = self.translate(segmaps[: max(filled, 1)])
+        return grid_rows([segmaps, outputs, targets], filled, self.fixed_batch.size)
+
+    def predict_dataloader(self) -> DataLoader:
+        return refuse_noise_predict("GauGAN")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        """Photos made from the predict label maps, named like them (PNG), written at their sizes."""
+        return {
+            "images": self.translate(batch["input"]),
+            "names": [output_name(n) for n in batch["name"]],
+            "sizes": predict_sizes(batch),
+        }
