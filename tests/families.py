@@ -93,3 +93,76 @@ TINY: dict[str, FamilySpec] = {
         batch=image_batch(MNIST_SHAPE),
     ),
 }
+
+
+# ---------------------------------------------------------------- image-to-image families (Pix2Pix, CycleGAN, GauGAN)
+I2I_SHAPE = (3, 32, 32)
+
+
+def paired_batch(n: int = 2, shape: tuple[int, int, int] = I2I_SHAPE, num_classes: int = 0) -> Callable[[], Any]:
+    """A batch like PairedImageDataModule's: {"input", "target", "name"} (+ "label", one-hot input with a palette)."""
+
+    def make() -> dict[str, Any]:
+        g = torch.Generator().manual_seed(0)
+        batch = {"target": torch.rand(n, *shape, generator=g) * 2 - 1, "name": [f"{i}.jpg" for i in range(n)]}
+        if num_classes:
+            label = torch.randint(num_classes, (n, *shape[1:]), generator=g)
+            batch.update(label=label, input=torch.nn.functional.one_hot(label, num_classes).permute(0, 3, 1, 2).float())
+        else:
+            batch["input"] = torch.rand(n, *shape, generator=g) * 2 - 1
+        return batch
+
+    return make
+
+
+def unpaired_batch(n: int = 2, shape: tuple[int, int, int] = I2I_SHAPE) -> Callable[[], Any]:
+    """A batch like UnpairedImageDataModule's: {"A", "B", "name_A", "name_B"}."""
+
+    def make() -> dict[str, Any]:
+        g = torch.Generator().manual_seed(0)
+        return {"A": torch.rand(n, *shape, generator=g) * 2 - 1, "B": torch.rand(n, *shape, generator=g) * 2 - 1,
+                "name_A": [f"{i}_A.jpg" for i in range(n)], "name_B": [f"{i}_B.jpg" for i in range(n)]}  # fmt: skip
+
+    return make
+
+
+def predict_batches(channels: int = 3, one_hot: bool = False, directions: tuple[str, ...] = ()) -> Callable[[], Any]:
+    """Predict batches like the paired/unpaired datamodules' (one image each, original sizes kept in "size")."""
+
+    def loader() -> list[dict[str, Any]]:
+        g = torch.Generator().manual_seed(1)
+        batches = []
+        for i, (h, w) in enumerate([(40, 50), (32, 32), (20, 36)]):
+            if one_hot:
+                label = torch.randint(channels, (1, 32, 32), generator=g)
+                x = torch.nn.functional.one_hot(label, channels).permute(0, 3, 1, 2).float()
+            else:
+                x = torch.rand(1, channels, 32, 32, generator=g) * 2 - 1
+            batch = {"input": x, "name": [f"img{i}.jpg"], "size": torch.tensor([[h, w]])}
+            if directions:
+                batch["direction"] = [directions[i % len(directions)]]
+            batches.append(batch)
+        return torch.utils.data.DataLoader(batches, batch_size=None)
+
+    return loader
+
+
+TINY["Pix2Pix"] = FamilySpec(
+    kwargs=dict(image_shape=I2I_SHAPE, input_channels=3, num_downs=5, base_channels=4, d_base_channels=4),
+    batch=paired_batch(),
+    samples_from_noise=False,
+    extra={"predict_loader": predict_batches(), "predict_files": 3},
+)
+TINY["CycleGAN"] = FamilySpec(
+    kwargs=dict(image_shape=I2I_SHAPE, input_channels=3, n_blocks=1, base_channels=4, d_base_channels=4, pool_size=2),
+    batch=unpaired_batch(),
+    trained=("generator_ab", "generator_ba", "discriminator_a", "discriminator_b"),
+    samples_from_noise=False,
+    extra={"predict_loader": predict_batches(directions=("AtoB", "BtoA")), "predict_files": 3},
+)
+TINY["GauGAN"] = FamilySpec(
+    kwargs=dict(image_shape=I2I_SHAPE, num_classes=4, base_channels=2, d_base_channels=4, spade_hidden=8),
+    batch=paired_batch(num_classes=4),
+    samples_from_noise=False,
+    extra={"predict_loader": predict_batches(channels=4, one_hot=True), "predict_files": 3},
+)
