@@ -1,0 +1,38 @@
+"""W&B through the config fragment, offline: the run directory holds the logged scalars, the grid and the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import REPO, tiny_args, tiny_mnist  # noqa: F401  (fixture)
+
+wandb = pytest.importorskip("wandb", reason="wandb is an optional extra: pip install -e '.[wandb]'")
+
+
+def test_wandb_offline_run_holds_scalars_images_and_config(tiny_mnist: Path, tmp_path: Path, monkeypatch):  # noqa: F811
+    from lightning_gans.cli import GANCLI
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cli = GANCLI(
+        args=[
+            "fit", *tiny_args(tiny_mnist, "--config", str(REPO / "configs" / "loggers" / "wandb.yaml"),
+                             "--trainer.log_every_n_steps", "1", "--trainer.limit_val_batches", "0"),
+        ]
+    )
+    wandb.finish()
+    runs = list((tmp_path / "runs" / "wandb" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    run = runs[0]
+    images = list((run / "files" / "media" / "images").glob("samples_*.png"))
+    assert images, "the sample grid must be logged as an image"
+    data = next(run.glob("run-*.wandb")).read_bytes()
+    for key in (b"train/d_loss", b"train/g_loss", b"train/g_steps"):
+        assert key in data, key
+    assert b"MNISTDataModule" in data, "the full config is logged"
+    # the config file goes in the run's own folder, beside the W&B run id, never over another run's
+    version = cli.trainer.logger.version
+    assert (tmp_path / "runs" / "wandb" / "lightning-gans" / version / "config.yaml").is_file()
