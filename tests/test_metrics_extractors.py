@@ -101,6 +101,12 @@ def test_local_inception_agrees_with_torchmetrics_inception(local_inception, tmp
     theirs = tm(uint8)
     ours, _ = local_inception(x)
     assert torch.allclose(ours, theirs, atol=1e-3), (ours - theirs).abs().max()
+    # and the "inception" extractor (torchmetrics' network driven by our conversion) given those weights
+    wrapped = TorchmetricsInception(weights)
+    feats, logits = wrapped(x)
+    assert logits.shape == (2, 1008)  # zeros here: the TorchScript file has no classification layer
+    assert torch.allclose(feats, ours, atol=1e-3)
+    assert wrapped.cache_id()["resize"] == "tf1" and len(wrapped.cache_id()["sha1"]) == 40
 
 
 def test_torchmetrics_inception_offline_message_names_the_local_option(monkeypatch):
