@@ -146,7 +146,7 @@ def test_vae_loss_is_reconstruction_plus_weighted_kl_by_hand():
     model = _tiny("VAE", kl_weight=0.5)
     x, _ = _batch()
     torch.manual_seed(1)
-    terms = model.loss_terms(x)
+    terms, z_model = model.loss_terms(x)
 
     torch.manual_seed(1)
     mu, logvar = model.encoder(x)
@@ -155,6 +155,7 @@ def test_vae_loss_is_reconstruction_plus_weighted_kl_by_hand():
     t = (x + 1) / 2
     recon = -(t * torch.log(p) + (1 - t) * torch.log(1 - p)).sum() / 4
     kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(dim=1)).mean()
+    assert torch.equal(z, z_model)
     assert torch.allclose(terms["recon_loss"], recon, rtol=1e-4)
     assert torch.allclose(terms["kl"], kl, rtol=1e-5)
     assert torch.allclose(terms["loss"], recon + 0.5 * kl, rtol=1e-4)

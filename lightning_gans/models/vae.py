@@ -90,19 +90,20 @@ class VAE(GANModule):
         """One optimizer (``optimizer_g``, ``lr_g``, ``betas``) over encoder + decoder."""
         return make_optimizer(self.generator_parameters(), self.optimizer_g, self.lr_g, self.betas)
 
-    def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
-        """``loss = recon_loss + kl_weight * kl`` on the batch ``x`` with one posterior sample per image."""
+    def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """``({"loss": ..., "recon_loss": ..., "kl": ...}, z)`` on the batch ``x``: ``loss = recon_loss + kl_weight *
+        kl`` with one posterior sample ``z`` per image."""
         mu, logvar = self.encoder(x)
         z = reparameterize(mu, logvar)
         recon = reconstruction_loss(self.generator(z, pre_tanh=True), x, self.reconstruction)
         kl = gaussian_kl(mu, logvar)
-        return {"loss": recon + self.kl_weight * kl, "recon_loss": recon, "kl": kl}
+        return {"loss": recon + self.kl_weight * kl, "recon_loss": recon, "kl": kl}, z
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         self.fixed_real.fill(x)
         opt = self.optimizers()
-        terms = self.loss_terms(x)
+        terms, _ = self.loss_terms(x)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(terms["loss"])
         opt.step()
@@ -110,7 +111,7 @@ class VAE(GANModule):
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        for name, value in self.loss_terms(x).items():
+        for name, value in self.loss_terms(x)[0].items():
             self.log(f"val/{name}", value, on_step=False, on_epoch=True, batch_size=x.shape[0])
 
     # ------------------------------------------------------------------ inference
