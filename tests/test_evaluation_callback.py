@@ -232,3 +232,10 @@ def test_setup_errors_come_before_generation(cache_dir):
         trainer(callbacks=[callback(cache_dir, num_samples=10)]).validate(
             TinyModel(), datamodule=TinyData(), verbose=False
         )
+
+
+def test_a_reused_callback_never_keeps_another_runs_reals(cache_dir):
+    cb = callback(cache_dir, cache=False)
+    trainer(callbacks=[cb]).validate(TinyModel(), datamodule=TinyData(seed=0), verbose=False)
+    trainer(callbacks=[cb]).validate(TinyModel(), datamodule=TinyData(seed=9, n_val=80), verbose=False)
+    assert cb.num_real == 80 and cb.real_images_extracted == 96 + 80

@@ -350,6 +350,13 @@ class EvaluationCallback(L.Callback):
                 seed=self.seed,
             )
         self.metrics = tuple(metrics)
+        # Each fit/validate starts from the disk cache, never from another run's real features in memory (the
+        # same callback object may meet other data); within a run they are computed or loaded once.
+        if self.evaluator is not None:
+            self.evaluator.reset_real()
+        needs_real = any(m in self.metrics for m in ("fid", "kid", "precision_recall", "class_coverage"))
+        self._real_ready = self.evaluator is None or not needs_real
+        self.num_real = 0
 
     # ------------------------------------------------------------------------------------------------- real data
 
