@@ -109,6 +109,7 @@ def test_validate_logs_metrics_and_second_run_hits_the_cache(cache_dir):
     results = trainer(callbacks=[first]).validate(TinyModel(), datamodule=TinyData(), verbose=False)[0]
     assert {"val/fid", "val/kid", "val/kid_std", "val/precision", "val/recall"} <= set(results)
     assert "val/is" not in results  # identity features have no logits
+    assert results["val/num_real"] == 96 and results["val/num_generated"] == 64  # the counts FID depends on
     assert all(math.isfinite(v) for v in results.values())
     assert first.real_images_extracted == 96 and first.cache_saves == 1 and first.num_real == 96
 

@@ -31,7 +31,12 @@ What happens in a validation epoch (the sanity check is skipped):
 
 Conventions that change the numbers (report them with the numbers): the sample count (``num_samples`` generated vs.
 the real count), the extractor and its resize (``resize="tf1"``, the FID reference; torchmetrics' default is
-``"antialias"``) -- see :mod:`lightning_gans.metrics.evaluator` and :mod:`lightning_gans.metrics.extractors`.
+``"antialias"``) -- see :mod:`lightning_gans.metrics.evaluator` and :mod:`lightning_gans.metrics.extractors`. The
+counts are logged too (``val/num_real``, ``val/num_generated``) and the first evaluation prints the whole protocol.
+
+How often: every validation epoch (not the sanity check). Evaluate less often with the trainer's
+``check_val_every_n_epoch`` / ``val_check_interval``, so that ``val/fid`` exists whenever validation ran, which
+``ModelCheckpoint(monitor="val/fid")`` requires.
 
 Errors come before anything is generated: at construction (unknown metric or extractor, IS or class coverage with
 a features-only extractor, a missing extractor file, ``num_samples`` below the feature dimension for FID) or at
@@ -49,7 +54,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
 from lightning_gans.metrics.cache import RealFeatureCache, _jsonable, cache_key, tensor_digest
@@ -288,6 +293,7 @@ class EvaluationCallback(L.Callback):
         self.cache_hits = 0
         self.cache_saves = 0
         self.last_results: dict[str, float] = {}
+        self._announced = False
         self.last_scatter: Tensor | None = None
 
     # ----------------------------------------------------------------------------------------------------- setup
@@ -521,10 +527,19 @@ class EvaluationCallback(L.Callback):
             self._generate_all(trainer, pl_module)
         results: dict[str, Tensor] = {}
         if self.evaluator is not None:
+            num_generated = self.evaluator.global_counts()[1]
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*called before the ``update``.*")
                 results.update(self.evaluator.compute())
             self.evaluator.reset_fake()
+            results["num_real"] = torch.tensor(float(self.num_real))
+            results["num_generated"] = torch.tensor(float(num_generated))
+            if not self._announced:
+                self._announced = True
+                rank_zero_info(
+                    f"EvaluationCallback: {', '.join(self.evaluator.metrics)} on {num_generated} generated vs "
+                    f"{self.num_real} real samples; features: {self.extractor_name} {self.extractor.cache_id()}"
+                )
         if self.modes is not None:
             results.update(self.modes.compute())
             self.modes.reset()
