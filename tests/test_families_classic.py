@@ -113,6 +113,9 @@ def test_conditional_networks_check_labels():
         ConditionalDiscriminator(MNIST, 10, mode="sum")
     with pytest.raises(ValueError, match="backbone"):
         CGAN(**{**TINY["CGAN"].kwargs, "backbone": "resnet"})
+    for family in (CGAN, ACGAN):
+        with pytest.raises(ValueError, match="labels"):
+            family(**TINY[family.__name__].kwargs).training_step(torch.zeros(2, *MNIST), 0)
 
 
 # --------------------------------------------------------------------------------------------------------- ACGAN

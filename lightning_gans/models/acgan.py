@@ -87,6 +87,9 @@ class ACGAN(GANModule):
         return torch.randint(self.num_classes, (n,), device=self.device)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise ValueError(f"ACGAN trains on (images, labels) batches; got {type(batch).__name__}. Use a labelled "
+                             "datamodule (e.g. MNISTDataModule).")
         real, real_labels = batch[0], batch[1].long()
         n = real.shape[0]
         opt_g, opt_d = self.optimizers()

@@ -94,5 +94,8 @@ class CGAN(GANModule):
         return super().sample(n, z=z, labels=labels, use_ema=use_ema)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise ValueError(f"CGAN trains on (images, labels) batches; got {type(batch).__name__}. Use a labelled "
+                             "datamodule (e.g. MNISTDataModule).")
         real, labels = batch[0], batch[1]
         adversarial_step(self, real, labels.long(), loss=self.loss)
