@@ -327,7 +327,8 @@ class CycleGAN(GANModule):
         """``val/cycle_l1`` (both cycles, in [-1, 1]) and ``val/change_ab``/``val/change_ba``: the L1 between each
         output and its own input, which grows as the generators stop copying their inputs."""
         real_a, real_b = batch["A"], batch["B"]
-        self.fixed_batch.add(real_a, real_b, from_validation=True)
+        if not self.trainer.sanity_checking:  # the sanity batches come again in the first validation
+            self.fixed_batch.add(real_a, real_b, from_validation=True)
         fake_b, rec_a, fake_a, rec_b = self.cycle(real_a, real_b)
         n = real_a.shape[0]
         cycle_a, cycle_b = F.l1_loss(rec_a, real_a), F.l1_loss(rec_b, real_b)

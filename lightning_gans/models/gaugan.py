@@ -326,7 +326,8 @@ class GauGAN(GANModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         segmap, real = batch["input"], batch["target"]
-        self.fixed_batch.add(segmap, real, from_validation=True)
+        if not self.trainer.sanity_checking:  # the sanity batches come again in the first validation
+            self.fixed_batch.add(segmap, real, from_validation=True)
         self.val_metrics.update(self.translate(segmap), real)
         self.val_metrics.log(self, batch_size=segmap.shape[0])
 

@@ -249,8 +249,9 @@ class FixedBatch(nn.Module):
     Buffers are registered at ``__init__`` with their final shapes (so ``load_state_dict`` and
     ``load_from_checkpoint`` work before any data is seen) and filled from the first batches: from validation batches
     when there are any (a validation batch replaces a grid filled from training batches, at most once), else from
-    training batches. Images in [-1, 1] that came from 8-bit files are stored losslessly; a one-hot input is stored
-    as its class indices (K <= 256).
+    training batches. The families skip the sanity-check batches, which the first validation repeats. Images in
+    [-1, 1] that came from 8-bit files are stored losslessly; a one-hot input is stored as its class indices
+    (K <= 256).
 
     Args:
         size: number of (input, target) pairs.
@@ -572,7 +573,8 @@ class Pix2Pix(GANModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         x, y = batch["input"], batch["target"]
-        self.fixed_batch.add(x, y, from_validation=True)
+        if not self.trainer.sanity_checking:  # the sanity batches come again in the first validation
+            self.fixed_batch.add(x, y, from_validation=True)
         self.val_metrics.update(self.translate(x), y, x)
         self.val_metrics.log(self, batch_size=x.shape[0])
 
