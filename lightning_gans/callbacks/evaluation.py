@@ -3,11 +3,12 @@
 Add the callback to ``trainer.callbacks`` and every validation epoch (and ``lightning-gans validate --ckpt_path``)
 logs ``val/fid``, ``val/kid``, ``val/kid_std``, ``val/is``, ``val/is_std``, ``val/precision``, ``val/recall``,
 ``val/classes_covered``, ``val/class_kl`` (images) or ``val/modes_covered``, ``val/high_quality``, ``val/mode_kl``
-(2-D Gaussian mixtures), so ``ModelCheckpoint(monitor="val/fid", mode="min")`` can keep the best generator::
+(2-D Gaussian mixtures), with ``val/num_real`` and ``val/num_generated`` (the counts FID depends on), so
+``ModelCheckpoint(monitor="val/fid", mode="min")`` can keep the best generator::
 
     trainer:
       callbacks:
-        - class_path: lightning_gans.callbacks.EvaluationCallback
+        - class_path: lightning_gans.callbacks.evaluation.EvaluationCallback
           init_args:
             num_samples: 10000
             extractor: mnist_classifier   # or inception, inception_local, identity
