@@ -129,11 +129,12 @@ def describe_validation_data(trainer: L.Trainer, image_key: int | str = 0) -> tu
     dataset = getattr(loader, "dataset", None)
     length = None
     if dataset is not None:
+        keep = lambda k: "transform" in k or k in ("root", "split", "train")  # noqa: E731
         parts["datasets"] = [
             {"class": f"{type(d).__module__}.{type(d).__qualname__}", **{k: v for k, v in _settings(d).items()
-                                                                        if "transform" in k or k in ("root", "split", "train")}}
+                                                                        if keep(k)}}
             for d in _dataset_chain(dataset)
-        ]  # fmt: skip
+        ]
         try:
             length = len(dataset)
         except TypeError:

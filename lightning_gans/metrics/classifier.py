@@ -7,7 +7,8 @@ give an Inception-Score analogue (between 1 and 10) and the histogram of predict
 
 Train it once (about 2-3 minutes per epoch on one CPU core)::
 
-    python -m lightning_gans.metrics.classifier --data_dir /path/to/data --out ~/.cache/lightning_gans/mnist_classifier.pt
+    python -m lightning_gans.metrics.classifier --data_dir /path/to/data \
+        --out ~/.cache/lightning_gans/mnist_classifier.pt
 
 ``--data_dir`` is the folder that holds ``MNIST/raw`` (the four idx files, gzipped or not; unset: the
 ``$LIGHTNING_GANS_DATA_DIR`` / ``data/`` convention of :mod:`datamodules.base`); ``--out`` defaults to

@@ -177,7 +177,8 @@ def scatter_image(
 
     frame = torch.arange(size)
     edge = torch.zeros(size, dtype=torch.long)
-    paint(torch.cat([edge, edge + size - 1, frame, frame]), torch.cat([frame, frame, edge, edge + size - 1]), (160,) * 3)
+    last = edge + size - 1
+    paint(torch.cat([edge, last, frame, frame]), torch.cat([frame, frame, edge, last]), (160, 160, 160))
     if centers is not None and radius is not None:
         angles = torch.linspace(0, 2 * math.pi, 180)
         ring = torch.stack([angles.cos(), angles.sin()], dim=1) * radius

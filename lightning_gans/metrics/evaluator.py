@@ -161,17 +161,20 @@ class GenerativeMetrics(nn.Module):
         d, k = extractor.num_features, extractor.num_classes
         self.num_real = 0  # this process's counts; compute() sums them over processes
         self.num_fake = 0
+        wanted = set(self.metrics)
         with warnings.catch_warnings():  # "will save all extracted features in buffer": yes, by design
             warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-            self.fid = FrechetInceptionDistance(feature=_Features(d), reset_real_features=False) if "fid" in self.metrics else None
-            self.kid = (
-                _OrderFreeKID(feature=_Features(d), subsets=kid_subsets, subset_size=kid_subset_size,
-                              reset_real_features=False)
-                if "kid" in self.metrics else None
-            )  # fmt: skip
-            self.inception_score = _OrderFreeIS(feature=_Features(k), splits=is_splits) if "is" in self.metrics else None
-        self.precision_recall = PrecisionRecall(k=pr_k) if "precision_recall" in self.metrics else None
-        self.class_coverage = ClassCoverage(k, threshold=coverage_threshold) if "class_coverage" in self.metrics else None
+            self.fid = None
+            if "fid" in wanted:
+                self.fid = FrechetInceptionDistance(feature=_Features(d), reset_real_features=False)
+            self.kid = None
+            if "kid" in wanted:
+                self.kid = _OrderFreeKID(
+                    feature=_Features(d), subsets=kid_subsets, subset_size=kid_subset_size, reset_real_features=False
+                )
+            self.inception_score = _OrderFreeIS(feature=_Features(k), splits=is_splits) if "is" in wanted else None
+        self.precision_recall = PrecisionRecall(k=pr_k) if "precision_recall" in wanted else None
+        self.class_coverage = ClassCoverage(k, threshold=coverage_threshold) if "class_coverage" in wanted else None
 
     # ------------------------------------------------------------------------------------------------------ update
 
