@@ -1,0 +1,167 @@
+"""Throughput of the same DCGAN trained through the Lightning Trainer and as a plain PyTorch loop.
+
+Same networks, batch, optimizers, losses and in-memory data; one D and one G step per batch in both. Each path
+runs in its own process (so peak memory is its own), alternating A/B/A/B for ``--rounds`` rounds so that load
+from other processes hits both alike; the medians and their ratio are printed.
+
+    python benchmarks/bench_trainer_vs_loop.py                    # CPU, 28x28 MNIST-sized data
+    python benchmarks/bench_trainer_vs_loop.py --device cuda --precision bf16-mixed --image-size 64
+
+Target: the Trainer path at >= 0.95 of the plain loop's images/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import platform
+import resource
+import statistics
+import time
+
+
+def _setup(args):
+    import torch
+
+    from lightning_gans.models import DCGAN
+
+    torch.manual_seed(0)
+    if args["threads"]:
+        torch.set_num_threads(args["threads"])
+    shape = (args["channels"], args["image_size"], args["image_size"])
+    model = DCGAN(image_shape=shape, latent_dim=100, g_channels=64, d_channels=64)
+    n = args["batch_size"] * (args["steps"] + args["warmup"])
+    data = torch.rand(n, *shape) * 2 - 1
+    return model, data
+
+
+def _peak_memory_mb(device: str) -> float:
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def run_plain(args, queue) -> None:
+    import torch
+
+    from lightning_gans.losses import discriminator_loss, generator_loss
+
+    model, data = _setup(args)
+    device = torch.device(args["device"])
+    G, D = model.generator.to(device), model.discriminator.to(device)
+    opt_g, opt_d = model.configure_optimizers()
+    data = data.to(device)
+    autocast = args["precision"] == "bf16-mixed"
+    bs = args["batch_size"]
+
+    def step(real):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            fake = G(torch.randn(bs, 100, device=device)).detach()
+            d_loss = discriminator_loss("nonsaturating", D(real), D(fake))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        D.requires_grad_(False)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            g_loss = generator_loss("nonsaturating", D(G(torch.randn(bs, 100, device=device))))
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        D.requires_grad_(True)
+
+    for i in range(args["warmup"]):
+        step(data[i * bs : (i + 1) * bs])
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for i in range(args["warmup"], args["warmup"] + args["steps"]):
+        step(data[i * bs : (i + 1) * bs])
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    queue.put({"images_per_s": args["steps"] * bs / elapsed, "peak_mb": _peak_memory_mb(device.type)})
+
+
+def run_trainer(args, queue) -> None:
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model, data = _setup(args)
+    bs = args["batch_size"]
+
+    class Timer(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == args["warmup"]:
+                if args["device"] == "cuda":
+                    torch.cuda.synchronize()
+                self.start = time.perf_counter()
+
+        def on_train_end(self, trainer, pl_module):
+            if args["device"] == "cuda":
+                torch.cuda.synchronize()
+            self.elapsed = time.perf_counter() - self.start
+
+    timer = Timer()
+    trainer = L.Trainer(
+        accelerator=args["device"], devices=1, precision=args["precision"], max_epochs=1, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+        log_every_n_steps=50,
+    )
+    loader = DataLoader(TensorDataset(data, torch.zeros(len(data), dtype=torch.long)), batch_size=bs, shuffle=False)
+    trainer.fit(model, loader)
+    queue.put({"images_per_s": args["steps"] * bs / timer.elapsed, "peak_mb": _peak_memory_mb(args["device"])})
+
+
+def _in_process(fn, args):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=fn, args=(args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
+    parser.add_argument("--image-size", type=int, default=28)
+    parser.add_argument("--channels", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    args = vars(parser.parse_args())
+
+    plain, trainer = [], []
+    for _ in range(args["rounds"]):
+        plain.append(_in_process(run_plain, args))
+        trainer.append(_in_process(run_trainer, args))
+    p = statistics.median(r["images_per_s"] for r in plain)
+    t = statistics.median(r["images_per_s"] for r in trainer)
+    import lightning
+    import torch
+
+    report = {
+        "machine": f"{platform.processor() or platform.machine()}, {mp.cpu_count()} cores"
+        + (f", {torch.cuda.get_device_name()}" if args["device"] == "cuda" else ""),
+        "versions": f"python {platform.python_version()}, torch {torch.__version__}, lightning {lightning.__version__}",
+        "config": {k: args[k] for k in ("device", "precision", "image_size", "batch_size", "steps", "rounds")},
+        "plain_images_per_s": round(p, 1),
+        "trainer_images_per_s": round(t, 1),
+        "ratio_trainer_over_plain": round(t / p, 3),
+        "plain_peak_mb": round(max(r["peak_mb"] for r in plain), 1),
+        "trainer_peak_mb": round(max(r["peak_mb"] for r in trainer), 1),
+        "all_rounds": {"plain": [round(r["images_per_s"], 1) for r in plain], "trainer": [round(r["images_per_s"], 1) for r in trainer]},
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
