@@ -250,15 +250,19 @@ class GANModule(L.LightningModule):
     ) -> Tensor:
         """Generate images in [-1, 1] on the module's device (eval mode, no grad, EMA generator when on).
 
-        Give either ``n`` (fresh noise) or ``z``. Conditional families draw uniform labels when none are given.
+        Give either ``n`` (fresh noise) or ``z``. Conditional families without ``labels`` draw uniform labels for
+        fresh noise, and use the labels 0, 1, ..., K-1, 0, ... for a given ``z`` (so a fixed z is deterministic).
         """
+        given_z = z is not None
         if z is None:
             if n is None:
                 raise ValueError("sample() needs n (how many) or z (the noise)")
             z = self.noise(n)
         z = z.to(self.device)
         if self.conditional:
-            if labels is None:
+            if labels is None and given_z:  # the same z always gives the same images: labels 0, 1, ..., K-1, 0, ...
+                labels = torch.arange(z.shape[0], device=self.device) % self.num_classes
+            elif labels is None:
                 labels = torch.randint(self.num_classes, (z.shape[0],), device=self.device)
             labels = labels.to(self.device)
             if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):

@@ -66,15 +66,6 @@ class ACGAN(GANModule):
         self.discriminator = AuxiliaryClassifierDiscriminator(self.image_shape, self.num_classes, d_channels, d_batch_norm)
         self.finalize_networks()
 
-    def sample(
-        self, n: int | None = None, *, z: Tensor | None = None, labels: Tensor | None = None, use_ema: bool = True
-    ) -> Tensor:
-        """As :meth:`GANModule.sample`, but a given ``z`` without labels gets the labels 0, 1, ..., 9, 0, ... (the
-        grid's order) instead of random ones, so the same ``z`` always gives the same images."""
-        if z is not None and labels is None:
-            labels = torch.arange(z.shape[0], device=self.device) % self.num_classes
-        return super().sample(n, z=z, labels=labels, use_ema=use_ema)
-
     def discriminate(self, x: Tensor, labels: Tensor | None = None, return_features: bool = False):
         """The *source* logit only (and D's features), so the base's penalties and feature matching work unchanged."""
         if return_features:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-from torch import Tensor
 
 from lightning_gans.core import GANModule
 from lightning_gans.losses import check_loss_name, check_real_label
@@ -83,15 +81,6 @@ class CGAN(GANModule):
             tuple(d_hidden_dims),
         )
         self.finalize_networks()
-
-    def sample(
-        self, n: int | None = None, *, z: Tensor | None = None, labels: Tensor | None = None, use_ema: bool = True
-    ) -> Tensor:
-        """As :meth:`GANModule.sample`, but a given ``z`` without labels gets the labels 0, 1, ..., 9, 0, ... (the
-        grid's order) instead of random ones, so the same ``z`` always gives the same images."""
-        if z is not None and labels is None:
-            labels = torch.arange(z.shape[0], device=self.device) % self.num_classes
-        return super().sample(n, z=z, labels=labels, use_ema=use_ema)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
