@@ -2,11 +2,12 @@
 
 from datamodules.base import DATA_DIR_ENV, DatasetNotFoundError, ImageDataModule, resolve_data_dir
 from datamodules.celeba import CelebADataModule
+from datamodules.mixtures import GaussianMixtureDataModule
 from datamodules.mnist import MNISTDataModule
 from datamodules.paired import PairedImageDataModule
 from datamodules.unpaired import UnpairedImageDataModule
 
 __all__ = [
     "DATA_DIR_ENV", "DatasetNotFoundError", "ImageDataModule", "resolve_data_dir",
-    "CelebADataModule", "MNISTDataModule", "PairedImageDataModule", "UnpairedImageDataModule",
+    "CelebADataModule", "GaussianMixtureDataModule", "MNISTDataModule", "PairedImageDataModule", "UnpairedImageDataModule",
 ]

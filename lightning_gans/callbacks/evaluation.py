@@ -378,7 +378,8 @@ class EvaluationCallback(L.Callback):
         return parts
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._active = not trainer.sanity_checking
+        # Like Lightning's loggers and checkpoints, evaluation is off in the sanity check and under fast_dev_run.
+        self._active = not trainer.sanity_checking and not trainer.fast_dev_run
         if not self._active:
             return
         device = pl_module.device
