@@ -22,10 +22,8 @@ resizes other sizes to 28x28 (bilinear, antialiased).
 from __future__ import annotations
 
 import argparse
-import gzip
 import math
 import os
-import struct
 import sys
 import time
 from pathlib import Path
@@ -80,23 +78,13 @@ def _find_raw(root: Path) -> Path:
     )
 
 
-def _read_idx(path: Path) -> Tensor:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    zero, dtype, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or dtype != 0x08:
-        raise ValueError(f"{path} is not an idx file of unsigned bytes")
-    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    return torch.frombuffer(bytearray(data[4 + 4 * ndim :]), dtype=torch.uint8).reshape(dims)
-
-
 def read_mnist(data_dir: str | os.PathLike | None = None, train: bool = True) -> tuple[Tensor, Tensor]:
     """MNIST as ``(uint8 images [N, 28, 28], int64 labels [N])`` straight from the idx files (gzipped or not).
 
     Reads a read-only, gzip-only folder too (torchvision's ``MNIST`` wants the unzipped files next to the archives).
     """
     from datamodules.base import resolve_data_dir
+    from datamodules.mnist import read_idx
 
     raw = _find_raw(resolve_data_dir(data_dir))
     prefix = "train" if train else "t10k"
@@ -104,7 +92,7 @@ def read_mnist(data_dir: str | os.PathLike | None = None, train: bool = True) ->
     for kind in ("images-idx3", "labels-idx1"):
         name = f"{prefix}-{kind}-ubyte"
         path = raw / name if (raw / name).is_file() else raw / f"{name}.gz"
-        out.append(_read_idx(path))
+        out.append(read_idx(path))
     return out[0], out[1].long()
 
 
