@@ -212,8 +212,14 @@ def test_cache_dir_follows_env(monkeypatch, tmp_path):
     from lightning_gans.metrics import default_cache_dir
     from lightning_gans.metrics.classifier import default_classifier_path
 
+    from lightning_gans.metrics.classifier import BUNDLED_PATH
+
     monkeypatch.setenv("LIGHTNING_GANS_CACHE", str(tmp_path / "cachehere"))
     assert default_cache_dir() == tmp_path / "cachehere"
+    # no classifier in the cache: the one shipped with the package; one trained into the cache wins
+    assert default_classifier_path() == BUNDLED_PATH and BUNDLED_PATH.is_file()
+    (tmp_path / "cachehere").mkdir()
+    (tmp_path / "cachehere" / "mnist_classifier.pt").write_bytes(b"")
     assert default_classifier_path() == tmp_path / "cachehere" / "mnist_classifier.pt"
     assert RealFeatureCache().root == tmp_path / "cachehere" / "real_stats"
 
@@ -242,9 +248,8 @@ def test_missing_extractor_files_are_named(tmp_path, monkeypatch):
     with pytest.raises(ExtractorError, match="does not exist") as err:
         EvaluationCallback(extractor="inception_local", extractor_path=str(tmp_path / "nope.pt"))
     assert "nope.pt" in str(err.value)
-    monkeypatch.setenv("LIGHTNING_GANS_CACHE", str(tmp_path / "empty_cache"))
     with pytest.raises(ExtractorError, match="python -m lightning_gans.metrics.classifier"):
-        EvaluationCallback(extractor="mnist_classifier")
+        EvaluationCallback(extractor="mnist_classifier", extractor_path=str(tmp_path / "no_classifier.pt"))
     with pytest.raises(ExtractorError, match="weights-inception"):
         EvaluationCallback(extractor="inception", extractor_path=str(tmp_path / "w.pth"))
 
