@@ -173,6 +173,7 @@ def test_linear_decay_matches_the_official_rule():
     assert [factor(e) for e in (0, 99)] == [1.0, 1.0]
     assert factor(100) == pytest.approx(1 - 1 / 101) and factor(199) == pytest.approx(1 / 101)
     assert factor(250) == 0.0
+    assert linear_decay(50, 0)(500) == 1.0  # SPADE's niter_decay=0: no decay, however long the run
 
 
 class _LRRecorder(L.Callback):

@@ -114,14 +114,17 @@ def linear_decay(n_epochs: int, n_epochs_decay: int) -> Callable[[int], float]:
 
     The official ``get_scheduler('linear')`` with ``epoch_count=1``, stepped at the end of each epoch: epochs
     1..n_epochs (1-based) train at the base rate, epoch ``n_epochs + j`` at ``1 - j / (n_epochs_decay + 1)``, the last
-    one at ``1 / (n_epochs_decay + 1)`` ("linearly decay the rate to zero over the next n_epochs_decay epochs"). The
-    newer official ``train.py`` steps at the start of each epoch instead, which starts the decay one epoch earlier and
-    spends the last epoch at 0.
+    one at ``1 / (n_epochs_decay + 1)`` ("linearly decay the rate to zero over the next n_epochs_decay epochs"). Some
+    versions of the official ``train.py`` step at the start of each epoch instead, which starts the decay one epoch
+    earlier and spends the last epoch at 0. ``n_epochs_decay=0`` means no decay at all (SPADE's ``niter_decay=0``):
+    the rate stays constant however long training runs.
     """
     if n_epochs < 0 or n_epochs_decay < 0:
         raise ValueError(f"n_epochs and n_epochs_decay must be 0 or more, got {n_epochs} and {n_epochs_decay}")
 
     def factor(epoch: int) -> float:
+        if n_epochs_decay == 0:
+            return 1.0
         return max(0.0, 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1))
 
     return factor
