@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 import lightning as L
+from torch.utils.data import DataLoader, Dataset
 
 DATA_DIR_ENV = "LIGHTNING_GANS_DATA_DIR"
 
@@ -78,3 +79,49 @@ class ImageDataModule(L.LightningDataModule):
             "pin_memory": self.pin_memory,
             "persistent_workers": self.num_workers > 0,
         }
+
+
+class SplitFolderDataModule(ImageDataModule):
+    """Base for datasets stored as split folders (pix2pix ``train/val/test``, CycleGAN ``trainA/testB``...).
+
+    Subclasses build ``self._split_dataset(split)`` for ``"train"``, ``"val"``, ``"test"`` and
+    ``self._predict_dataset()``; this class scans what a stage needs in ``setup`` (so malformed data fails there,
+    before training) and serves the loaders, predict one image at a time (images keep their own sizes).
+    """
+
+    _STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ()}
+    _SPLIT_STAGE = {"train": "fit", "val": "validate", "test": "test", "predict": "predict"}
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.datasets: dict[str, Dataset] = {}
+
+    def _split_dataset(self, split: str) -> Dataset:
+        raise NotImplementedError
+
+    def _predict_dataset(self) -> Dataset:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        """Scan the folders the stage needs (``fit``: train + val); malformed data raises here, naming the file."""
+        for split in self._STAGE_SPLITS.get(stage or "fit", ("train", "val")):
+            self.datasets[split] = self._split_dataset(split)
+        if stage == "predict":
+            self.datasets["predict"] = self._predict_dataset()
+
+    def _loader(self, key: str, shuffle: bool = False, **overrides) -> DataLoader:
+        if key not in self.datasets:
+            self.setup(self._SPLIT_STAGE[key])
+        return DataLoader(self.datasets[key], shuffle=shuffle, **(self._loader_kwargs() | overrides))
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", batch_size=1)

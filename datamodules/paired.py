@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from datamodules.base import DatasetNotFoundError, ImageDataModule, missing_data_message, resolve_data_dir
+from datamodules.base import DatasetNotFoundError, SplitFolderDataModule, missing_data_message, resolve_data_dir
 from datamodules.transforms import (
     DIRECTIONS,
     PairTransform,
@@ -237,7 +237,7 @@ class PairedImageDataset(Dataset):
         return sample
 
 
-class PairedImageDataModule(ImageDataModule):
+class PairedImageDataModule(SplitFolderDataModule):
     """pix2pix-style paired data: ``{"input", "target", "name"}`` batches (``"label"`` too with a palette).
 
     ``image_shape`` is ``(output_nc, crop_size, crop_size)``; ``input_channels`` is what the generator reads
@@ -302,7 +302,6 @@ class PairedImageDataModule(ImageDataModule):
         self.num_classes = 0 if self.palette is None else len(self.palette)
         self.input_channels = input_nc if self.palette is None else self.num_classes
         self.image_shape = (output_nc, crop_size, crop_size)
-        self.datasets: dict[str, Dataset] = {}
 
     def _split_dataset(self, split: str) -> PairedImageDataset:
         transform = PairTransform(self.preprocess, self.load_size, self.crop_size, flip=not self.no_flip,
@@ -331,28 +330,3 @@ class PairedImageDataModule(ImageDataModule):
                     items.append(PredictItem(a, box=box, mode=mode))
         encode = LabelEncoder(self.palette, self.crop_size) if self.palette is not None else None
         return PredictImageDataset(items, self.crop_size, encode)
-
-    def setup(self, stage: str | None = None) -> None:
-        """Scan the folders the stage needs (``fit``: train + val); malformed data raises here, naming the file."""
-        splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ()}
-        for split in splits.get(stage or "fit", ("train", "val")):
-            self.datasets[split] = self._split_dataset(split)
-        if stage == "predict":
-            self.datasets["predict"] = self._predict_dataset()
-
-    def _loader(self, key: str, shuffle: bool = False, **overrides) -> DataLoader:
-        if key not in self.datasets:
-            self.setup({"train": "fit", "val": "validate", "test": "test", "predict": "predict"}[key])
-        return DataLoader(self.datasets[key], shuffle=shuffle, **(self._loader_kwargs() | overrides))
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict", batch_size=1)

@@ -21,9 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
-from datamodules.base import DatasetNotFoundError, ImageDataModule, missing_data_message, resolve_data_dir
+from datamodules.base import DatasetNotFoundError, SplitFolderDataModule, missing_data_message, resolve_data_dir
 from datamodules.transforms import (
     DIRECTIONS,
     PairTransform,
@@ -77,7 +77,7 @@ class UnpairedImageDataset(Dataset):
                 "name_A": path_a.name, "name_B": path_b.name}  # fmt: skip
 
 
-class UnpairedImageDataModule(ImageDataModule):
+class UnpairedImageDataModule(SplitFolderDataModule):
     """CycleGAN-style unpaired data: ``{"A", "B", "name_A", "name_B"}`` batches.
 
     ``image_shape`` is ``(output_nc, crop_size, crop_size)``, the images of domain B (what G_A->B makes);
@@ -141,7 +141,6 @@ class UnpairedImageDataModule(ImageDataModule):
         self.input_channels = input_nc
         self.image_shape = (output_nc, crop_size, crop_size)
         self.num_classes = 0
-        self.datasets: dict[str, Dataset] = {}
 
     def _domain(self, folder: str) -> list[Path]:
         path = self.data_dir / folder
@@ -180,28 +179,3 @@ class UnpairedImageDataModule(ImageDataModule):
             parts.append(PredictImageDataset([PredictItem(f, mode=mode, direction=direction) for f in files],
                                              self.crop_size))  # fmt: skip
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)
-
-    def setup(self, stage: str | None = None) -> None:
-        """Find the folders the stage needs (``fit``: train + val); a missing or empty one raises here."""
-        splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ()}
-        for split in splits.get(stage or "fit", ("train", "val")):
-            self.datasets[split] = self._split_dataset(split)
-        if stage == "predict":
-            self.datasets["predict"] = self._predict_dataset()
-
-    def _loader(self, key: str, shuffle: bool = False, **overrides) -> DataLoader:
-        if key not in self.datasets:
-            self.setup({"train": "fit", "val": "validate", "test": "test", "predict": "predict"}[key])
-        return DataLoader(self.datasets[key], shuffle=shuffle, **(self._loader_kwargs() | overrides))
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict", batch_size=1)
