@@ -338,13 +338,13 @@ def grid_rows(rows: Sequence[Tensor], filled: int, size: int) -> Tensor:
 
 
 def write_validation_grid(module: GANModule, images: Tensor, nrow: int) -> Path | None:
-    """Save ``images`` as ``<run dir>/val/epoch_XXXX.png`` and log them to TensorBoard/W&B as ``val/grid``
-    (global rank 0, not during the sanity check)."""
+    """Save ``images`` as ``<run dir>/val/epoch_XXXX_g_step_YYYYYYY.png`` and log them to TensorBoard/W&B as
+    ``val/grid`` (global rank 0, not during the sanity check; several validations per epoch keep their own files)."""
     trainer = module.trainer
     if trainer.sanity_checking or not trainer.is_global_zero:
         return None
     grid = make_grid_uint8(images, nrow=nrow)
-    path = run_dir(trainer) / "val" / f"epoch_{module.current_epoch:04d}.png"
+    path = run_dir(trainer) / "val" / f"epoch_{module.current_epoch:04d}_g_step_{module.g_steps:07d}.png"
     save_image(grid, path)
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
