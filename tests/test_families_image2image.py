@@ -21,7 +21,7 @@ from lightning_gans.callbacks import ImageWriter
 from lightning_gans.models import CycleGAN, GauGAN, Pix2Pix
 from lightning_gans.models.cyclegan import ImagePool
 from lightning_gans.models.gaugan import discriminator_feature_matching
-from lightning_gans.models.pix2pix import FixedBatch, linear_decay, translate
+from lightning_gans.image2image import FixedBatch, linear_decay, translate
 from tests.conftest import real_data_dir
 from tests.families import TINY, paired_batch, unpaired_batch
 

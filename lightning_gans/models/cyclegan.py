@@ -19,7 +19,7 @@ frozen; then both discriminators on pooled fakes), ``gan_mode='lsgan'``, ``lambd
 **Loss scale.** The official LSGAN loss is MSE: D minimises ``0.5 * (MSE(D(b), 1) + MSE(D(G(a)), 0))`` and G
 ``MSE(D(G(a)), 1)``. ``losses.py``'s ``lsgan`` is ``1/2 (D(x)-1)^2 + 1/2 D(G(z))^2`` for D, the same as the official
 D, and ``1/2 (D(G(z))-1)^2`` for G, half the official G term. G's adversarial terms are therefore doubled here
-(:func:`~lightning_gans.models.pix2pix.official_loss_scales`), so that they weigh against the cycle (10) and identity
+(:func:`~lightning_gans.image2image.official_loss_scales`), so that they weigh against the cycle (10) and identity
 (5) L1 terms exactly as in the official code.
 
 **The image pools** are child modules (``pool_a``, ``pool_b``) holding their images in buffers, so checkpoints carry
@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader
 
 from lightning_gans.core import GANModule
 from lightning_gans.losses import check_loss_name, check_real_label, discriminator_loss, generator_loss
-from lightning_gans.models.pix2pix import (
+from lightning_gans.image2image import (
     FixedBatch,
     check_datamodule_shapes,
     check_generator_mode,

@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader
 
 from lightning_gans.core import GANModule
 from lightning_gans.losses import discriminator_loss, generator_loss
-from lightning_gans.models.pix2pix import (
+from lightning_gans.image2image import (
     FixedBatch,
     TranslationMetrics,
     check_datamodule_shapes,
