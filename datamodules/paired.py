@@ -304,8 +304,16 @@ class PairedImageDataModule(SplitFolderDataModule):
         self.image_shape = (output_nc, crop_size, crop_size)
 
     def _split_dataset(self, split: str) -> PairedImageDataset:
-        transform = PairTransform(self.preprocess, self.load_size, self.crop_size, flip=not self.no_flip,
-                                  train=split == "train")  # fmt: skip
+        return self._dataset(split, train=split == "train")
+
+    def evaluation_dataset(self, split: str) -> PairedImageDataset:
+        """The pairs of ``split`` ("train", "val" or "test") through the deterministic evaluation transform
+        (resize to ``crop_size``, centre crop, no flip): e.g. the training photos as validation sees them, for
+        baselines such as the mean training photo (``benchmarks/translation_baselines.py``)."""
+        return self._dataset(split, train=False)
+
+    def _dataset(self, split: str, train: bool) -> PairedImageDataset:
+        transform = PairTransform(self.preprocess, self.load_size, self.crop_size, flip=not self.no_flip, train=train)
         pairs = scan_split(self.data_dir / split, self.data_dir)
         return PairedImageDataset(pairs, transform, self.direction, self.input_mode, self.target_mode, self.palette)
 

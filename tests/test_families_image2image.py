@@ -65,6 +65,31 @@ def test_pix2pix_losses_are_the_official_ones_by_hand():
     torch.testing.assert_close(d["d_loss"], 0.5 * (bce_real + bce_fake))  # halved, as in the official code
 
 
+def test_pix2pix_lambda_gan_zero_is_the_l1_ablation():
+    """lambda_gan 0 (the paper's "L1" row): G's gradients are those of lambda_l1 * L1 alone, whatever D says."""
+    model = _tiny("Pix2Pix", lambda_gan=0.0)
+    batch = paired_batch()()
+    x, y = batch["input"], batch["target"]
+    torch.manual_seed(1)  # the same dropout masks in both passes
+    fake = model.generator(x)
+    losses = model.generator_losses(x, y, fake)
+    assert losses["g_adv"].item() > 0  # still computed and logged
+    torch.testing.assert_close(losses["g_loss"], 100.0 * (fake - y).abs().mean())
+    grads = torch.autograd.grad(losses["g_loss"], list(model.generator.parameters()))
+    with torch.no_grad():
+        for p in model.discriminator.parameters():
+            p.add_(torch.randn_like(p))
+    torch.manual_seed(1)
+    fake = model.generator(x)
+    again = torch.autograd.grad(model.generator_losses(x, y, fake)["g_loss"], list(model.generator.parameters()))
+    for a, b in zip(grads, again):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="both 0"):
+        _tiny("Pix2Pix", lambda_gan=0.0, lambda_l1=0.0)
+    with pytest.raises(ValueError, match="lambda_gan must be 0 or positive"):
+        _tiny("Pix2Pix", lambda_gan=-1.0)
+
+
 def test_pix2pix_discriminator_sees_the_input_concatenated(tmp_path: Path):
     model = _tiny("Pix2Pix")
     batch = paired_batch()()

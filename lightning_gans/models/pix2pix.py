@@ -82,6 +82,9 @@ class Pix2Pix(GANModule):
         loss: adversarial loss on D's logits (official "vanilla" = ``nonsaturating``); D's loss is halved, see
             :func:`official_loss_scales`.
         lambda_l1: weight of L1(G(x), y) in G's loss (100).
+        lambda_gan: weight of the adversarial term in G's loss (1). 0 gives the paper's "L1" ablation (Table 1):
+            G trained on L1 alone, the reference for how low L1 itself can go on a dataset; D still trains and
+            logs, so the runs compare one to one.
         n_epochs: epochs at the initial learning rate (official 100).
         n_epochs_decay: epochs of linear decay to zero after them (official 100); train for the sum.
         generator_mode: how validation, grids and predict run G: "train" (the paper's test protocol) or "eval"
@@ -109,6 +112,7 @@ class Pix2Pix(GANModule):
         dropout: bool = True,
         loss: str = "nonsaturating",
         lambda_l1: float = 100.0,
+        lambda_gan: float = 1.0,
         n_epochs: int = 100,
         n_epochs_decay: int = 100,
         generator_mode: str = "train",
@@ -127,9 +131,11 @@ class Pix2Pix(GANModule):
         self.loss = check_loss_name(loss)
         check_real_label(loss, self.real_label)
         self.d_scale, self.g_scale = official_loss_scales(loss)
-        if lambda_l1 < 0:
-            raise ValueError(f"lambda_l1 must be 0 or positive, got {lambda_l1}")
-        self.lambda_l1 = lambda_l1
+        if lambda_l1 < 0 or lambda_gan < 0:
+            raise ValueError(f"lambda_l1 and lambda_gan must be 0 or positive, got {lambda_l1} and {lambda_gan}")
+        if lambda_l1 == 0 and lambda_gan == 0:
+            raise ValueError("lambda_l1 and lambda_gan are both 0, so G has nothing to learn from: set one of them")
+        self.lambda_l1, self.lambda_gan = lambda_l1, lambda_gan
         self.input_channels = input_channels
         self.generator_mode = check_generator_mode(generator_mode)
         self.n_epochs, self.n_epochs_decay = n_epochs, n_epochs_decay
@@ -170,10 +176,10 @@ class Pix2Pix(GANModule):
         return {"d_loss": d_loss, "d_real_logit": real_logits.detach().mean(), "d_fake_logit": fake_logits.detach().mean()}
 
     def generator_losses(self, x: Tensor, y: Tensor, fake: Tensor) -> dict[str, Tensor]:
-        """G's loss: adversarial term on D(x, G(x)) + lambda_l1 * L1(G(x), y)."""
+        """G's loss: lambda_gan * adversarial term on D(x, G(x)) + lambda_l1 * L1(G(x), y)."""
         adv = self.g_scale * generator_loss(self.loss, self.discriminate(torch.cat([x, fake], 1)))
         l1 = F.l1_loss(fake, y)
-        return {"g_loss": adv + self.lambda_l1 * l1, "g_adv": adv, "g_l1": l1}
+        return {"g_loss": self.lambda_gan * adv + self.lambda_l1 * l1, "g_adv": adv, "g_l1": l1}
 
     # ------------------------------------------------------------------ training
     def configure_optimizers(self):
