@@ -5,7 +5,7 @@ facades (skipped without $LIGHTNING_GANS_DATA_DIR). Tiny shapes: the default run
 
 from __future__ import annotations
 
-import os
+import math
 from pathlib import Path
 
 import lightning as L
@@ -349,6 +349,43 @@ def test_predict_writes_one_file_per_input_named_like_it_at_its_size(name: str, 
     for n, (h, w) in sizes.items():
         with Image.open(out / f"{folder}{Path(n).stem}.png") as img:
             assert img.size == (w, h)
+
+
+# ------------------------------------------------------------------------------------------------ FID of translations
+@pytest.mark.parametrize("name", ["Pix2Pix", "CycleGAN"])
+def test_evaluation_callback_scores_the_translations_of_the_validation_inputs(name: str, tmp_path: Path):
+    """EvaluationCallback(source="translate"): the generated set is translate(batch[input_key]), one output per
+    validation input, compared with batch[image_key]; a translation model with source="sample" fails at setup."""
+    from lightning_gans.callbacks.evaluation import EvaluationCallback
+    from datamodules.paired import PairedImageDataModule
+    from datamodules.unpaired import UnpairedImageDataModule
+
+    sizes, data = {f"{i}.png": (32, 32) for i in range(6)}, tmp_path / "data"
+    if name == "CycleGAN":
+        for folder in ("trainA", "trainB", "testA", "testB"):
+            _write_images(data / folder, sizes)
+        dm = UnpairedImageDataModule(data_dir=str(data), crop_size=32, load_size=32, batch_size=4, num_workers=0)
+        keys = dict(input_key="A", image_key="B")
+    else:
+        for split in ("train", "val", "test"):
+            _write_images(data / split, {n: (32, 64) for n in sizes})
+        dm = PairedImageDataModule(data_dir=str(data), crop_size=32, load_size=32, batch_size=4, num_workers=0)
+        keys = dict(input_key="input", image_key="target")
+    model = _tiny(name)
+    seen: list[torch.Tensor] = []
+    translate_fn = model.translate
+    model.translate = lambda x, *a: seen.append(x) or translate_fn(x, *a)  # type: ignore[method-assign]
+    callback = EvaluationCallback(source="translate", extractor="identity", metrics=["kid"], kid_subset_size=4,
+                                  cache=False, **keys)  # fmt: skip
+    results = _trainer(tmp_path, callbacks=[callback], limit_val_batches=None).validate(model, datamodule=dm,
+                                                                                        verbose=False)[0]  # fmt: skip
+    assert results["val/num_generated"] == results["val/num_real"] == 6
+    assert math.isfinite(results["val/kid"])
+    assert all(isinstance(x, torch.Tensor) and x.shape[1:] == (3, 32, 32) for x in seen)  # inputs, not batches
+
+    with pytest.raises(ValueError, match="source: translate"):
+        _trainer(tmp_path, callbacks=[EvaluationCallback(extractor="identity", metrics=["kid"], cache=False)]
+                 ).validate(_tiny(name), datamodule=dm, verbose=False)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ configs

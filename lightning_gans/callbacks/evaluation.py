@@ -25,7 +25,9 @@ What happens in a validation epoch (the sanity check is skipped):
    to the processes, so the generated set -- and the metric -- does not depend on the number of processes (up to
    float summation order) and is the same noise every epoch. Class-conditional models get balanced labels
    (sample ``i`` has label ``i mod num_classes``). Image-to-image families use ``source="translate"``: each
-   validation batch goes through ``pl_module.translate(batch)`` and the outputs are the generated set.
+   validation batch's inputs go through ``pl_module.translate`` and the outputs are the generated set, e.g. for
+   Pix2Pix/GauGAN ``image_key: target, input_key: input`` (FID of translated photos against the real ones) and for
+   CycleGAN ``image_key: B, input_key: A`` (A -> B outputs against the real B).
 3. Metrics are computed from torchmetrics' states, synchronised across processes, and logged (same value on every
    process). For mixtures a scatter plot of the samples over the modes is logged as ``val/modes_scatter``
    (TensorBoard/W&B) and written to ``<run dir>/evaluation/modes_epoch_NNN.png``.
@@ -188,7 +190,9 @@ class EvaluationCallback(L.Callback):
             ``~/.cache/lightning_gans/real_stats``.
         cache_key: an extra string in the cache key (e.g. a dataset version the settings do not show).
         image_key: where the images are in a validation batch (index of a tuple, key of a dict).
-        source: "sample" (noise -> ``pl_module.sample``) or "translate" (``pl_module.translate(batch)``).
+        source: "sample" (noise -> ``pl_module.sample``) or "translate" (``pl_module.translate(batch[input_key])``).
+        input_key: with ``source="translate"``, where the inputs are in a validation batch (``"input"`` for the
+            paired datamodule, ``"A"`` for the unpaired one); ``None`` hands the whole batch to ``translate``.
         scatter_points: generated points drawn in the mixture scatter plot (0: no plot).
         prefix: prefix of the logged names.
     """
@@ -215,6 +219,7 @@ class EvaluationCallback(L.Callback):
         cache_key: str | None = None,
         image_key: int | str = 0,
         source: str = "sample",
+        input_key: int | str | None = None,
         scatter_points: int = 2000,
         prefix: str = "val/",
     ) -> None:
@@ -249,6 +254,7 @@ class EvaluationCallback(L.Callback):
         self.cache_key_extra = cache_key
         self.image_key = image_key
         self.source = source
+        self.input_key = input_key
         self.scatter_points = scatter_points
         self.prefix = prefix
 
@@ -331,9 +337,15 @@ class EvaluationCallback(L.Callback):
             self._mode_radius = self.mode_num_std * std
         if self.source == "sample" and not callable(getattr(pl_module, "sample", None)):
             raise TypeError(f"{type(pl_module).__name__} has no sample(n) method; for image-to-image models use "
-                            "source='translate' (calls pl_module.translate(batch))")  # fmt: skip
+                            "source='translate' (calls pl_module.translate(batch[input_key]))")  # fmt: skip
+        if self.source == "sample" and callable(getattr(pl_module, "translate", None)):
+            raise ValueError(
+                f"{type(pl_module).__name__} translates images instead of sampling noise: set the callback's "
+                "source: translate, with input_key/image_key naming the inputs and the real images of a validation "
+                "batch (input/target for paired data, A/B for unpaired)"
+            )
         if self.source == "translate" and not callable(getattr(pl_module, "translate", None)):
-            raise TypeError(f"source='translate' needs {type(pl_module).__name__}.translate(batch)")
+            raise TypeError(f"source='translate' needs {type(pl_module).__name__}.translate(inputs)")
         if feature_metrics and self.evaluator is None:
             extractor = build_extractor(self.extractor_name, self.extractor_path, self.resize)
             if self.extractor_name == "identity":
@@ -439,7 +451,7 @@ class EvaluationCallback(L.Callback):
                 self._real_seen += len(images)
                 self.real_images_extracted += len(images)
         if self.source == "translate":
-            fakes = pl_module.translate(batch)
+            fakes = pl_module.translate(batch if self.input_key is None else _pick(batch, self.input_key))
             self._update_fake(fakes, trainer)
 
     def _gather_real(self, trainer: L.Trainer, device: torch.device) -> tuple[Tensor, Tensor | None]:
