@@ -1,20 +1,23 @@
 """How low can a paired translation's validation L1 go? Do-nothing baselines next to trained checkpoints.
 
-    python benchmarks/translation_baselines.py --crop_size 64 --load_size 72 \\
+    python benchmarks/translation_baselines.py --crop_size 64 --load_size 72 --extractor inception_local \\
         --ckpt pix2pix=runs/pix2pix_facades/checkpoints/last.ckpt --ckpt l1_only=runs/l1_only/checkpoints/last.ckpt
 
 On a paired dataset (default ``$LIGHTNING_GANS_DATA_DIR/facades``, labels -> photo) this prints, for the validation
-split seen through the evaluation transform (resize to ``crop_size``, centre crop), the mean L1 in [-1, 1] of:
+split seen through the evaluation transform (resize to ``crop_size``, centre crop), L1 in [-1, 1], PSNR and SSIM (as
+validation logs them) and, with ``--extractor``, FID and KID against the validation photos, of:
 
 - ``input``: the input itself as the output (what the model must beat first);
 - ``mean training photo`` and ``median training photo``: one constant image, the pixel-wise mean / median of the
   training targets (the best constant output under L2 / L1);
 - every ``--ckpt NAME=PATH``: a Pix2Pix or GauGAN checkpoint translating the validation inputs the way its
-  validation does (its ``generator_mode``), with PSNR and SSIM.
+  validation does (its ``generator_mode``).
 
 Train a Pix2Pix with ``--model.init_args.lambda_gan 0`` to add the paper's "L1" row: G trained on L1 alone, the
 reference for how far the labels can bring L1 below the constant baselines (the GAN term trades some of it for
-sharpness, by design). Measured figures on facades are in ``benchmarks/README.md``.
+sharpness, by design). FID/KID say the opposite story: constant and blurry outputs are far from real photos. With
+the 100 validation photos FID is strongly biased upwards; compare rows, not papers. Measured figures on facades are
+in ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -23,49 +26,63 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datamodules.paired import PairedImageDataModule  # noqa: E402
 
 
-def constant_baselines(dm: PairedImageDataModule, split: str = "val") -> dict[str, float]:
-    """Mean L1 of the input, the mean training target and the median training target against ``split``."""
-    train = dm.evaluation_dataset("train")
-    targets = torch.stack([train[i]["target"] for i in range(len(train))])
-    constants = {"mean training photo": targets.mean(0), "median training photo": targets.median(0).values}
-    sums, count = {"input": 0.0, **{name: 0.0 for name in constants}}, 0
+def load_split(dm: PairedImageDataModule, split: str) -> tuple[Tensor, Tensor]:
+    """All (inputs, targets) of ``split`` through the evaluation transform, as two tensors."""
     data = dm.evaluation_dataset(split)
-    for i in range(len(data)):
-        item = data[i]
-        target = item["target"]
-        if item["input"].shape == target.shape:
-            sums["input"] += (item["input"] - target).abs().mean().item()
-        for name, image in constants.items():
-            sums[name] += (image - target).abs().mean().item()
-        count += 1
-    if data and data[0]["input"].shape != data[0]["target"].shape:
-        del sums["input"]  # one-hot label maps are not images to compare with
-    return {name: total / count for name, total in sums.items()}
+    items = [data[i] for i in range(len(data))]
+    return torch.stack([it["input"] for it in items]), torch.stack([it["target"] for it in items])
+
+
+def constant_outputs(dm: PairedImageDataModule, inputs: Tensor, targets: Tensor) -> dict[str, Tensor]:
+    """The do-nothing outputs: the input itself (when it is an image like the target), and the pixel-wise mean and
+    median of the training targets (the best constant image under L2 and under L1) repeated for every input."""
+    _, train_targets = load_split(dm, "train")
+    n = len(targets)
+    outputs = {"input": inputs} if inputs.shape == targets.shape else {}
+    outputs["mean training photo"] = train_targets.mean(0).expand(n, -1, -1, -1).contiguous()
+    outputs["median training photo"] = train_targets.median(0).values.expand(n, -1, -1, -1).contiguous()
+    return outputs
 
 
 @torch.no_grad()
-def checkpoint_metrics(path: str, dm: PairedImageDataModule, split: str = "val", batch_size: int = 16
-                       ) -> dict[str, float]:
-    """L1, PSNR and SSIM of a Pix2Pix/GauGAN checkpoint on ``split``, as its validation computes them (its own
-    ``translate``, so its ``generator_mode`` and EMA G, and the same :class:`TranslationMetrics`)."""
-    from lightning_gans.image2image import TranslationMetrics
+def checkpoint_outputs(path: str, inputs: Tensor, batch_size: int = 16) -> Tensor:
+    """A Pix2Pix/GauGAN checkpoint's outputs for ``inputs``, made as its validation makes them (its own
+    ``translate``: its ``generator_mode``, its EMA G when it has one)."""
     from lightning_gans.models import GauGAN, Pix2Pix
 
     hparams = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
     family = GauGAN if "GauGAN" in str(hparams.get("_class_path", "")) else Pix2Pix
     model = family.load_from_checkpoint(path, map_location="cpu")
+    return torch.cat([model.translate(chunk) for chunk in inputs.split(batch_size)])
+
+
+@torch.no_grad()
+def score(outputs: Tensor, targets: Tensor, evaluator: Any = None) -> dict[str, float]:
+    """L1 (in [-1, 1]), PSNR and SSIM as validation logs them (:class:`TranslationMetrics`), plus FID and KID
+    against the targets when an ``evaluator`` (GenerativeMetrics with real features loaded) is given."""
+    from lightning_gans.image2image import TranslationMetrics
+
     metrics = TranslationMetrics(compare_input=False)
-    for batch in torch.utils.data.DataLoader(dm.evaluation_dataset(split), batch_size=batch_size):
-        metrics.update(model.translate(batch["input"]), batch["target"])
-    return {name: getattr(metrics, name).compute().item() for name in ("l1", "psnr", "ssim")}
+    for out, tgt in zip(outputs.split(32), targets.split(32)):
+        metrics.update(out, tgt)
+    result = {name: getattr(metrics, name).compute().item() for name in ("l1", "psnr", "ssim")}
+    if evaluator is not None:
+        evaluator.reset_fake()
+        for chunk in outputs.split(32):
+            evaluator.update_fake_images(chunk)
+        values = evaluator.compute()
+        result.update(fid=float(values["fid"]), kid=float(values["kid"]))
+    return result
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -78,6 +95,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--label_palette", default=None, help="'facades' for GauGAN checkpoints")
     parser.add_argument("--split", default="val")
     parser.add_argument("--ckpt", action="append", default=[], metavar="NAME=PATH")
+    parser.add_argument("--extractor", default=None, help="add FID and KID with this extractor (inception_local...)")
     args = parser.parse_args(argv)
     for spec in args.ckpt:
         if "=" not in spec or not Path(spec.split("=", 1)[1]).is_file():
@@ -85,14 +103,34 @@ def main(argv: list[str] | None = None) -> str:
     dm = PairedImageDataModule(data_dir=args.data_dir, direction=args.direction, crop_size=args.crop_size,
                                load_size=args.load_size or args.crop_size + args.crop_size // 8,
                                label_palette=args.label_palette)  # fmt: skip
-    lines = [f"{args.data_dir} {args.direction}, {args.split} split at {args.crop_size}x{args.crop_size}",
-             "", "| output | L1 | PSNR | SSIM |", "|---|---|---|---|"]  # fmt: skip
-    for name, value in constant_baselines(dm, args.split).items():
-        lines.append(f"| {name} | {value:.4f} | | |")
+    inputs, targets = load_split(dm, args.split)
+    rows = constant_outputs(dm, inputs, targets)
     for spec in args.ckpt:
         name, path = spec.split("=", 1)
-        m = checkpoint_metrics(path, dm, args.split)
-        lines.append(f"| {name} | {m['l1']:.4f} | {m['psnr']:.2f} | {m['ssim']:.3f} |")
+        rows[name] = checkpoint_outputs(path, inputs)
+
+    evaluator = None
+    if args.extractor:
+        from lightning_gans.metrics.evaluator import GenerativeMetrics
+        from lightning_gans.metrics.extractors import build_extractor
+
+        extractor = build_extractor(args.extractor)
+        if args.extractor == "identity":  # raw pixels (for tests): the feature size is the image size
+            extractor.num_features = targets[0].numel()
+        evaluator = GenerativeMetrics(extractor, ["fid", "kid"],
+                                      kid_subset_size=min(1000, len(targets)))  # fmt: skip
+        for chunk in targets.split(32):
+            evaluator.update_real_images(chunk)
+    extra = f" | FID ({args.extractor}) | KID" if evaluator else ""
+    lines = [f"{args.data_dir} {args.direction}, {args.split} split ({len(targets)} pairs) at "
+             f"{args.crop_size}x{args.crop_size}", "", f"| output | L1 | PSNR | SSIM{extra} |",
+             "|---" * (6 if evaluator else 4) + "|"]  # fmt: skip
+    for name, outputs in rows.items():
+        m = score(outputs, targets, evaluator)
+        cells = f"| {name} | {m['l1']:.4f} | {m['psnr']:.2f} | {m['ssim']:.3f}"
+        if evaluator:
+            cells += f" | {m['fid']:.1f} | {m['kid']:.4f}"
+        lines.append(cells + " |")
     report = "\n".join(lines)
     print(report)
     return report

@@ -20,8 +20,8 @@ import translation_baselines as tb  # noqa: E402
 
 
 def _pairs(root: Path) -> Path:
-    """train: photos of constant grey 64 or 192 (mean 128, so the mean photo is grey 128); val: one photo of 0."""
-    for split, greys in (("train", (64, 192, 64, 192)), ("val", (0,))):
+    """train: photos of constant grey 64 or 192 (mean 128, so the mean photo is grey 128); val: three photos of 0."""
+    for split, greys in (("train", (64, 192, 64, 192)), ("val", (0, 0, 0))):
         for i, grey in enumerate(greys):
             photo = np.full((32, 32, 3), grey, np.uint8)
             labels = np.full((32, 32, 3), 255, np.uint8)
@@ -34,7 +34,8 @@ def test_constant_baselines_by_hand(tmp_path: Path):
     dm = PairedImageDataModule(data_dir=str(_pairs(tmp_path)), direction="BtoA", crop_size=32, load_size=36)
     train = dm.evaluation_dataset("train")
     assert len(train) == 4 and torch.equal(train[0]["target"], train[0]["target"])  # deterministic, unflipped
-    got = tb.constant_baselines(dm)
+    inputs, targets = tb.load_split(dm, "val")
+    got = {name: tb.score(out, targets)["l1"] for name, out in tb.constant_outputs(dm, inputs, targets).items()}
     grey = lambda v: v / 127.5 - 1  # noqa: E731
     assert abs(got["input"] - (grey(255) - grey(0))) < 1e-5  # labels (white) against a black photo
     assert abs(got["mean training photo"] - (grey(128) - grey(0))) < 1e-5
@@ -49,10 +50,13 @@ def test_checkpoint_is_scored_like_its_validation(tmp_path: Path):
     path = tmp_path / "p2p.ckpt"
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
                 "pytorch-lightning_version": lightning.__version__}, path)  # fmt: skip
-    item = dm.evaluation_dataset("val")[0]
-    expected = (model.translate(item["input"][None]) - item["target"][None]).abs().mean().item()
-    assert abs(tb.checkpoint_metrics(str(path), dm)["l1"] - expected) < 1e-5
+    inputs, targets = tb.load_split(dm, "val")
+    expected = (model.translate(inputs) - targets).abs().mean().item()
+    assert abs(tb.score(tb.checkpoint_outputs(str(path), inputs), targets)["l1"] - expected) < 1e-5
 
-    report = tb.main(["--data_dir", str(tmp_path / "data"), "--crop_size", "32", "--ckpt", f"tiny={path}"])
+    report = tb.main(["--data_dir", str(tmp_path / "data"), "--crop_size", "32", "--ckpt", f"tiny={path}",
+                      "--extractor", "identity"])  # fmt: skip
     assert f"| tiny | {expected:.4f} |" in report
-    assert "| mean training photo |" in report
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in report.splitlines() if line.startswith("| ")}
+    assert set(rows) >= {"input", "mean training photo", "median training photo", "tiny"}
+    assert all(len(cells) == 5 for cells in rows.values())  # L1, PSNR, SSIM, FID, KID
