@@ -74,3 +74,57 @@ def test_ddp_two_cpu_processes(tmp_path: Path):
     assert ckpts == ["epoch=0-step=8.ckpt", "epoch=1-step=16.ckpt", "last.ckpt"]
     state = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["state_dict"]
     assert state.keys() == rank0.keys()
+
+
+CYCLEGAN_SCRIPT = textwrap.dedent(
+    """
+    import sys, torch, lightning as L
+    from pathlib import Path
+    from torch.utils.data import DataLoader, Dataset
+    from lightning_gans.models import CycleGAN
+
+    class Unpaired(Dataset):
+        def __len__(self):
+            return 16
+        def __getitem__(self, i):
+            g = torch.Generator().manual_seed(i)
+            return {"A": torch.rand(3, 32, 32, generator=g) * 2 - 1, "B": torch.rand(3, 32, 32, generator=g) * 2 - 1}
+
+    out = Path(sys.argv[1])
+    L.seed_everything(0)
+    model = CycleGAN(image_shape=(3, 32, 32), input_channels=3, n_blocks=1, base_channels=4, d_base_channels=4,
+                     pool_size=4, n_epochs=1, n_epochs_decay=1)
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=2, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                        default_root_dir=out, limit_val_batches=0)
+    trainer.fit(model, DataLoader(Unpaired(), batch_size=2))
+    rank = trainer.global_rank
+    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out / f"rank{rank}.pt")
+    torch.save(before, out / f"before{rank}.pt")
+    (out / "params.txt").write_text(" ".join(n for n, _ in model.named_parameters()))
+    (out / f"rank{rank}.steps").write_text(f"{model.d_steps} {model.g_steps} {trainer.optimizers[0].param_groups[0]['lr']}")
+    """
+)
+
+
+def test_ddp_cyclegan_four_networks_stay_in_sync(tmp_path: Path):
+    """CycleGAN under DDP: two generators and two discriminators, each its own DDP; the image pools differ per rank
+    (each holds its own fakes) but the all-reduced gradients keep every parameter identical on both ranks."""
+    script = tmp_path / "train_cyclegan_ddp.py"
+    script.write_text(CYCLEGAN_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    rank0, rank1, before = (torch.load(tmp_path / f) for f in ("rank0.pt", "rank1.pt", "before0.pt"))
+    params = (tmp_path / "params.txt").read_text().split()
+    nets = {p.split(".")[0] for p in params}
+    assert nets == {"generator_ab", "generator_ba", "discriminator_a", "discriminator_b"}
+    for key in params:
+        assert torch.equal(rank0[key], rank1[key]), f"{key} differs between ranks"
+    for net in nets:  # every network trained
+        assert any(not torch.equal(rank0[k], before[k]) for k in params if k.startswith(net + ".")), net
+    # 16 pairs / 2 ranks / batch 2 = 4 steps an epoch, 2 epochs; the LR decayed to 0 after the last epoch
+    assert (tmp_path / "rank0.steps").read_text() == (tmp_path / "rank1.steps").read_text()
+    assert (tmp_path / "rank0.steps").read_text().startswith("8 8 ")
