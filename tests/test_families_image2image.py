@@ -388,6 +388,22 @@ def test_evaluation_callback_scores_the_translations_of_the_validation_inputs(na
                  ).validate(_tiny(name), datamodule=dm, verbose=False)  # fmt: skip
 
 
+def test_fid_on_too_small_a_validation_set_fails_before_training(tmp_path: Path):
+    """100 facades photos cannot give a 2048-feature FID: say so at setup, not after the first epoch."""
+    from lightning_gans.callbacks.evaluation import EvaluationCallback
+    from datamodules.paired import PairedImageDataModule
+
+    for split in ("train", "val"):
+        _write_images(tmp_path / "data" / split, {f"{i}.png": (32, 64) for i in range(6)})
+    dm = PairedImageDataModule(data_dir=str(tmp_path / "data"), crop_size=32, load_size=32, num_workers=0)
+    model = _tiny("Pix2Pix")
+    callback = EvaluationCallback(source="translate", input_key="input", image_key="target", extractor="identity",
+                                  metrics=["fid", "kid"], cache=False)  # fmt: skip
+    with pytest.raises(ValueError, match=r"real images \(validation set\)=6 is below the feature dimension 3072"):
+        _trainer(tmp_path, max_steps=1, callbacks=[callback], limit_val_batches=1.0).fit(model, datamodule=dm)
+    assert model.g_steps == 0
+
+
 # ------------------------------------------------------------------------------------------------ configs
 @pytest.mark.parametrize("family", ["pix2pix", "cyclegan", "gaugan"])
 def test_config_parses_and_runs_a_step_on_real_facades(family: str, tmp_path: Path):

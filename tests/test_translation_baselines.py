@@ -59,4 +59,4 @@ def test_checkpoint_is_scored_like_its_validation(tmp_path: Path):
     assert f"| tiny | {expected:.4f} |" in report
     rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in report.splitlines() if line.startswith("| ")}
     assert set(rows) >= {"input", "mean training photo", "median training photo", "tiny"}
-    assert all(len(cells) == 5 for cells in rows.values())  # L1, PSNR, SSIM, FID, KID
+    assert all(len(cells) == 4 for cells in rows.values())  # L1, PSNR, SSIM, KID

@@ -358,6 +358,12 @@ class EvaluationCallback(L.Callback):
                 if self.num_real_samples is not None:
                     check_sample_count("num_real_samples", self.num_real_samples, extractor.num_features,
                                        self.extractor_name)  # fmt: skip
+            expected_real = self._expected_real_count(trainer)
+            if "fid" in feature_metrics and expected_real is not None:
+                # Known now from the datamodule, so a too-small validation set fails before training, not after
+                # the first epoch (translations: the generated set is as large as the real one).
+                check_sample_count("the number of real images (validation set)", expected_real,
+                                   extractor.num_features, self.extractor_name)  # fmt: skip
             self.extractor = extractor
             self.evaluator = GenerativeMetrics(
                 extractor,
@@ -377,6 +383,29 @@ class EvaluationCallback(L.Callback):
         needs_real = any(m in self.metrics for m in ("fid", "kid", "precision_recall", "class_coverage"))
         self._real_ready = self.evaluator is None or not needs_real
         self.num_real = 0
+
+    def _expected_real_count(self, trainer: L.Trainer) -> int | None:
+        """How many real images validation will give, from the datamodule's set-up validation dataset (``None``
+        when it cannot be known before the loader runs)."""
+        datasets = getattr(getattr(trainer, "datamodule", None), "datasets", None)
+        dataset = datasets.get("val") if isinstance(datasets, dict) else None
+        try:
+            count = len(dataset) if dataset is not None else None
+        except TypeError:
+            return None
+        if count is None:
+            return None
+        limit = trainer.limit_val_batches
+        if not limit:  # validation is off: nothing to check
+            return None
+        if isinstance(limit, float) and limit < 1.0:
+            count = int(count * limit)
+        elif isinstance(limit, int):
+            batch_size = getattr(trainer.datamodule, "batch_size", None)
+            if not isinstance(batch_size, int):
+                return None
+            count = min(count, limit * batch_size)
+        return count if self.num_real_samples is None else min(count, self.num_real_samples)
 
     # ------------------------------------------------------------------------------------------------- real data
 
