@@ -396,7 +396,7 @@ class EvaluationCallback(L.Callback):
         if count is None:
             return None
         limit = trainer.limit_val_batches
-        if not limit:  # validation is off: nothing to check
+        if not limit or trainer.fast_dev_run:  # no validation, or no evaluation (see on_validation_epoch_start)
             return None
         if isinstance(limit, float) and limit < 1.0:
             count = int(count * limit)
