@@ -26,7 +26,8 @@ The image-to-image helpers the three translation families share live in :mod:`li
 
 Deviations: D returns logits (the sigmoid lives in the loss); ``num_downs`` defaults to the image size (8 at 256,
 the official unet_256; 6 at 64) instead of a fixed 8; the LR step is at the end of each epoch (see
-:func:`linear_decay`); validation, grids and predict are additions.
+:func:`linear_decay`); validation, grids, predict and ``lambda_gan`` (0 trains the paper's L1-only
+ablation) are additions.
 """
 
 from __future__ import annotations
