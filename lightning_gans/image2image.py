@@ -5,9 +5,10 @@
 - :class:`FixedBatch`: the grid's inputs/targets, kept in uint8 buffers so checkpoints hold them;
 - :class:`TranslationMetrics`: ``val/l1``, ``val/psnr``, ``val/ssim`` (and ``val/l1_input``) through torchmetrics;
 - :func:`linear_decay` and its schedulers: the official constant-then-linear learning-rate rule, resumable;
-- checks of options and datamodule shapes that fail before training, with the fix in the message.
+- checks of options and datamodule shapes that fail before training, with the fix in the message;
+- :class:`PairedTranslationSteps`: the validation, grid and predict steps of the paired families (Pix2Pix, GauGAN).
 
-Not a base class: each family file keeps its own algorithm.
+No base class of the algorithm: each family file keeps its own losses and training step.
 """
 
 from __future__ import annotations
@@ -396,3 +397,48 @@ def check_datamodule_shapes(module: GANModule, input_channels: int, family: str)
 
 
 # ====================================================================== the family
+
+
+class PairedTranslationSteps:
+    """Validation, grids and predict of a paired translation family, all through :meth:`translate` (a mixin placed
+    before :class:`~lightning_gans.core.GANModule`; Pix2Pix and GauGAN). It holds no algorithm.
+
+    The family provides ``generator`` (read through ``sampling_generator()``, so the EMA G when on),
+    ``generator_mode``, ``fixed_batch`` (:class:`FixedBatch`) and ``val_metrics`` (:class:`TranslationMetrics`).
+    Batches: ``{"input", "target", "name"}``; predict batches ``{"input", "name", "size"}``.
+    """
+
+    def translate(self, x: Tensor) -> Tensor:
+        """G(x) in [-1, 1] as validation, grids and predict see it (EMA G when on; ``generator_mode``)."""
+        return translate(self.sampling_generator(), x, self.generator_mode)
+
+    def sample(self, *args: Any, **kwargs: Any) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} translates images instead of sampling noise: "
+                                  "use translate(inputs)")  # fmt: skip
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        x, y = batch["input"], batch["target"]
+        if not self.trainer.sanity_checking:  # the sanity batches come again in the first validation
+            self.fixed_batch.add(x, y, from_validation=True)
+        self.val_metrics.update(self.translate(x), y, x)
+        self.val_metrics.log(self, batch_size=x.shape[0])
+
+    def on_validation_epoch_end(self) -> None:
+        write_validation_grid(self, self.grid_images(), nrow=self.fixed_batch.size)
+
+    def grid_images(self) -> Tensor:
+        """Three rows of ``num_grid_samples`` images: inputs (label maps in jet colours) | outputs | targets."""
+        inputs, targets, filled = self.fixed_batch.get()
+        outputs = self.translate(inputs[: max(filled, 1)])
+        return grid_rows([inputs, outputs, targets], filled, self.fixed_batch.size)
+
+    def predict_dataloader(self) -> DataLoader:
+        return refuse_noise_predict(type(self).__name__)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        """Translated images named like their inputs (as PNG), written at the inputs' sizes by the ImageWriter."""
+        return {
+            "images": self.translate(batch["input"]),
+            "names": [output_name(n) for n in batch["name"]],
+            "sizes": predict_sizes(batch),
+        }

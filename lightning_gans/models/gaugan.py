@@ -36,27 +36,21 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
 from lightning_gans.core import GANModule
 from lightning_gans.losses import discriminator_loss, generator_loss
 from lightning_gans.image2image import (
     FixedBatch,
+    PairedTranslationSteps,
     TranslationMetrics,
     check_datamodule_shapes,
     check_generator_mode,
     check_translation_options,
-    grid_rows,
     linear_decay,
     linear_decay_schedulers,
-    output_name,
-    predict_sizes,
-    refuse_noise_predict,
     step_schedulers,
-    translate,
     translation_defaults,
     warn_schedule_length,
-    write_validation_grid,
 )
 from lightning_gans.networks.patchgan import MultiScaleDiscriminator
 from lightning_gans.networks.spade import SPADEGenerator
@@ -133,7 +127,7 @@ class VGGPerceptualLoss(nn.Module):
         return loss
 
 
-class GauGAN(GANModule):
+class GauGAN(PairedTranslationSteps, GANModule):
     """GauGAN / SPADE: semantic label map -> photo with a SPADE generator and a multi-scale PatchGAN.
 
     Batches: ``{"input": one-hot [B, K, H, W], "label": [B, H, W], "target": [B, C, H, W], "name"}``
@@ -316,37 +310,4 @@ class GauGAN(GANModule):
     def on_train_epoch_end(self) -> None:
         step_schedulers(self)
 
-    # ------------------------------------------------------------------ translation, validation, grids, predict
-    def translate(self, segmap: Tensor) -> Tensor:
-        """G(s) in [-1, 1] as validation, grids and predict see it (EMA G when on; ``generator_mode``)."""
-        return translate(self.sampling_generator(), segmap, self.generator_mode)
-
-    def sample(self, *args: Any, **kwargs: Any) -> Tensor:
-        raise NotImplementedError("GauGAN makes images from label maps instead of noise: use translate(segmap)")
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        segmap, real = batch["input"], batch["target"]
-        if not self.trainer.sanity_checking:  # the sanity batches come again in the first validation
-            self.fixed_batch.add(segmap, real, from_validation=True)
-        self.val_metrics.update(self.translate(segmap), real)
-        self.val_metrics.log(self, batch_size=segmap.shape[0])
-
-    def on_validation_epoch_end(self) -> None:
-        write_validation_grid(self, self.grid_images(), nrow=self.fixed_batch.size)
-
-    def grid_images(self) -> Tensor:
-        """Three rows of ``num_grid_samples`` images: label maps (jet colours) | outputs | targets."""
-        segmaps, targets, filled = self.fixed_batch.get()
-        outputs = self.translate(segmaps[: max(filled, 1)])
-        return grid_rows([segmaps, outputs, targets], filled, self.fixed_batch.size)
-
-    def predict_dataloader(self) -> DataLoader:
-        return refuse_noise_predict("GauGAN")
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
-        """Photos made from the predict label maps, named like them (PNG), written at their sizes."""
-        return {
-            "images": self.translate(batch["input"]),
-            "names": [output_name(n) for n in batch["name"]],
-            "sizes": predict_sizes(batch),
-        }
+    # Validation (input | output | target grids, L1/PSNR/SSIM), ``translate`` and predict: PairedTranslationSteps.

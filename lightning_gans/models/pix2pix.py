@@ -38,7 +38,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader
 
 from lightning_gans.core import GANModule
 from lightning_gans.image2image import (
@@ -46,26 +45,21 @@ from lightning_gans.image2image import (
     check_generator_mode,
     check_translation_options,
     FixedBatch,
-    grid_rows,
     linear_decay,
     linear_decay_schedulers,
     official_loss_scales,
-    output_name,
-    predict_sizes,
-    refuse_noise_predict,
+    PairedTranslationSteps,
     step_schedulers,
-    translate,
     translation_defaults,
     TranslationMetrics,
     warn_schedule_length,
-    write_validation_grid,
 )
 from lightning_gans.losses import check_loss_name, check_real_label, discriminator_loss, generator_loss
 from lightning_gans.networks.patchgan import PatchDiscriminator
 from lightning_gans.networks.unet import UNetGenerator
 
 
-class Pix2Pix(GANModule):
+class Pix2Pix(PairedTranslationSteps, GANModule):
     """pix2pix: conditional GAN with a U-Net G and a PatchGAN D on (input, output) pairs, plus L1 to the target.
 
     Batches: ``{"input": [B, C_in, H, W], "target": [B, C, H, W], "name": [...]}`` (PairedImageDataModule); predict
@@ -216,37 +210,4 @@ class Pix2Pix(GANModule):
     def on_train_epoch_end(self) -> None:
         step_schedulers(self)
 
-    # ------------------------------------------------------------------ translation, validation, grids, predict
-    def translate(self, x: Tensor) -> Tensor:
-        """G(x) in [-1, 1] as validation, grids and predict see it (EMA G when on; ``generator_mode``)."""
-        return translate(self.sampling_generator(), x, self.generator_mode)
-
-    def sample(self, *args: Any, **kwargs: Any) -> Tensor:
-        raise NotImplementedError("Pix2Pix translates images instead of sampling noise: use translate(inputs)")
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        x, y = batch["input"], batch["target"]
-        if not self.trainer.sanity_checking:  # the sanity batches come again in the first validation
-            self.fixed_batch.add(x, y, from_validation=True)
-        self.val_metrics.update(self.translate(x), y, x)
-        self.val_metrics.log(self, batch_size=x.shape[0])
-
-    def on_validation_epoch_end(self) -> None:
-        write_validation_grid(self, self.grid_images(), nrow=self.fixed_batch.size)
-
-    def grid_images(self) -> Tensor:
-        """Three rows of ``num_grid_samples`` images: inputs | outputs | targets of the fixed batch."""
-        inputs, targets, filled = self.fixed_batch.get()
-        outputs = self.translate(inputs[: max(filled, 1)])
-        return grid_rows([inputs, outputs, targets], filled, self.fixed_batch.size)
-
-    def predict_dataloader(self) -> DataLoader:
-        return refuse_noise_predict("Pix2Pix")
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
-        """Translated images named like their inputs (as PNG), written at the inputs' sizes by the ImageWriter."""
-        return {
-            "images": self.translate(batch["input"]),
-            "names": [output_name(n) for n in batch["name"]],
-            "sizes": predict_sizes(batch),
-        }
+    # Validation (input | output | target grids, L1/PSNR/SSIM), ``translate`` and predict: PairedTranslationSteps.
