@@ -6,7 +6,8 @@
 - :class:`TranslationMetrics`: ``val/l1``, ``val/psnr``, ``val/ssim`` (and ``val/l1_input``) through torchmetrics;
 - :func:`linear_decay` and its schedulers: the official constant-then-linear learning-rate rule, resumable;
 - checks of options and datamodule shapes that fail before training, with the fix in the message;
-- :class:`PairedTranslationSteps`: the validation, grid and predict steps of the paired families (Pix2Pix, GauGAN).
+- :class:`TranslationSchedule` (the LR schedule and setup check of all three) and :class:`PairedTranslationSteps`
+  (the validation, grid and predict steps of the paired families, Pix2Pix and GauGAN): plumbing mixins.
 
 No base class of the algorithm: each family file keeps its own losses and training step.
 """
@@ -396,12 +397,35 @@ def check_datamodule_shapes(module: GANModule, input_channels: int, family: str)
         )
 
 
-# ====================================================================== the family
+# ====================================================================== mixins of the families' plumbing
+class TranslationSchedule:
+    """The official learning-rate schedule and the setup check of a translation family (a mixin placed before
+    :class:`~lightning_gans.core.GANModule`; Pix2Pix, CycleGAN, GauGAN). It holds no algorithm.
+
+    The learning rates stay constant for ``n_epochs``, then decay linearly to zero over ``n_epochs_decay``
+    (:func:`linear_decay_schedulers`, stepped at each epoch end by :func:`step_schedulers`); fit warns when
+    ``max_epochs`` does not match. At setup the datamodule must make the ``image_shape`` and ``input_channels`` the
+    model was built for (:func:`check_datamodule_shapes`).
+    """
+
+    def configure_optimizers(self):
+        opt_g, opt_d = super().configure_optimizers()
+        return [opt_g, opt_d], linear_decay_schedulers([opt_g, opt_d], self.n_epochs, self.n_epochs_decay)
+
+    def setup(self, stage: str) -> None:
+        check_datamodule_shapes(self, self.input_channels, type(self).__name__)
+
+    def on_fit_start(self) -> None:
+        warn_schedule_length(self, self.n_epochs, self.n_epochs_decay)
+
+    def on_train_epoch_end(self) -> None:
+        step_schedulers(self)
 
 
-class PairedTranslationSteps:
-    """Validation, grids and predict of a paired translation family, all through :meth:`translate` (a mixin placed
-    before :class:`~lightning_gans.core.GANModule`; Pix2Pix and GauGAN). It holds no algorithm.
+class PairedTranslationSteps(TranslationSchedule):
+    """Validation, grids and predict of a paired translation family, all through :meth:`translate`, plus the
+    :class:`TranslationSchedule` (a mixin placed before :class:`~lightning_gans.core.GANModule`; Pix2Pix and
+    GauGAN). It holds no algorithm.
 
     The family provides ``generator`` (read through ``sampling_generator()``, so the EMA G when on),
     ``generator_mode``, ``fixed_batch`` (:class:`FixedBatch`) and ``val_metrics`` (:class:`TranslationMetrics`).

@@ -49,21 +49,18 @@ from lightning_gans.core import GANModule
 from lightning_gans.losses import check_loss_name, check_real_label, discriminator_loss, generator_loss
 from lightning_gans.image2image import (
     FixedBatch,
-    check_datamodule_shapes,
     check_generator_mode,
     check_translation_options,
     grid_rows,
     linear_decay,
-    linear_decay_schedulers,
     mean_metric,
     official_loss_scales,
     output_name,
     predict_sizes,
     refuse_noise_predict,
-    step_schedulers,
     translate,
+    TranslationSchedule,
     translation_defaults,
-    warn_schedule_length,
     write_validation_grid,
 )
 from lightning_gans.networks.blocks import apply_spectral_norm
@@ -118,7 +115,7 @@ class ImagePool(nn.Module):
         return torch.stack(out)
 
 
-class CycleGAN(GANModule):
+class CycleGAN(TranslationSchedule, GANModule):
     """CycleGAN: two ResNet generators and two PatchGAN discriminators trained with cycle consistency.
 
     Batches: ``{"A": [B, C_A, H, W], "B": [B, C, H, W], "name_A", "name_B"}`` (UnpairedImageDataModule); predict
@@ -273,16 +270,7 @@ class CycleGAN(GANModule):
         return {"d_loss": d_a + d_b, "d_a": d_a, "d_b": d_b}
 
     # ------------------------------------------------------------------ training
-    def configure_optimizers(self):
-        opt_g, opt_d = super().configure_optimizers()
-        return [opt_g, opt_d], linear_decay_schedulers([opt_g, opt_d], self.n_epochs, self.n_epochs_decay)
-
-    def setup(self, stage: str) -> None:
-        check_datamodule_shapes(self, self.input_channels, "CycleGAN")
-
-    def on_fit_start(self) -> None:
-        warn_schedule_length(self, self.n_epochs, self.n_epochs_decay)
-
+    # The LR schedule (configure_optimizers, on_train_epoch_end) and the setup check: TranslationSchedule.
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         real_a, real_b = batch["A"], batch["B"]
         self.fixed_batch.add(real_a, real_b, from_validation=False)
@@ -302,9 +290,6 @@ class CycleGAN(GANModule):
             self.manual_backward(d_losses["d_loss"])
             opt_d.step()
         self.after_discriminator_step(**d_losses)
-
-    def on_train_epoch_end(self) -> None:
-        step_schedulers(self)
 
     # ------------------------------------------------------------------ translation, validation, grids, predict
     def translate(self, x: Tensor, direction: str = "AtoB") -> Tensor:

@@ -43,14 +43,10 @@ from lightning_gans.image2image import (
     FixedBatch,
     PairedTranslationSteps,
     TranslationMetrics,
-    check_datamodule_shapes,
     check_generator_mode,
     check_translation_options,
     linear_decay,
-    linear_decay_schedulers,
-    step_schedulers,
     translation_defaults,
-    warn_schedule_length,
 )
 from lightning_gans.networks.patchgan import MultiScaleDiscriminator
 from lightning_gans.networks.spade import SPADEGenerator
@@ -212,6 +208,7 @@ class GauGAN(PairedTranslationSteps, GANModule):
             if value < 0:
                 raise ValueError(f"{name} must be 0 (off) or positive, got {value}")
         self.lambda_feat, self.lambda_vgg = lambda_feat, lambda_vgg
+        self.input_channels = self.num_classes  # G reads one-hot label maps
         # Held outside the module tree: frozen, never in checkpoints, never wrapped by DDP; moved on first use.
         self._vgg: list[VGGPerceptualLoss] = [VGGPerceptualLoss(resolve_vgg_weights(vgg_weights))] if lambda_vgg > 0 else []
         self.generator_mode = check_generator_mode(generator_mode)
@@ -276,16 +273,7 @@ class GauGAN(PairedTranslationSteps, GANModule):
         return {"d_loss": d_loss}
 
     # ------------------------------------------------------------------ training
-    def configure_optimizers(self):
-        opt_g, opt_d = super().configure_optimizers()
-        return [opt_g, opt_d], linear_decay_schedulers([opt_g, opt_d], self.n_epochs, self.n_epochs_decay)
-
-    def setup(self, stage: str) -> None:
-        check_datamodule_shapes(self, self.num_classes, "GauGAN")
-
-    def on_fit_start(self) -> None:
-        warn_schedule_length(self, self.n_epochs, self.n_epochs_decay)
-
+    # The LR schedule (configure_optimizers, on_train_epoch_end) and the setup check: TranslationSchedule.
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         segmap, real = batch["input"], batch["target"]
         self.fixed_batch.add(segmap, real, from_validation=False)
@@ -306,8 +294,5 @@ class GauGAN(PairedTranslationSteps, GANModule):
             self.manual_backward(d_losses["d_loss"])
             opt_d.step()
         self.after_discriminator_step(**d_losses)
-
-    def on_train_epoch_end(self) -> None:
-        step_schedulers(self)
 
     # Validation (input | output | target grids, L1/PSNR/SSIM), ``translate`` and predict: PairedTranslationSteps.

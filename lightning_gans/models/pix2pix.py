@@ -41,18 +41,14 @@ from torch import Tensor
 
 from lightning_gans.core import GANModule
 from lightning_gans.image2image import (
-    check_datamodule_shapes,
     check_generator_mode,
     check_translation_options,
     FixedBatch,
     linear_decay,
-    linear_decay_schedulers,
     official_loss_scales,
     PairedTranslationSteps,
-    step_schedulers,
     translation_defaults,
     TranslationMetrics,
-    warn_schedule_length,
 )
 from lightning_gans.losses import check_loss_name, check_real_label, discriminator_loss, generator_loss
 from lightning_gans.networks.patchgan import PatchDiscriminator
@@ -177,16 +173,7 @@ class Pix2Pix(PairedTranslationSteps, GANModule):
         return {"g_loss": self.lambda_gan * adv + self.lambda_l1 * l1, "g_adv": adv, "g_l1": l1}
 
     # ------------------------------------------------------------------ training
-    def configure_optimizers(self):
-        opt_g, opt_d = super().configure_optimizers()
-        return [opt_g, opt_d], linear_decay_schedulers([opt_g, opt_d], self.n_epochs, self.n_epochs_decay)
-
-    def setup(self, stage: str) -> None:
-        check_datamodule_shapes(self, self.input_channels, "Pix2Pix")
-
-    def on_fit_start(self) -> None:
-        warn_schedule_length(self, self.n_epochs, self.n_epochs_decay)
-
+    # The LR schedule (configure_optimizers, on_train_epoch_end) and the setup check: TranslationSchedule.
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         x, y = batch["input"], batch["target"]
         self.fixed_batch.add(x, y, from_validation=False)
@@ -206,8 +193,5 @@ class Pix2Pix(PairedTranslationSteps, GANModule):
             self.manual_backward(g_losses["g_loss"])
             opt_g.step()
         self.after_generator_step(**g_losses)
-
-    def on_train_epoch_end(self) -> None:
-        step_schedulers(self)
 
     # Validation (input | output | target grids, L1/PSNR/SSIM), ``translate`` and predict: PairedTranslationSteps.
