@@ -387,16 +387,13 @@ class EvaluationCallback(L.Callback):
     def _expected_real_count(self, trainer: L.Trainer) -> int | None:
         """How many real images validation will give, from the datamodule's set-up validation dataset (``None``
         when it cannot be known before the loader runs)."""
-        datasets = getattr(getattr(trainer, "datamodule", None), "datasets", None)
-        dataset = datasets.get("val") if isinstance(datasets, dict) else None
-        try:
-            count = len(dataset) if dataset is not None else None
-        except TypeError:
-            return None
-        if count is None:
-            return None
         limit = trainer.limit_val_batches
         if not limit or trainer.fast_dev_run:  # no validation, or no evaluation (see on_validation_epoch_start)
+            return None
+        datasets = getattr(trainer.datamodule, "datasets", None)
+        try:
+            count = len(datasets["val"])
+        except (TypeError, KeyError):  # no datamodule, no datasets dict, no "val", or a dataset without a length
             return None
         if isinstance(limit, float) and limit < 1.0:
             count = int(count * limit)
