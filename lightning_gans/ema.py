@@ -10,6 +10,7 @@ import copy
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 class EMA(nn.Module):
@@ -31,7 +32,9 @@ class EMA(nn.Module):
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        """Move the average towards ``model``'s current weights."""
+        """Move the average towards ``model``'s current weights (``model`` may be wrapped in DDP)."""
+        if isinstance(model, DistributedDataParallel):
+            model = model.module
         ema_params = list(self.module.parameters())
         params = list(model.parameters())
         if len(ema_params) != len(params):
@@ -42,3 +45,11 @@ class EMA(nn.Module):
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
+
+
+def ema_copy(model: nn.Module, decay: float) -> EMA | None:
+    """An :class:`EMA` of ``model`` for ``decay`` in (0, 1), or ``None`` for ``decay`` 0 (off). Call it after the
+    network is complete (spectral norm included), so the copy has the same structure."""
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1) (0 turns EMA off), got {decay}")
+    return EMA(model, decay) if decay > 0 else None

@@ -2,14 +2,15 @@
 
 - :func:`translate`: run a generator in ``"eval"`` mode or in the paper's ``"train"`` test mode (batch 1, fixed
   dropout seed, buffers and training RNG untouched);
-- :class:`FixedBatch`: the grid's inputs/targets, kept in uint8 buffers so checkpoints hold them;
+- :class:`FixedPairs`: the grid's inputs/targets, kept in uint8 buffers so checkpoints hold them;
 - :class:`TranslationMetrics`: ``val/l1``, ``val/psnr``, ``val/ssim`` (and ``val/l1_input``) through torchmetrics;
 - :func:`linear_decay` and its schedulers: the official constant-then-linear learning-rate rule, resumable;
-- checks of options and datamodule shapes that fail before training, with the fix in the message;
-- :class:`TranslationSchedule` (the LR schedule and setup check of all three) and :class:`PairedTranslationSteps`
-  (the validation, grid and predict steps of the paired families, Pix2Pix and GauGAN): plumbing mixins.
+- :func:`check_datamodule_shapes`: the datamodule must make the shapes the model was built for (at setup);
+- :func:`paired_validation_step`, :func:`paired_grid` and :func:`paired_predictions`: validation, grids and predict
+  of the paired families (Pix2Pix, GauGAN), through the family's own ``translate``.
 
-No base class of the algorithm: each family file keeps its own losses and training step.
+The families call these from visible one-line Lightning hooks. Nothing here is a base class or a mixin: each family
+file keeps its own networks, losses, training step and hooks.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
-from torch.utils.data import DataLoader
-from torchmetrics import MeanAbsoluteError, MeanMetric
+from torchmetrics import MeanAbsoluteError
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from lightning_gans.callbacks.common import make_grid_uint8, run_dir, save_image
@@ -36,35 +36,6 @@ GENERATOR_MODES = ("train", "eval")
 # Where the fixed grid batch came from: nothing yet, validation batches (preferred), training batches.
 _NONE, _VAL, _TRAIN = 0, 1, 2
 _GRID_SEED = 20170701
-
-
-# ====================================================================== helpers shared by the image-to-image families
-def translation_defaults(kwargs: dict[str, Any], family: str, **explicit: Any) -> dict[str, Any]:
-    """The base options for an image-to-image family: its explicit arguments (image_shape, latent_dim, ...) merged
-    into the shared ``kwargs``. These families draw no noise: ``latent_dim`` must be 0.
-
-    The families declare these defaults in their own signatures (not in ``kwargs``) so that LightningCLI and
-    ``--help`` show them.
-    """
-    if explicit.get("latent_dim", 0) != 0:
-        raise ValueError(f"{family} translates images and draws no noise: latent_dim must be 0, got {explicit['latent_dim']}")
-    return {**kwargs, **explicit}
-
-
-def check_translation_options(module: GANModule, family: str) -> None:
-    """Refuse the toolbox options that the image-to-image steps do not implement (instead of ignoring them)."""
-    if len(module.image_shape) != 3:
-        raise ValueError(f"{family} translates images: image_shape must be (C, H, W), got {module.image_shape}")
-    refused = {
-        "n_critic": (module.n_critic, 1, "the official step alternates one D and one G update"),
-        "gradient_penalty": (module.gradient_penalty_weight, 0.0, "not part of this family"),
-        "r1_gamma": (module.r1_gamma, 0.0, "not part of this family"),
-        "feature_matching": (module.feature_matching_weight, 0.0,
-                             "GauGAN has the pix2pixHD discriminator feature matching (lambda_feat)"),
-    }  # fmt: skip
-    for name, (value, default, why) in refused.items():
-        if value != default:
-            raise ValueError(f"{family} does not support {name}={value} ({why}); leave it at {default}")
 
 
 def check_generator_mode(mode: str) -> str:
@@ -223,7 +194,7 @@ def predict_sizes(batch: dict[str, Any]) -> list[tuple[int, int]] | None:
     return [(int(s[0]), int(s[1])) for s in sizes]
 
 
-class FixedBatch(nn.Module):
+class FixedPairs(nn.Module):
     """A fixed set of (input, target) images for the grids, kept in uint8 buffers so it is saved in checkpoints.
 
     Buffers are registered at ``__init__`` with their final shapes (so ``load_state_dict`` and
@@ -364,18 +335,6 @@ class TranslationMetrics(nn.Module):
             module.log(f"{prefix}/l1_input", self.l1_input, **kwargs)
 
 
-def mean_metric() -> MeanMetric:
-    """A running mean for validation scalars (kept as a child module so Lightning reduces it over the epoch)."""
-    return MeanMetric()
-
-
-def refuse_noise_predict(family: str) -> DataLoader:
-    raise RuntimeError(
-        f"{family} translates images: predict needs input images from a datamodule (e.g. --data "
-        "datamodules.paired.PairedImageDataModule with --data.init_args.predict_dir PATH) or dataloaders"
-    )
-
-
 def check_datamodule_shapes(module: GANModule, input_channels: int, family: str) -> None:
     """At setup: the datamodule's image shape and input channels must be the ones the model was built for."""
     dm = getattr(module.trainer, "datamodule", None) if module._trainer is not None else None
@@ -397,72 +356,31 @@ def check_datamodule_shapes(module: GANModule, input_channels: int, family: str)
         )
 
 
-# ====================================================================== mixins of the families' plumbing
-class TranslationSchedule:
-    """The official learning-rate schedule and the setup check of a translation family (a mixin placed before
-    :class:`~lightning_gans.core.GANModule`; Pix2Pix, CycleGAN, GauGAN). It holds no algorithm.
+# ====================================================================== the paired families' validation, grids, predict
+def paired_validation_step(module: Any, batch: dict[str, Any]) -> None:
+    """Validation of a paired family on ``{"input", "target"}``: keep grid images (not from the sanity check, whose
+    batches come again in the first validation), then log L1/PSNR/SSIM of ``module.translate(input)``.
 
-    The learning rates stay constant for ``n_epochs``, then decay linearly to zero over ``n_epochs_decay``
-    (:func:`linear_decay_schedulers`, stepped at each epoch end by :func:`step_schedulers`); fit warns when
-    ``max_epochs`` does not match. At setup the datamodule must make the ``image_shape`` and ``input_channels`` the
-    model was built for (:func:`check_datamodule_shapes`).
+    ``module`` has ``translate``, ``fixed_batch`` (:class:`FixedPairs`) and ``val_metrics`` (:class:`TranslationMetrics`).
     """
-
-    def configure_optimizers(self):
-        opt_g, opt_d = super().configure_optimizers()
-        return [opt_g, opt_d], linear_decay_schedulers([opt_g, opt_d], self.n_epochs, self.n_epochs_decay)
-
-    def setup(self, stage: str) -> None:
-        check_datamodule_shapes(self, self.input_channels, type(self).__name__)
-
-    def on_fit_start(self) -> None:
-        warn_schedule_length(self, self.n_epochs, self.n_epochs_decay)
-
-    def on_train_epoch_end(self) -> None:
-        step_schedulers(self)
+    x, y = batch["input"], batch["target"]
+    if not module.trainer.sanity_checking:
+        module.fixed_batch.add(x, y, from_validation=True)
+    module.val_metrics.update(module.translate(x), y, x)
+    module.val_metrics.log(module, batch_size=x.shape[0])
 
 
-class PairedTranslationSteps(TranslationSchedule):
-    """Validation, grids and predict of a paired translation family, all through :meth:`translate`, plus the
-    :class:`TranslationSchedule` (a mixin placed before :class:`~lightning_gans.core.GANModule`; Pix2Pix and
-    GauGAN). It holds no algorithm.
+def paired_grid(module: Any) -> Tensor:
+    """Three rows of the fixed pairs: inputs (label maps in jet colours) | ``module.translate(inputs)`` | targets."""
+    inputs, targets, filled = module.fixed_batch.get()
+    outputs = module.translate(inputs[: max(filled, 1)])
+    return grid_rows([inputs, outputs, targets], filled, module.fixed_batch.size)
 
-    The family provides ``generator`` (read through ``sampling_generator()``, so the EMA G when on),
-    ``generator_mode``, ``fixed_batch`` (:class:`FixedBatch`) and ``val_metrics`` (:class:`TranslationMetrics`).
-    Batches: ``{"input", "target", "name"}``; predict batches ``{"input", "name", "size"}``.
-    """
 
-    def translate(self, x: Tensor) -> Tensor:
-        """G(x) in [-1, 1] as validation, grids and predict see it (EMA G when on; ``generator_mode``)."""
-        return translate(self.sampling_generator(), x, self.generator_mode)
-
-    def sample(self, *args: Any, **kwargs: Any) -> Tensor:
-        raise NotImplementedError(f"{type(self).__name__} translates images instead of sampling noise: "
-                                  "use translate(inputs)")  # fmt: skip
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        x, y = batch["input"], batch["target"]
-        if not self.trainer.sanity_checking:  # the sanity batches come again in the first validation
-            self.fixed_batch.add(x, y, from_validation=True)
-        self.val_metrics.update(self.translate(x), y, x)
-        self.val_metrics.log(self, batch_size=x.shape[0])
-
-    def on_validation_epoch_end(self) -> None:
-        write_validation_grid(self, self.grid_images(), nrow=self.fixed_batch.size)
-
-    def grid_images(self) -> Tensor:
-        """Three rows of ``num_grid_samples`` images: inputs (label maps in jet colours) | outputs | targets."""
-        inputs, targets, filled = self.fixed_batch.get()
-        outputs = self.translate(inputs[: max(filled, 1)])
-        return grid_rows([inputs, outputs, targets], filled, self.fixed_batch.size)
-
-    def predict_dataloader(self) -> DataLoader:
-        return refuse_noise_predict(type(self).__name__)
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
-        """Translated images named like their inputs (as PNG), written at the inputs' sizes by the ImageWriter."""
-        return {
-            "images": self.translate(batch["input"]),
-            "names": [output_name(n) for n in batch["name"]],
-            "sizes": predict_sizes(batch),
-        }
+def paired_predictions(module: Any, batch: dict[str, Any]) -> dict[str, Any]:
+    """Translated images named like their inputs (as PNG), written at the inputs' sizes by the ImageWriter."""
+    return {
+        "images": module.translate(batch["input"]),
+        "names": [output_name(n) for n in batch["name"]],
+        "sizes": predict_sizes(batch),
+    }

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 LOSSES: tuple[str, ...] = ("nonsaturating", "minimax", "hinge", "wasserstein", "lsgan")
+RECONSTRUCTIONS: tuple[str, ...] = ("bce", "mse")
 _SMOOTHABLE = ("nonsaturating", "minimax", "lsgan")
 
 
@@ -97,3 +98,28 @@ def feature_matching_loss(real_features: Tensor | Sequence[Tensor], fake_feature
         diff = real.detach().flatten(1).mean(0) - fake.flatten(1).mean(0)
         loss = loss + diff.pow(2).sum()
     return loss
+
+
+def check_reconstruction_name(kind: str) -> str:
+    """Return ``kind`` if it is a known reconstruction loss, else raise with the valid names."""
+    if kind not in RECONSTRUCTIONS:
+        raise ValueError(f"Unknown reconstruction loss {kind!r}. Valid: {', '.join(RECONSTRUCTIONS)}.")
+    return kind
+
+
+def reconstruction_loss(pre_tanh: Tensor, target: Tensor, kind: str = "bce") -> Tensor:
+    """Per-image reconstruction loss of the autoencoder baselines, summed over pixels and averaged over the batch.
+
+    Args:
+        pre_tanh: the decoder's output *before* its ``tanh`` (the image is ``tanh(pre_tanh)``).
+        target: the real images in [-1, 1].
+        kind: ``"bce"``: a Bernoulli likelihood on pixels mapped to [0, 1]; since ``(tanh(a) + 1) / 2 = sigmoid(2a)``
+            it is ``binary_cross_entropy_with_logits(2a, (x + 1) / 2)``, exact, stable and safe under autocast.
+            ``"mse"``: the squared error on [-1, 1] pixels (a Gaussian likelihood with fixed variance 1/2).
+    """
+    if pre_tanh.shape != target.shape:
+        raise ValueError(f"reconstruction and target differ in shape: {tuple(pre_tanh.shape)} vs {tuple(target.shape)}")
+    n = target.shape[0]
+    if check_reconstruction_name(kind) == "bce":
+        return F.binary_cross_entropy_with_logits(2.0 * pre_tanh, (target + 1.0) / 2.0, reduction="sum") / n
+    return (torch.tanh(pre_tanh) - target).pow(2).sum() / n

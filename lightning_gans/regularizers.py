@@ -37,12 +37,13 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     return (grad.norm(2, dim=1) - 1).pow(2).mean()
 
 
-def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
+def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
     """R1 (Mescheder et al. 2018): ``E[||grad_x D(x)||^2]`` on real samples, without its gamma/2 weight.
 
-    ``real`` must have ``requires_grad=True`` before ``real_logits = D(real)`` was computed.
+    Args:
+        critic: maps a batch of samples to logits (a closure when D takes more inputs).
+        real: a batch of real samples (detached here; the gradient is taken with respect to this copy).
     """
-    if not real.requires_grad:
-        raise ValueError("r1_penalty needs the real batch to require grad: call real.requires_grad_(True) before D(real)")
-    grad = _input_gradient(real_logits, real)
+    real = real.detach().requires_grad_(True)
+    grad = _input_gradient(critic(real), real)
     return grad.pow(2).sum(dim=1).mean()

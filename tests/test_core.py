@@ -1,4 +1,4 @@
-"""The shared base: sampling mode, EMA, counters and n_critic, the toolbox switches, optimizers."""
+"""The shared base and the toolbox: sampling mode, EMA, counters and n_critic, the toolbox switches, optimizers."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_gans.ema import EMA
+from lightning_gans.ema import EMA, ema_copy
 from lightning_gans.models import DCGAN, GAN
 from lightning_gans.networks.blocks import has_spectral_norm
+from lightning_gans.toolbox import Toolbox
 
 TINY = dict(image_shape=(1, 28, 28), latent_dim=8, g_channels=4, d_channels=4)
 
@@ -39,6 +40,13 @@ def test_sample_uses_eval_mode_and_restores_train_mode():
 def test_sample_needs_n_or_z():
     with pytest.raises(ValueError, match="needs n"):
         DCGAN(**TINY).sample()
+
+
+def test_ema_copy_is_off_at_zero_and_checks_the_decay():
+    net = torch.nn.Linear(2, 1)
+    assert ema_copy(net, 0.0) is None and isinstance(ema_copy(net, 0.5), EMA)
+    with pytest.raises(ValueError, match="ema_decay"):
+        ema_copy(net, -0.1)
 
 
 def test_ema_update_formula():
@@ -92,30 +100,64 @@ def test_fixed_noise_is_a_saved_buffer_and_independent_of_global_seed():
 
 
 def test_toolbox_d_input_and_switches():
-    model = DCGAN(diffaugment="translation,cutout", instance_noise=0.5, spectral_norm_d=True, **TINY)
+    model = DCGAN(toolbox=Toolbox(diffaugment="translation,cutout", instance_noise=0.5, spectral_norm_d=True), **TINY)
     x = torch.zeros(2, 1, 28, 28)
-    assert not torch.equal(model.d_input(x), x)
+    assert not torch.equal(model.toolbox.d_input(x, model.g_steps), x)
     d_layers = [m for m in model.discriminator.modules() if isinstance(m, torch.nn.Conv2d)]
     g_layers = [m for m in model.generator.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
     assert d_layers and all(has_spectral_norm(m) for m in d_layers)
     assert not any(has_spectral_norm(m) for m in g_layers)
     plain = DCGAN(**TINY)
-    assert torch.equal(plain.d_input(x), x)
+    assert plain.toolbox == Toolbox() and torch.equal(plain.toolbox.d_input(x, 0), x)
+
+
+def test_discriminator_sees_every_input_through_the_toolbox_in_both_steps():
+    """D is called on real and fake in the D step and on fake in the G step, each through DiffAugment/noise."""
+    model = DCGAN(toolbox={"instance_noise": 100.0}, **TINY)
+    seen: list[float] = []
+    model.discriminator.register_forward_pre_hook(lambda module, args: seen.append(float(args[0].detach().std())))
+    _fit(model, batches=1)
+    assert len(seen) == 3 and min(seen) > 50  # inputs in [-1, 1] have std <= 1 without the noise
 
 
 def test_instance_noise_anneals_to_zero():
-    model = DCGAN(instance_noise=1.0, instance_noise_anneal_steps=10, **TINY)
+    toolbox = Toolbox(instance_noise=1.0, instance_noise_anneal_steps=10)
     x = torch.zeros(4, 1, 28, 28)
-    assert model.d_input(x).std() > 0.5
-    model.g_steps = 10
-    assert torch.equal(model.d_input(x), x)
+    assert toolbox.d_input(x, g_steps=0).std() > 0.5
+    assert torch.equal(toolbox.d_input(x, g_steps=10), x)
 
 
 def test_toolbox_terms_are_logged_in_a_step():
-    model = DCGAN(gradient_penalty=10.0, r1_gamma=1.0, feature_matching=1.0, d_batch_norm=False, **TINY)
+    model = DCGAN(toolbox=dict(gradient_penalty=10.0, r1_gamma=1.0, feature_matching=1.0), d_batch_norm=False, **TINY)
     trainer = _fit(model, batches=1)
     for key in ("train/gp", "train/r1", "train/feature_matching", "train/d_loss", "train/g_loss"):
         assert key in trainer.callback_metrics, key
+
+
+def test_toolbox_penalties_are_the_weighted_regularisers():
+    from lightning_gans.regularizers import gradient_penalty, r1_penalty
+
+    critic = torch.nn.Linear(3, 1)
+    real, fake = torch.randn(5, 3), torch.randn(5, 3)
+    torch.manual_seed(0)
+    terms = Toolbox(gradient_penalty=10.0, r1_gamma=4.0).penalties(critic, real, fake)
+    torch.manual_seed(0)
+    expected_gp = 10.0 * gradient_penalty(critic, real, fake)
+    torch.testing.assert_close(terms["gp"], expected_gp)
+    torch.testing.assert_close(terms["r1"], 2.0 * r1_penalty(critic, real))
+    assert Toolbox().penalties(critic, real, fake) == {}
+
+
+def test_toolbox_is_stored_as_plain_data_in_checkpoints(tmp_path):
+    model = DCGAN(toolbox=Toolbox(r1_gamma=2.0), **TINY)
+    trainer = _fit(model, batches=1)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    hparams = torch.load(tmp_path / "m.ckpt", weights_only=True)["hyper_parameters"]
+    assert hparams["toolbox"]["r1_gamma"] == 2.0
+    loaded = DCGAN.load_from_checkpoint(tmp_path / "m.ckpt", weights_only=True)
+    assert loaded.toolbox == Toolbox(r1_gamma=2.0)
+    with pytest.raises(ValueError, match="Unknown toolbox option"):
+        DCGAN(toolbox={"r2_gamma": 1.0}, **TINY)
 
 
 @pytest.mark.parametrize(
@@ -124,9 +166,10 @@ def test_toolbox_terms_are_logged_in_a_step():
         (dict(optimizer_g="lion"), "Unknown optimizer 'lion'"),
         (dict(n_critic=0), "n_critic"),
         (dict(ema_decay=1.0), "ema_decay"),
-        (dict(real_label=1.5), "real_label"),
-        (dict(diffaugment="colour"), "colour"),
-        (dict(gradient_penalty=-1.0), "gradient_penalty"),
+        (dict(toolbox=dict(real_label=1.5)), "real_label"),
+        (dict(toolbox=dict(diffaugment="colour")), "colour"),
+        (dict(toolbox=dict(gradient_penalty=-1.0)), "gradient_penalty"),
+        (dict(loss="hinge", toolbox=dict(real_label=0.9)), "no target"),
         (dict(loss="wgan"), "Valid losses"),
         (dict(image_shape=(1, 30, 30)), "4\\*2\\^k or 7\\*2\\^k"),
     ],

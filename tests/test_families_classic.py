@@ -87,18 +87,18 @@ def test_cgan_samples_and_scores_depend_on_the_label(discriminator: str, backbon
 def test_cgan_trains_on_image_label_pairs(tmp_path: Path):
     model = CGAN(**TINY["CGAN"].kwargs)
     seen = []
-    original = model.discriminate
-    model.discriminate = lambda x, labels=None, **kw: seen.append(labels) or original(x, labels, **kw)
+    model.discriminator.register_forward_pre_hook(lambda module, args: seen.append(args[1]))
+    model.generator.register_forward_pre_hook(lambda module, args: seen.append(args[1]))
     images, labels = image_batch(MNIST, n=4)()
     _fit_one_batch(model, tmp_path, (images, labels))
-    assert seen and all(torch.equal(y, labels) for y in seen)  # real and fake scored with the batch's labels
+    # fakes made for, and real and fake scored with, the batch's labels: G twice, D three times
+    assert len(seen) == 5 and all(torch.equal(y, labels) for y in seen)
 
 
 def test_cgan_predict_with_a_label_generates_only_that_class(tmp_path: Path):
     model = CGAN(**TINY["CGAN"].kwargs)
     asked: list[torch.Tensor] = []
-    original = model.generate
-    model.generate = lambda generator, z, labels=None: asked.append(labels) or original(generator, z, labels)
+    model.generator.register_forward_pre_hook(lambda module, args: asked.append(args[1]))
     out = tmp_path / "sevens"
     writer = ImageWriter(output_dir=str(out), num_samples=5, batch_size=2, label=7)
     _trainer(tmp_path, callbacks=[writer]).predict(model, return_predictions=False)
@@ -138,8 +138,8 @@ def test_acgan_class_loss_trains_the_class_head(class_weight: float, tmp_path: P
 def test_acgan_generator_loss_includes_the_class_term(tmp_path: Path):
     torch.manual_seed(0)
     model = ACGAN(**{**TINY["ACGAN"].kwargs, "class_weight": 2.0})
-    g_calls = _capture(model, "after_generator_step")
-    d_calls = _capture(model, "after_discriminator_step")
+    g_calls = _capture(model, "count_g_step")
+    d_calls = _capture(model, "count_d_step")
     before = [p.detach().clone() for p in model.generator.parameters()]
     with mock.patch("lightning_gans.models.acgan.generator_loss", _zero_loss), \
          mock.patch("lightning_gans.models.acgan.discriminator_loss", _zero_loss):
@@ -152,8 +152,8 @@ def test_acgan_generator_loss_includes_the_class_term(tmp_path: Path):
 
 
 def test_acgan_works_with_the_toolbox(tmp_path: Path):
-    model = ACGAN(**{**TINY["ACGAN"].kwargs, "gradient_penalty": 1.0, "feature_matching": 1.0,
-                     "diffaugment": "translation"})
+    model = ACGAN(**{**TINY["ACGAN"].kwargs,
+                     "toolbox": {"gradient_penalty": 1.0, "feature_matching": 1.0, "diffaugment": "translation"}})
     trainer = _fit_one_batch(model, tmp_path)
     assert {"train/gp", "train/feature_matching"} <= set(trainer.callback_metrics)
 
@@ -173,13 +173,13 @@ def test_wgan_clips_every_critic_weight_after_a_critic_step(tmp_path: Path):
     c = model.clip_value
     assert max(p.abs().max() for p in model.discriminator.parameters()) > c  # N(0, 0.02) init, BN scales near 1
     bounds = []
-    original = model.after_discriminator_step
+    original = model.count_d_step
 
     def check(**losses):  # right after the critic step, before anything else runs
         bounds.append(max(float(p.detach().abs().max()) for p in model.discriminator.parameters()))
         return original(**losses)
 
-    model.after_discriminator_step = check
+    model.count_d_step = check
     _fit_one_batch(model, tmp_path)
     assert bounds and bounds[0] <= c
     for p in model.discriminator.parameters():
@@ -189,8 +189,8 @@ def test_wgan_clips_every_critic_weight_after_a_critic_step(tmp_path: Path):
 # ------------------------------------------------------------------------------------------------------- WGAN-GP
 def test_wgan_gp_defaults_are_the_papers():
     model = WGANGP(image_shape=MNIST, latent_dim=8, g_channels=4, d_channels=4)
-    assert (model.gradient_penalty_weight, model.n_critic, model.loss) == (10.0, 5, "wasserstein")
-    assert model.hparams["gradient_penalty"] == 10.0 and tuple(model.hparams["betas"]) == (0.0, 0.9)
+    assert (model.lambda_gp, model.n_critic) == (10.0, 5)
+    assert model.hparams["lambda_gp"] == 10.0 and tuple(model.hparams["betas"]) == (0.0, 0.9)
     for opt in model.configure_optimizers():
         assert isinstance(opt, torch.optim.Adam)
         assert opt.defaults["lr"] == 1e-4 and tuple(opt.defaults["betas"]) == (0.0, 0.9)
@@ -200,12 +200,14 @@ def test_wgan_gp_critic_has_no_batch_norm_and_its_loss_has_the_penalty(tmp_path:
     torch.manual_seed(0)
     model = WGANGP(**TINY["WGANGP"].kwargs)
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.discriminator.modules())
-    d_calls = _capture(model, "after_discriminator_step")
-    with mock.patch("lightning_gans.steps.discriminator_loss", _zero_loss):  # leave only the penalty
+    d_calls = _capture(model, "count_d_step")
+    with mock.patch("lightning_gans.models.wgan_gp.discriminator_loss", _zero_loss):  # leave only the penalty
         trainer = _fit_one_batch(model, tmp_path)
     (d,) = d_calls
-    assert d["gp"] > 0 and torch.allclose(d["d_loss"], d["gp"])
+    assert d["gp"] > 0 and torch.allclose(d["d_loss"], 10.0 * d["gp"])  # lambda_gp * the logged penalty
     assert "train/gp" in trainer.callback_metrics
+    with pytest.raises(ValueError, match="lambda_gp"):
+        WGANGP(**{**TINY["WGANGP"].kwargs, "toolbox": {"gradient_penalty": 5.0}})
 
 
 # -------------------------------------------------------------------------------------------------- SNGAN, SAGAN

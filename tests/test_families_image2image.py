@@ -21,7 +21,7 @@ from lightning_gans.callbacks import ImageWriter
 from lightning_gans.models import CycleGAN, GauGAN, Pix2Pix
 from lightning_gans.models.cyclegan import ImagePool
 from lightning_gans.models.gaugan import discriminator_feature_matching
-from lightning_gans.image2image import FixedBatch, linear_decay, translate
+from lightning_gans.image2image import FixedPairs, linear_decay, translate
 from tests.conftest import real_data_dir
 from tests.families import TINY, paired_batch, unpaired_batch
 
@@ -124,14 +124,14 @@ def test_pix2pix_size_errors_name_the_size_and_the_fix():
     with pytest.raises(ValueError, match=r"48x48.*crop_size"):
         Pix2Pix(image_shape=(3, 48, 48), num_downs=5, base_channels=4, d_base_channels=4)
     assert Pix2Pix(image_shape=(3, 64, 64), base_channels=4, d_base_channels=4).generator.num_downs == 6
-    with pytest.raises(ValueError, match="n_critic"):
-        Pix2Pix(image_shape=(3, 32, 32), base_channels=4, d_base_channels=4, n_critic=2)
-    with pytest.raises(ValueError, match="latent_dim must be 0"):
-        Pix2Pix(image_shape=(3, 32, 32), base_channels=4, d_base_channels=4, latent_dim=8)
+    # options of the noise families are not options of a translation family at all (not accepted, then refused)
+    for option in ("n_critic", "latent_dim", "toolbox"):
+        with pytest.raises(TypeError, match=option):
+            Pix2Pix(image_shape=(3, 32, 32), base_channels=4, d_base_channels=4, **{option: 2})
 
 
 def test_fixed_batch_prefers_validation_images_and_stores_them_exactly():
-    fixed = FixedBatch(3, (3, 4, 4), (3, 4, 4))
+    fixed = FixedPairs(3, (3, 4, 4), (3, 4, 4))
     levels = torch.randint(0, 256, (5, 3, 4, 4)).float() / 127.5 - 1  # 8-bit images, as the datamodules make
     fixed.add(levels[:2], levels[:2], from_validation=False)
     assert fixed.get()[2] == 2 and int(fixed.source) == 2
@@ -141,7 +141,7 @@ def test_fixed_batch_prefers_validation_images_and_stores_them_exactly():
     inputs, targets, filled = fixed.get()
     assert filled == 3
     torch.testing.assert_close(inputs, levels[2:], rtol=0, atol=1e-6)
-    one_hot = FixedBatch(2, (5, 4, 4), (3, 4, 4), one_hot_input=True)
+    one_hot = FixedPairs(2, (5, 4, 4), (3, 4, 4), one_hot_input=True)
     labels = torch.randint(5, (2, 4, 4))
     one_hot.add(F.one_hot(labels, 5).permute(0, 3, 1, 2).float(), levels[:2], from_validation=True)
     assert torch.equal(one_hot.get()[0].argmax(1), labels) and one_hot.inputs.dtype == torch.uint8
@@ -302,7 +302,8 @@ def test_gaugan_hinge_and_feature_matching_by_hand():
 
 def test_gaugan_defaults_and_errors(monkeypatch, tmp_path: Path):
     model = _tiny("GauGAN")
-    assert (model.lr_g, model.lr_d, model.betas) == (1e-4, 4e-4, (0.0, 0.9)) and model.lambda_feat == 10.0
+    assert (model.hparams.lr_g, model.hparams.lr_d, tuple(model.hparams.betas)) == (1e-4, 4e-4, (0.0, 0.9))
+    assert model.lambda_feat == 10.0
     assert model.lambda_vgg == 0.0 and model.generator_mode == "eval"
     with pytest.raises(ValueError, match="label_palette"):
         GauGAN(image_shape=(3, 32, 32), base_channels=2, spade_hidden=8)

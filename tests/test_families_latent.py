@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from lightning_gans.models import FAMILIES, VAE, Autoencoder, BiGAN
-from lightning_gans.models.autoencoder import CodeGaussian, reconstruction_loss
+from lightning_gans.losses import reconstruction_loss
+from lightning_gans.models.autoencoder import CodeGaussian
 from lightning_gans.models.bigan import joint_generator_loss
 from tests.families import TINY
 
@@ -49,10 +50,10 @@ def test_bigan_discriminator_scores_pairs():
     model = _tiny("BiGAN").eval()
     x, _ = _batch()
     z = torch.randn(4, model.latent_dim)
-    logits = model.discriminate(x, z)
+    logits = model.discriminator(x, z)
     assert logits.shape == (4, 1)
-    assert not torch.allclose(logits, model.discriminate(x, torch.randn(4, model.latent_dim)))  # z matters
-    assert not torch.allclose(logits, model.discriminate(-x, z))  # and so does x
+    assert not torch.allclose(logits, model.discriminator(x, torch.randn(4, model.latent_dim)))  # z matters
+    assert not torch.allclose(logits, model.discriminator(-x, z))  # and so does x
     with pytest.raises(ValueError, match="batch sizes"):
         model.discriminator(x, z[:3])
 
@@ -70,8 +71,8 @@ def test_bigan_encoder_learns_only_in_the_generator_step(tmp_path):
             original(**losses)
         return hook
 
-    model.after_discriminator_step = record("d", model.after_discriminator_step)
-    model.after_generator_step = record("g", model.after_generator_step)
+    model.count_d_step = record("d", model.count_d_step)
+    model.count_g_step = record("g", model.count_g_step)
     _fit(model, [_batch()], tmp_path)
     # D step: only D has gradients (E(x) and G(z) are computed without them)
     assert seen["d"] == {"encoder": False, "generator": False, "discriminator": True}
@@ -94,8 +95,8 @@ def test_joint_generator_loss_is_the_inverted_labels_game():
 
 
 def test_bigan_toolbox_penalties_on_pairs(tmp_path):
-    model = _tiny("BiGAN", stochastic_encoder=True, gradient_penalty=10.0, r1_gamma=1.0, feature_matching=1.0,
-                  n_critic=2)
+    model = _tiny("BiGAN", stochastic_encoder=True, n_critic=2,
+                  toolbox=dict(gradient_penalty=10.0, r1_gamma=1.0, feature_matching=1.0))
     _fit(model, [_batch(seed=0), _batch(seed=1)], tmp_path)
     assert (model.d_steps, model.g_steps) == (2, 1)
     metrics = model.trainer.callback_metrics
@@ -178,7 +179,7 @@ def test_vae_samples_decode_the_prior():
 
 # ---------------------------------------------------------------------------------------------- autoencoder
 def test_autoencoder_learns_and_samples_from_its_fitted_code_gaussian(tmp_path):
-    model = _tiny("Autoencoder", reconstruction="mse", lr_g=5e-3, betas=(0.9, 0.999))
+    model = _tiny("Autoencoder", reconstruction="mse", lr=5e-3, betas=(0.9, 0.999))
     # smooth random blobs: images with structure to compress (uniform noise can only be learned as its mean)
     g = torch.Generator().manual_seed(0)
     x = torch.tanh(3 * F.interpolate(torch.randn(8, 1, 4, 4, generator=g), size=28, mode="bilinear"))
@@ -213,9 +214,11 @@ def test_code_gaussian_recovers_mean_and_covariance():
 
 
 @pytest.mark.parametrize("cls", [Autoencoder, VAE])
-def test_reconstruction_baselines_refuse_discriminator_options(cls):
-    with pytest.raises(ValueError, match="no discriminator"):
-        cls(**{**TINY[cls.__name__].kwargs, "gradient_penalty": 10.0})
+@pytest.mark.parametrize("option", ["toolbox", "n_critic", "lr_d", "optimizer_d"])
+def test_reconstruction_baselines_take_no_discriminator_options(cls, option):
+    """No discriminator, so no option of one: not accepted, rather than accepted and then refused."""
+    with pytest.raises(TypeError, match=option):
+        cls(**{**TINY[cls.__name__].kwargs, option: 1})
 
 
 # ---------------------------------------------------------------------------------------------- configs

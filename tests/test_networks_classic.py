@@ -41,7 +41,7 @@ def _largest_singular_value(weight: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_resnet_generator_shape_and_range(shape: tuple[int, int, int]) -> None:
+def test_resnet_translator_shape_and_range(shape: tuple[int, int, int]) -> None:
     g = ResNetGenerator(latent_dim=LATENT, image_shape=shape, base_channels=16)
     x = g(torch.randn(2, LATENT))
     assert x.shape == (2, *shape)

@@ -20,18 +20,16 @@ from torch.nn.utils import parametrize
 
 from lightning_gans.networks.init import conv_bias, init_weights, norm_layer
 from lightning_gans.networks.patchgan import MultiScaleDiscriminator, PatchDiscriminator, receptive_field
-from lightning_gans.networks.resnet_generator import ResnetGenerator
+from lightning_gans.networks.resnet_translator import ResnetTranslator
 from lightning_gans.networks.spade import (
     SPADE,
-    SPADEEncoder,
     SPADEGenerator,
     SPADEResBlock,
-    reparameterize,
 )
 from lightning_gans.networks.unet import UNetGenerator
 
 NETWORKS_DIR = Path(__file__).resolve().parents[1] / "lightning_gans" / "networks"
-MY_FILES = ("init.py", "unet.py", "patchgan.py", "resnet_generator.py", "spade.py")
+MY_FILES = ("init.py", "unet.py", "patchgan.py", "resnet_translator.py", "spade.py")
 
 
 def count(module: nn.Module) -> int:
@@ -217,32 +215,32 @@ def test_multiscale_discriminator_returns_features_per_scale() -> None:
 # --- ResNet generator ---------------------------------------------------------------------------------------------
 
 
-def test_resnet_generator_official_parameter_counts() -> None:
-    assert count(ResnetGenerator(n_blocks=9, norm="instance")) == 11_378_179  # resnet_9blocks, printed "11.378 M"
-    assert count(ResnetGenerator(n_blocks=6, norm="instance")) == 7_837_699  # resnet_6blocks, printed "7.838 M"
+def test_resnet_translator_official_parameter_counts() -> None:
+    assert count(ResnetTranslator(n_blocks=9, norm="instance")) == 11_378_179  # resnet_9blocks, printed "11.378 M"
+    assert count(ResnetTranslator(n_blocks=6, norm="instance")) == 7_837_699  # resnet_6blocks, printed "7.838 M"
 
 
 @pytest.mark.parametrize("size", [32, 128, 256])
-def test_resnet_generator_shapes(size: int) -> None:
-    net = ResnetGenerator(in_channels=3, out_channels=1, base_channels=2, n_blocks=1)
+def test_resnet_translator_shapes(size: int) -> None:
+    net = ResnetTranslator(in_channels=3, out_channels=1, base_channels=2, n_blocks=1)
     out = net(torch.randn(1, 3, size, size) * 10)
     assert out.shape == (1, 1, size, size)
     assert out.abs().max() <= 1.0
 
 
 @pytest.mark.parametrize("padding", ["reflect", "replicate", "zero"])
-def test_resnet_generator_options(padding: str) -> None:
-    net = ResnetGenerator(base_channels=4, n_blocks=2, norm="batch", dropout=True, padding=padding)
+def test_resnet_translator_options(padding: str) -> None:
+    net = ResnetTranslator(base_channels=4, n_blocks=2, norm="batch", dropout=True, padding=padding)
     assert sum(isinstance(m, nn.Dropout) for m in net.modules()) == 2
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 3, 32, 32)
 
 
-def test_resnet_generator_rejects_bad_sizes_and_options() -> None:
-    net = ResnetGenerator(base_channels=2, n_blocks=1)
+def test_resnet_translator_rejects_bad_sizes_and_options() -> None:
+    net = ResnetTranslator(base_channels=2, n_blocks=1)
     with pytest.raises(ValueError, match="divisible by 4.*30x32"):
         net(torch.randn(1, 3, 30, 32))
     with pytest.raises(ValueError, match="reflect, replicate or zero"):
-        ResnetGenerator(base_channels=2, n_blocks=1, padding="circular")
+        ResnetTranslator(base_channels=2, n_blocks=1, padding="circular")
 
 
 # --- SPADE --------------------------------------------------------------------------------------------------------
@@ -316,24 +314,6 @@ def test_spade_generator_upsampling_options(layers: str, image_size: int, aspect
     assert net(torch.rand(2, 2, *shape)).shape == (2, 3, *shape)
 
 
-def test_spade_generator_vae_mode_uses_z() -> None:
-    torch.manual_seed(0)
-    net = SPADEGenerator(**TINY_SPADE, use_vae=True, z_dim=8)
-    assert isinstance(net.fc, nn.Linear)
-    segmap = one_hot_map(2, 3, 32, seed=0)
-    z = torch.randn(2, 8)
-    assert net(segmap, z).shape == (2, 3, 32, 32)
-    assert not torch.allclose(net(segmap, z), net(segmap, torch.randn(2, 8)))
-    assert net(segmap).shape == (2, 3, 32, 32)  # z drawn when not given
-
-    encoder = SPADEEncoder(in_channels=3, base_channels=2, z_dim=8, image_size=16)
-    mu, logvar = encoder(torch.randn(2, 3, 32, 32))  # resized to 16x16
-    assert mu.shape == logvar.shape == (2, 8)
-    assert reparameterize(mu, logvar).shape == (2, 8)
-    with pytest.raises(ValueError, match="power-of-two"):
-        SPADEEncoder(image_size=48)
-
-
 @pytest.mark.parametrize("image_size", [48, 16, 100])
 def test_spade_generator_rejects_sizes_it_cannot_make(image_size: int) -> None:
     with pytest.raises(ValueError, match=rf"cannot make a {image_size}-wide image.*multiples of 2\*\*5 = 32"):
@@ -354,8 +334,8 @@ def test_networks_are_plain_torch(name: str) -> None:
 
 @pytest.mark.parametrize(
     "cls",
-    [UNetGenerator, PatchDiscriminator, MultiScaleDiscriminator, ResnetGenerator, SPADE, SPADEResBlock, SPADEGenerator,
-     SPADEEncoder],
+    [UNetGenerator, PatchDiscriminator, MultiScaleDiscriminator, ResnetTranslator, SPADE, SPADEResBlock, SPADEGenerator,
+     ],
 )
 def test_public_classes_document_their_arguments(cls: type) -> None:
     assert "Args:" in (cls.__doc__ or "")

@@ -11,8 +11,8 @@ must look real *and* be recognisable as the class it was asked for). The step be
 
 Deviations: DCGAN networks sized to the data (the paper's are ImageNet/CIFAR ones), a learned label embedding
 concatenated with z instead of the class baked into z, the non-saturating G loss for the source term, and the
-source head returns a logit (the sigmoid lives in the loss). The shared toolbox hooks are honoured: ``d_input``
-(DiffAugment, instance noise) on every D input, ``discriminator_penalty`` on the source logit, feature matching.
+source head returns a logit (the sigmoid lives in the loss). The stabilisation toolbox is honoured: DiffAugment and
+instance noise on every D input, the gradient penalty and R1 on the source logit, feature matching on D's trunk.
 """
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lightning_gans.core import GANModule
-from lightning_gans.losses import check_loss_name, check_real_label, discriminator_loss, generator_loss
+from lightning_gans.ema import ema_copy
+from lightning_gans.losses import discriminator_loss, feature_matching_loss, generator_loss
 from lightning_gans.networks.conditional import AuxiliaryClassifierDiscriminator, ConditionalGenerator
+from lightning_gans.optim import check_adversarial_options, make_optimizers
+from lightning_gans.toolbox import Toolbox
 
 
 class ACGAN(GANModule):
@@ -34,12 +37,23 @@ class ACGAN(GANModule):
     Args:
         loss: adversarial loss of the source head, one of nonsaturating, minimax, hinge, wasserstein, lsgan.
         class_weight: weight of the class cross-entropy in both losses (1 in the paper; StudioGAN's cond_lambda).
+        latent_dim: size of the noise vector z.
         g_embed_dim: size of the label embedding concatenated with z.
         g_channels: channels of G's last hidden layer (ngf).
         d_channels: channels of D's first layer (ndf).
         d_batch_norm: batch norm in D.
-        **kwargs: the options every family shares (:class:`lightning_gans.core.GANModule`): image_shape,
-            num_classes, latent_dim, n_critic, ema_decay, optimizers and learning rates, and the stabilisation toolbox.
+        n_critic: D steps per G step (one batch per D step).
+        optimizer_g: G's optimizer (adam, adamw, rmsprop, sgd).
+        optimizer_d: D's optimizer.
+        lr_g: G's learning rate.
+        lr_d: D's learning rate.
+        betas: Adam's betas for both networks (SGD uses the first as momentum).
+        ema_decay: decay of the EMA copy of G used for sampling and evaluation (0 = off).
+        toolbox: stabilisation options (DiffAugment, instance noise, label smoothing, feature matching, gradient
+            penalty, R1, spectral norm); see :class:`lightning_gans.toolbox.Toolbox`.
+        image_shape: (C, H, W) of the images; linked from the datamodule.
+        num_classes: number of classes (at least 1); linked from the datamodule.
+        num_grid_samples: images in the fixed-noise sample grid (labels 0, 1, ..., K-1, 0, ...).
     """
 
     conditional = True
@@ -49,29 +63,41 @@ class ACGAN(GANModule):
         *,
         loss: str = "nonsaturating",
         class_weight: float = 1.0,
+        latent_dim: int = 100,
         g_embed_dim: int = 50,
         g_channels: int = 64,
         d_channels: int = 64,
         d_batch_norm: bool = True,
-        **kwargs: Any,
+        n_critic: int = 1,
+        optimizer_g: str = "adam",
+        optimizer_d: str = "adam",
+        lr_g: float = 2e-4,
+        lr_d: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        ema_decay: float = 0.0,
+        toolbox: Toolbox | None = None,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        num_classes: int = 0,
+        num_grid_samples: int = 64,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            image_shape=image_shape, num_classes=num_classes, latent_dim=latent_dim, num_grid_samples=num_grid_samples
+        )
         self.save_hyperparameters()
-        self.loss = check_loss_name(loss)
-        check_real_label(loss, self.real_label)
+        self.toolbox = Toolbox.of(toolbox).check_for(self.image_shape)
+        check_adversarial_options(self.hparams, self.toolbox.real_label)
         if class_weight < 0:
             raise ValueError(f"class_weight must be 0 or positive, got {class_weight}")
-        self.class_weight = class_weight
-        self.generator = ConditionalGenerator(self.latent_dim, self.num_classes, self.image_shape, g_embed_dim, "dcgan", g_channels)
-        self.discriminator = AuxiliaryClassifierDiscriminator(self.image_shape, self.num_classes, d_channels, d_batch_norm)
-        self.finalize_networks()
+        self.loss, self.class_weight, self.n_critic = loss, class_weight, n_critic
+        self.generator = ConditionalGenerator(
+            latent_dim, num_classes, self.image_shape, g_embed_dim, "dcgan", g_channels
+        )
+        self.discriminator = AuxiliaryClassifierDiscriminator(self.image_shape, num_classes, d_channels, d_batch_norm)
+        self.toolbox.apply_spectral_norm(self.generator, self.discriminator)
+        self.generator_ema = ema_copy(self.generator, ema_decay)
 
-    def discriminate(self, x: Tensor, labels: Tensor | None = None, return_features: bool = False):
-        """The *source* logit only (and D's features), so the base's penalties and feature matching work unchanged."""
-        if return_features:
-            source, _, features = self.discriminator(x, return_features=True)
-            return source, features
-        return self.discriminator(x)[0]
+    def configure_optimizers(self):
+        return make_optimizers(self.generator, self.discriminator, self.hparams)
 
     def random_labels(self, n: int) -> Tensor:
         """Classes for generated images, c ~ uniform over the classes (the paper's p_c)."""
@@ -82,38 +108,53 @@ class ACGAN(GANModule):
             raise ValueError(f"ACGAN trains on (images, labels) batches; got {type(batch).__name__}. Use a labelled "
                              "datamodule (e.g. MNISTDataModule).")
         real, real_labels = batch[0], batch[1].long()
-        n = real.shape[0]
+        n, tb = real.shape[0], self.toolbox
         opt_g, opt_d = self.optimizers()
 
-        # D: source loss on real and fake, class loss on real and fake.
+        def d(x):  # (source logit, class logits) of any sample, through DiffAugment and instance noise
+            return self.discriminator(tb.d_input(x, self.g_steps))
+
+        def source(x, return_features=False):  # the source head alone, for the penalties and feature matching
+            if return_features:
+                logit, _, features = self.discriminator(tb.d_input(x, self.g_steps), return_features=True)
+                return logit, features
+            return d(x)[0]
+
+        # 1. D step: source loss L_S on real and fake + class loss L_C on real (their labels) and fake (the labels
+        #    they were made for), plus the penalties switched on (on the source logit).
         with self.toggled_optimizer(opt_d):
             fake_labels = self.random_labels(n)
-            fake = self.generate(self.generator, self.noise(n), fake_labels).detach()
-            source_real, class_real = self.discriminator(self.d_input(real))
-            source_fake, class_fake = self.discriminator(self.d_input(fake))
-            d_source = discriminator_loss(self.loss, source_real, source_fake, real_label=self.real_label)
+            fake = self.generator(self.noise(n), fake_labels).detach()
+            source_real, class_real = d(real)
+            source_fake, class_fake = d(fake)
+            d_source = discriminator_loss(self.loss, source_real, source_fake, real_label=tb.real_label)
             d_class = F.cross_entropy(class_real, real_labels) + F.cross_entropy(class_fake, fake_labels)
-            penalties = self.discriminator_penalty(real, fake)
+            penalties = tb.penalties(source, real, fake)
             d_loss = d_source + self.class_weight * d_class + sum(penalties.values())
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             opt_d.step()
         accuracy = (class_real.argmax(1) == real_labels).float().mean()
-        self.after_discriminator_step(d_loss=d_loss, d_class=d_class, d_real_accuracy=accuracy, **penalties)
+        self.count_d_step(d_loss=d_loss, d_class=d_class, d_real_accuracy=accuracy, **penalties)
 
-        # G: look real to the source head, be recognised as the asked-for class by the class head.
-        if self.should_step_generator():
+        # 2. G step, every n_critic D steps: look real to the source head (-L_S) and be recognised as the asked-for
+        #    class by the class head (L_C).
+        if self.d_steps % self.n_critic == 0:
             with self.toggled_optimizer(opt_g):
                 fake_labels = self.random_labels(n)
-                fake = self.generate(self.generator, self.noise(n), fake_labels)
-                source_fake, class_fake = self.discriminator(self.d_input(fake))
+                fake = self.generator(self.noise(n), fake_labels)
+                source_fake, class_fake = d(fake)
                 g_class = F.cross_entropy(class_fake, fake_labels)
                 g_loss = generator_loss(self.loss, source_fake) + self.class_weight * g_class
                 extra = {}
-                if self.feature_matching_weight > 0:
-                    extra["feature_matching"] = self.generator_feature_matching(real, fake)
+                if tb.feature_matching > 0:
+                    real_features = source(real, return_features=True)[1].detach()
+                    fake_features = source(fake, return_features=True)[1]
+                    extra["feature_matching"] = tb.feature_matching * feature_matching_loss(real_features, fake_features)
                     g_loss = g_loss + extra["feature_matching"]
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)
                 opt_g.step()
-            self.after_generator_step(g_loss=g_loss, g_class=g_class, **extra)
+            if self.generator_ema is not None:
+                self.generator_ema.update(self.generator)
+            self.count_g_step(g_loss=g_loss, g_class=g_class, **extra)

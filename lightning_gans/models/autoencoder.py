@@ -5,14 +5,11 @@ An encoder E maps an image to a code z, the decoder (``self.generator``) maps it
 minimises the reconstruction loss. It shares the GAN families' CLI, datamodules, sample grids, ``predict`` and
 evaluation, so its numbers compare with theirs. Choices made here, shared with :class:`~lightning_gans.models.VAE`:
 
-**Reconstruction loss** (``reconstruction``), summed over pixels and averaged over the batch (a per-image negative
-log-likelihood, up to constants, as in Kingma & Welling 2014 and pytorch/examples' VAE):
-
-- ``"bce"`` (default): a Bernoulli likelihood on pixels mapped to [0, 1]. The decoder ends in ``tanh``, and
-  ``(tanh(a) + 1) / 2 = sigmoid(2a)``, so the loss is ``binary_cross_entropy_with_logits(2a, (x + 1) / 2)`` on the
-  decoder's pre-``tanh`` output ``a``: exact, stable and safe under autocast. MNIST's grey levels are used as
-  targets (not binarised), as in pytorch/examples.
-- ``"mse"``: the sum of squared errors on [-1, 1] pixels (a Gaussian likelihood with fixed variance 1/2).
+**Reconstruction loss** (``reconstruction``, :func:`lightning_gans.losses.reconstruction_loss`), summed over pixels
+and averaged over the batch (a per-image negative log-likelihood, up to constants, as in Kingma & Welling 2014 and
+pytorch/examples' VAE): ``"bce"`` (default), a Bernoulli likelihood on pixels mapped to [0, 1] computed exactly from
+the decoder's pre-``tanh`` output, with MNIST's grey levels as targets (not binarised), as in pytorch/examples; or
+``"mse"``, the sum of squared errors on [-1, 1] pixels.
 
 **Sampling.** Decoding z ~ N(0, I) means nothing for a plain autoencoder: nothing pulls its codes towards N(0, I).
 So the autoencoder fits a Gaussian N(m, C) to the codes of its training batches (running moments, a cumulative
@@ -23,117 +20,30 @@ moments are buffers, saved in checkpoints; before any training they are N(0, I).
 shard's codes and rank 0's fit is the one saved.
 
 **Step counting.** There is no discriminator: each batch is one update of encoder and decoder together, counted by
-``after_generator_step``; ``d_steps`` stays 0 and ``trainer.max_steps`` counts batches.
+``count_g_step``; ``d_steps`` stays 0 and ``trainer.max_steps`` counts batches.
 
-**Options.** The single optimizer is ``optimizer_g`` with ``lr_g`` and ``betas`` over encoder + decoder (the decoder
-is the generator; BiGAN also trains G and E with one optimizer); ``optimizer_d``/``lr_d`` are unused. The
-discriminator options of the stabilisation toolbox (DiffAugment, instance noise, label smoothing, feature matching,
-gradient penalty, R1, spectral norm on D, ``n_critic`` > 1) are refused with an error; ``ema_decay`` and
-``spectral_norm_g`` apply to the decoder.
+**Options.** One optimizer (``optimizer``, ``lr``, ``betas``) over encoder + decoder (the decoder is the generator).
+There is no discriminator, so the stabilisation toolbox does not apply; ``ema_decay`` keeps an EMA decoder.
 
 **Grids** show the fixed-noise samples, then a fixed batch of real training images (the first
-``num_grid_reconstructions`` of the first training batch, kept in a buffer and saved in checkpoints), then their
-reconstructions in the same order. Validation logs ``val/recon_loss`` on the held-out images.
+``num_grid_reconstructions`` of the first training batch, kept in a buffer and saved in checkpoints,
+:class:`lightning_gans.reconstruction.FixedImages`), then their reconstructions in the same order. Validation logs ``val/recon_loss`` on the held-out images.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from itertools import chain
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_gans.core import GANModule, unwrap
+from lightning_gans.ema import ema_copy
+from lightning_gans.losses import check_reconstruction_name, reconstruction_loss
 from lightning_gans.networks.vae import ConvDecoder, ConvEncoder
-from lightning_gans.optim import make_optimizer
-
-__all__ = [
-    "RECONSTRUCTIONS",
-    "Autoencoder",
-    "CodeGaussian",
-    "FixedBatch",
-    "LogitConvDecoder",
-    "check_no_discriminator_options",
-    "decode",
-    "eval_mode",
-    "reconstruction_loss",
-    "samples_and_reconstructions",
-]
-
-RECONSTRUCTIONS: tuple[str, ...] = ("bce", "mse")
-
-
-# ---------------------------------------------------------------------------------------------- shared helpers
-def reconstruction_loss(pre_tanh: Tensor, target: Tensor, kind: str = "bce") -> Tensor:
-    """Per-image reconstruction loss, summed over pixels and averaged over the batch.
-
-    Args:
-        pre_tanh: the decoder's output *before* its ``tanh`` (the image is ``tanh(pre_tanh)``).
-        target: the real images in [-1, 1].
-        kind: ``"bce"`` (Bernoulli on [0, 1]-mapped pixels, logits ``2 * pre_tanh``) or ``"mse"`` (squared error
-            on [-1, 1] pixels).
-    """
-    if pre_tanh.shape != target.shape:
-        raise ValueError(f"reconstruction and target differ in shape: {tuple(pre_tanh.shape)} vs {tuple(target.shape)}")
-    n = target.shape[0]
-    if kind == "bce":
-        return F.binary_cross_entropy_with_logits(2.0 * pre_tanh, (target + 1.0) / 2.0, reduction="sum") / n
-    if kind == "mse":
-        return (torch.tanh(pre_tanh) - target).pow(2).sum() / n
-    raise ValueError(f"Unknown reconstruction loss {kind!r}. Valid: {', '.join(RECONSTRUCTIONS)}.")
-
-
-class LogitConvDecoder(ConvDecoder):
-    """:class:`~lightning_gans.networks.vae.ConvDecoder` that can also return its pre-``tanh`` output.
-
-    ``decoder(z)`` is the image in [-1, 1]; ``decoder(z, pre_tanh=True)`` the values before ``tanh``, which the
-    Bernoulli loss needs as logits. Both go through ``forward``, so a DDP wrapper sees every call.
-    """
-
-    def forward(self, z: Tensor, pre_tanh: bool = False) -> Tensor:
-        out = self.net(z)
-        return out if pre_tanh else torch.tanh(out)
-
-
-class FixedBatch(nn.Module):
-    """A fixed batch of real images for reconstruction grids: filled once from the first training batch.
-
-    Both the images and how many are stored are buffers (saved in checkpoints, moved with the model); the buffer has
-    its full size from the start, so checkpoints load into a freshly built model.
-
-    Args:
-        size: images to keep (0 keeps none).
-        image_shape: ``(C, H, W)`` of the images.
-    """
-
-    def __init__(self, size: int, image_shape: tuple[int, ...]) -> None:
-        super().__init__()
-        if size < 0:
-            raise ValueError(f"the fixed batch size must be 0 or more, got {size}")
-        self.register_buffer("images", torch.zeros(size, *image_shape))
-        self.register_buffer("count", torch.zeros((), dtype=torch.long))
-
-    @property
-    def filled(self) -> bool:
-        return int(self.count) > 0
-
-    @property
-    def batch(self) -> Tensor:
-        """The stored images (an empty batch before the first fill)."""
-        return self.images[: int(self.count)]
-
-    @torch.no_grad()
-    def fill(self, x: Tensor) -> None:
-        """Keep the first images of ``x`` if nothing is stored yet (later calls do nothing)."""
-        if self.filled or self.images.shape[0] == 0:
-            return
-        k = min(self.images.shape[0], x.shape[0])
-        self.images[:k].copy_(x[:k].detach())
-        self.count.fill_(k)
+from lightning_gans.optim import check_optimizer, make_optimizer
+from lightning_gans.reconstruction import FixedImages, decode, eval_mode, samples_and_reconstructions
 
 
 class CodeGaussian(nn.Module):
@@ -181,110 +91,61 @@ class CodeGaussian(nn.Module):
         return (self.mean + eps.float() @ self.scale().T).to(eps.dtype)
 
 
-def check_no_discriminator_options(module: GANModule) -> None:
-    """Refuse the toolbox options that act on a discriminator, for families that have none."""
-    used = [
-        name
-        for name, on in (
-            ("n_critic", module.n_critic != 1),
-            ("diffaugment", bool(module.diffaugment)),
-            ("instance_noise", module.instance_noise_std > 0),
-            ("real_label", module.real_label != 1.0),
-            ("feature_matching", module.feature_matching_weight > 0),
-            ("gradient_penalty", module.gradient_penalty_weight > 0),
-            ("r1_gamma", module.r1_gamma > 0),
-            ("spectral_norm_d", module.spectral_norm_d),
-        )
-        if on
-    ]
-    if used:
-        raise ValueError(
-            f"{type(module).__name__} has no discriminator, so {', '.join(used)} cannot apply: leave them at their "
-            "defaults (n_critic 1, real_label 1.0, the others off)"
-        )
-
-
-@contextlib.contextmanager
-def eval_mode(*nets: nn.Module) -> Iterator[None]:
-    """Put ``nets`` in eval mode (batch-norm running statistics, no dropout) for the block, then restore them."""
-    modes = [net.training for net in nets]
-    try:
-        for net in nets:
-            net.eval()
-        yield
-    finally:
-        for net, mode in zip(nets, modes):
-            net.train(mode)
-
-
-def samples_and_reconstructions(module: GANModule) -> Tensor:
-    """Grid images: fixed-noise samples, then the fixed real batch, then its reconstructions (same order).
-
-    ``module`` needs ``fixed_real`` (:class:`FixedBatch`) and ``reconstruct(x)``; before the fixed batch is filled
-    (no training yet) the grid holds the samples only.
-    """
-    samples = module.sample(z=module.fixed_noise)
-    if not module.fixed_real.filled:
-        return samples
-    real = module.fixed_real.batch.to(samples.device)
-    return torch.cat([samples, real.clamp(-1.0, 1.0), module.reconstruct(real)])
-
-
-def decode(module: GANModule, z: Tensor) -> Tensor:
-    """Codes -> images in [-1, 1] with the sampling decoder (EMA copy when on), eval mode, no grad."""
-    decoder = module.sampling_generator()
-    with torch.no_grad(), eval_mode(decoder):
-        return decoder(z.to(module.device)).clamp(-1.0, 1.0)
-
-
-# ---------------------------------------------------------------------------------------------- the family
 class Autoencoder(GANModule):
     """Deterministic convolutional autoencoder; samples from a Gaussian fitted to its codes.
 
     Args:
         reconstruction: reconstruction loss, ``"bce"`` (Bernoulli on [0, 1]-mapped pixels) or ``"mse"``.
+        latent_dim: size of the code.
         e_channels: width of the encoder's first convolution (it doubles at each step).
         g_channels: width of the decoder's last hidden layer.
         code_momentum: weight of a new batch in the running Gaussian fit of the codes (after a warm-up of
             ``1 / code_momentum`` batches averaged exactly).
         num_grid_reconstructions: real images (and their reconstructions) in the sample grid; 0 shows samples only.
-        **kwargs: the options every family shares (:class:`lightning_gans.core.GANModule`): image_shape,
-            latent_dim, ema_decay, optimizer_g, lr_g, betas, spectral_norm_g, num_grid_samples. The discriminator
-            options are refused (there is no discriminator).
+        optimizer: the optimizer of encoder + decoder (adam, adamw, rmsprop, sgd).
+        lr: its learning rate.
+        betas: Adam's betas (SGD uses the first as momentum).
+        ema_decay: decay of the EMA copy of the decoder used for sampling and evaluation (0 = off).
+        image_shape: (C, H, W) of the images; linked from the datamodule.
+        num_classes: classes of the data (unused); linked from the datamodule.
+        num_grid_samples: samples in the grid.
     """
 
     def __init__(
         self,
         *,
         reconstruction: str = "bce",
+        latent_dim: int = 100,
         e_channels: int = 64,
         g_channels: int = 64,
         code_momentum: float = 0.01,
         num_grid_reconstructions: int = 32,
-        **kwargs: Any,
+        optimizer: str = "adam",
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        ema_decay: float = 0.0,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        num_classes: int = 0,
+        num_grid_samples: int = 64,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            image_shape=image_shape, num_classes=num_classes, latent_dim=latent_dim, num_grid_samples=num_grid_samples
+        )
         self.save_hyperparameters()
-        check_no_discriminator_options(self)
-        if reconstruction not in RECONSTRUCTIONS:
-            raise ValueError(f"Unknown reconstruction loss {reconstruction!r}. Valid: {', '.join(RECONSTRUCTIONS)}.")
-        if self.latent_dim < 1:
-            raise ValueError(f"Autoencoder needs latent_dim >= 1, got {self.latent_dim}")
-        self.reconstruction = reconstruction
-        self.encoder = ConvEncoder(self.image_shape, self.latent_dim, variational=False, base_channels=e_channels)
-        self.generator = LogitConvDecoder(self.latent_dim, self.image_shape, g_channels)
-        self.code_gaussian = CodeGaussian(self.latent_dim, code_momentum)
-        self.fixed_real = FixedBatch(num_grid_reconstructions, self.image_shape)
-        self.finalize_networks()
-
-    # ------------------------------------------------------------------ optimisation
-    def generator_parameters(self):
-        """Encoder and decoder: the one optimizer updates both."""
-        return chain(self.generator.parameters(), self.encoder.parameters())
+        self.reconstruction = check_reconstruction_name(reconstruction)
+        check_optimizer(optimizer, lr)
+        if latent_dim < 1:
+            raise ValueError(f"Autoencoder needs latent_dim >= 1, got {latent_dim}")
+        self.encoder = ConvEncoder(self.image_shape, latent_dim, variational=False, base_channels=e_channels)
+        self.generator = ConvDecoder(latent_dim, self.image_shape, g_channels)
+        self.code_gaussian = CodeGaussian(latent_dim, code_momentum)
+        self.fixed_real = FixedImages(num_grid_reconstructions, self.image_shape)
+        self.generator_ema = ema_copy(self.generator, ema_decay)
 
     def configure_optimizers(self):
-        """One optimizer (``optimizer_g``, ``lr_g``, ``betas``) over encoder + decoder."""
-        return make_optimizer(self.generator_parameters(), self.optimizer_g, self.lr_g, self.betas)
+        """One optimizer over encoder + decoder."""
+        params = chain(self.generator.parameters(), self.encoder.parameters())
+        return make_optimizer(params, self.hparams.optimizer, self.hparams.lr, self.hparams.betas)
 
     def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         """``({"loss": ..., "recon_loss": ...}, codes)`` on the batch ``x``, with the networks as they are."""
@@ -296,12 +157,15 @@ class Autoencoder(GANModule):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         self.fixed_real.fill(x)
         opt = self.optimizers()
+        # Minimise the reconstruction loss of E and G together, then move the Gaussian fit of the codes.
         terms, z = self.loss_terms(x)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(terms["loss"])
         opt.step()
         self.code_gaussian.update(z)
-        self.after_generator_step(**terms)
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator)
+        self.count_g_step(**terms)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -327,4 +191,4 @@ class Autoencoder(GANModule):
 
     def grid_images(self) -> Tensor:
         """Fixed-noise samples, the fixed real batch and its reconstructions."""
-        return samples_and_reconstructions(self)
+        return samples_and_reconstructions(self, self.fixed_real)

@@ -14,9 +14,10 @@ z = mu(x) + sigma(x) * eps with the reparameterisation trick), false is BiGAN (d
   min-max value itself; ``hinge``/``wasserstein`` BigBiGAN's linear D(x, E(x)) - D(G(z), z); ``lsgan`` swaps the
   targets.
 
-Toolbox: the gradient penalty interpolates image and code together, and R1 differentiates with respect to both
-parts of the real pair; feature matching matches D's joint features of real and fake pairs (both produced by the
-networks being trained, so neither side is detached). ``optimizer_g``/``lr_g`` train G and E, ``optimizer_d``/
+Toolbox (:class:`lightning_gans.toolbox.Toolbox`): DiffAugment and instance noise act on the image of every pair;
+the gradient penalty interpolates image and code together, and R1 differentiates with respect to both parts of the
+real pair (:func:`joint_penalties`); feature matching matches D's joint features of real and fake pairs (both produced
+by the networks being trained, so neither side is detached). ``optimizer_g``/``lr_g`` train G and E, ``optimizer_d``/
 ``lr_d`` train D. Step counting is the base's: one D and (with ``n_critic: 1``) one G/E update per batch.
 
 Grids show the fixed-noise samples, then a fixed batch of real training images (the first
@@ -38,9 +39,12 @@ import torch
 from torch import Tensor
 
 from lightning_gans.core import GANModule, unwrap
-from lightning_gans.losses import check_loss_name, check_real_label, discriminator_loss, generator_loss
-from lightning_gans.models.autoencoder import FixedBatch, decode, eval_mode, samples_and_reconstructions
+from lightning_gans.ema import ema_copy
+from lightning_gans.losses import check_loss_name, discriminator_loss, generator_loss
 from lightning_gans.networks.bigan import BiGANEncoder, BiGANGenerator, JointDiscriminator
+from lightning_gans.optim import check_adversarial_options, make_optimizer
+from lightning_gans.reconstruction import FixedImages, decode, eval_mode, samples_and_reconstructions
+from lightning_gans.toolbox import Toolbox
 
 
 def joint_generator_loss(name: str, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -56,6 +60,36 @@ def joint_generator_loss(name: str, real_logits: Tensor, fake_logits: Tensor) ->
     return generator_loss(name, fake_logits) + generator_loss(name, -real_logits)
 
 
+def joint_penalties(
+    critic, real: tuple[Tensor, Tensor], fake: tuple[Tensor, Tensor], gradient_penalty: float, r1_gamma: float
+) -> dict[str, Tensor]:
+    """The switched-on D regularisers on pairs, weighted: ``{"gp": ..., "r1": ...}``.
+
+    ``critic(x, z)`` gives D's logits on pairs. gp: WGAN-GP with image and code interpolated by the same factor, the
+    gradient taken with respect to both; r1: the squared gradient norm with respect to both parts of the real pair.
+    """
+    terms: dict[str, Tensor] = {}
+    if gradient_penalty > 0:
+        (x, cx), (g, z) = real, fake
+        eps = torch.rand(x.shape[0], device=x.device, dtype=x.dtype)
+        ex, ez = eps.view(-1, *[1] * (x.dim() - 1)), eps.view(-1, 1)
+        x_hat = (ex * x.detach() + (1 - ex) * g.detach()).requires_grad_(True)
+        z_hat = (ez * cx.detach() + (1 - ez) * z.detach()).requires_grad_(True)
+        grad = _pair_gradient(critic(x_hat, z_hat), x_hat, z_hat)
+        terms["gp"] = gradient_penalty * (grad.norm(2, dim=1) - 1).pow(2).mean()
+    if r1_gamma > 0:
+        x, cx = (t.detach().requires_grad_(True) for t in real)
+        grad = _pair_gradient(critic(x, cx), x, cx)
+        terms["r1"] = 0.5 * r1_gamma * grad.pow(2).sum(dim=1).mean()
+    return terms
+
+
+def _pair_gradient(logits: Tensor, x: Tensor, z: Tensor) -> Tensor:
+    """d(sum logits)/d(x, z), flattened and concatenated per sample (graph kept for the penalty's backward)."""
+    gx, gz = torch.autograd.grad(logits.sum(), (x, z), create_graph=True)
+    return torch.cat([gx.flatten(1), gz.flatten(1)], dim=1)
+
+
 class BiGAN(GANModule):
     """BiGAN (deterministic encoder) or ALI (``stochastic_encoder=True``).
 
@@ -63,6 +97,7 @@ class BiGAN(GANModule):
         loss: adversarial loss, one of nonsaturating, minimax, hinge, wasserstein, lsgan.
         stochastic_encoder: ALI's Gaussian encoder with the reparameterisation trick instead of BiGAN's
             deterministic one.
+        latent_dim: size of z, the noise of G and the code of E.
         g_channels: width of G's last hidden layer.
         e_channels: width of E's first convolution (it doubles at each step).
         d_channels: width of D's first image convolution.
@@ -70,8 +105,18 @@ class BiGAN(GANModule):
         d_dropout: dropout after every hidden layer of D (0.2 in ALI).
         num_grid_reconstructions: real images (and their reconstructions G(E(x))) in the sample grid; 0 shows
             samples only.
-        **kwargs: the options every family shares (:class:`lightning_gans.core.GANModule`): image_shape,
-            latent_dim, n_critic, ema_decay, optimizers and learning rates, and the stabilisation toolbox.
+        n_critic: D steps per G/E step (one batch per D step).
+        optimizer_g: the optimizer of G and E together (adam, adamw, rmsprop, sgd).
+        optimizer_d: D's optimizer.
+        lr_g: G and E's learning rate.
+        lr_d: D's learning rate.
+        betas: Adam's betas for both optimizers (SGD uses the first as momentum).
+        ema_decay: decay of the EMA copy of G used for sampling and evaluation (0 = off).
+        toolbox: stabilisation options (DiffAugment, instance noise, label smoothing, feature matching, gradient
+            penalty and R1 on pairs, spectral norm); see :class:`lightning_gans.toolbox.Toolbox`.
+        image_shape: (C, H, W) of the images; linked from the datamodule.
+        num_classes: classes of the data (unused); linked from the datamodule.
+        num_grid_samples: samples in the grid.
     """
 
     def __init__(
@@ -79,98 +124,92 @@ class BiGAN(GANModule):
         *,
         loss: str = "nonsaturating",
         stochastic_encoder: bool = False,
+        latent_dim: int = 100,
         g_channels: int = 64,
         e_channels: int = 64,
         d_channels: int = 64,
         d_hidden_dim: int = 512,
         d_dropout: float = 0.2,
         num_grid_reconstructions: int = 32,
-        **kwargs: Any,
+        n_critic: int = 1,
+        optimizer_g: str = "adam",
+        optimizer_d: str = "adam",
+        lr_g: float = 2e-4,
+        lr_d: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        ema_decay: float = 0.0,
+        toolbox: Toolbox | None = None,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        num_classes: int = 0,
+        num_grid_samples: int = 64,
     ) -> None:
-        super().__init__(**kwargs)
-        self.save_hyperparameters()
-        self.loss = check_loss_name(loss)
-        check_real_label(loss, self.real_label)
-        if self.latent_dim < 1:
-            raise ValueError(f"BiGAN needs latent_dim >= 1, got {self.latent_dim}")
-        self.stochastic_encoder = stochastic_encoder
-        self.generator = BiGANGenerator(self.latent_dim, self.image_shape, g_channels)
-        self.encoder = BiGANEncoder(self.image_shape, self.latent_dim, e_channels, stochastic=stochastic_encoder)
-        self.discriminator = JointDiscriminator(
-            self.image_shape, self.latent_dim, d_channels, d_hidden_dim, dropout=d_dropout
+        super().__init__(
+            image_shape=image_shape, num_classes=num_classes, latent_dim=latent_dim, num_grid_samples=num_grid_samples
         )
-        self.fixed_real = FixedBatch(num_grid_reconstructions, self.image_shape)
-        self.finalize_networks()
+        self.save_hyperparameters()
+        self.toolbox = Toolbox.of(toolbox).check_for(self.image_shape)
+        check_adversarial_options(self.hparams, self.toolbox.real_label)
+        if latent_dim < 1:
+            raise ValueError(f"BiGAN needs latent_dim >= 1, got {latent_dim}")
+        self.loss, self.n_critic, self.stochastic_encoder = loss, n_critic, stochastic_encoder
+        self.generator = BiGANGenerator(latent_dim, self.image_shape, g_channels)
+        self.encoder = BiGANEncoder(self.image_shape, latent_dim, e_channels, stochastic=stochastic_encoder)
+        self.discriminator = JointDiscriminator(self.image_shape, latent_dim, d_channels, d_hidden_dim, dropout=d_dropout)
+        self.fixed_real = FixedImages(num_grid_reconstructions, self.image_shape)
+        self.toolbox.apply_spectral_norm(self.generator, self.discriminator)
+        self.generator_ema = ema_copy(self.generator, ema_decay)
 
-    def generator_parameters(self):
-        """G and E: the G optimizer trains both."""
-        return chain(self.generator.parameters(), self.encoder.parameters())
-
-    # ------------------------------------------------------------------ the joint game
-    def discriminate(self, x: Tensor, z: Tensor, return_features: bool = False):
-        """D's logits on pairs ``(x[i], z[i])`` (x already through :meth:`d_input`)."""
-        return self.discriminator(x, z, return_features=return_features)
-
-    def joint_penalty(self, real: tuple[Tensor, Tensor], fake: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
-        """The switched-on D regularisers on pairs: ``{"gp": ..., "r1": ...}``, weighted.
-
-        gp: WGAN-GP with image and code interpolated by the same factor, the gradient taken with respect to both;
-        r1: the squared gradient norm with respect to both parts of the real pair.
-        """
-        terms: dict[str, Tensor] = {}
-        if self.gradient_penalty_weight > 0:
-            (x, cx), (g, z) = real, fake
-            eps = torch.rand(x.shape[0], device=x.device, dtype=x.dtype)
-            ex, ez = eps.view(-1, *[1] * (x.dim() - 1)), eps.view(-1, 1)
-            x_hat = (ex * x.detach() + (1 - ex) * g.detach()).requires_grad_(True)
-            z_hat = (ez * cx.detach() + (1 - ez) * z.detach()).requires_grad_(True)
-            grad = _pair_gradient(self.discriminate(self.d_input(x_hat), z_hat), x_hat, z_hat)
-            terms["gp"] = self.gradient_penalty_weight * (grad.norm(2, dim=1) - 1).pow(2).mean()
-        if self.r1_gamma > 0:
-            x, cx = (t.detach().requires_grad_(True) for t in real)
-            grad = _pair_gradient(self.discriminate(self.d_input(x), cx), x, cx)
-            terms["r1"] = 0.5 * self.r1_gamma * grad.pow(2).sum(dim=1).mean()
-        return terms
+    def configure_optimizers(self):
+        """G and E with one optimizer (``optimizer_g``, ``lr_g``), D with the other, G/E first."""
+        hp = self.hparams
+        opt_ge = make_optimizer(chain(self.generator.parameters(), self.encoder.parameters()), hp.optimizer_g,
+                                hp.lr_g, hp.betas)
+        return opt_ge, make_optimizer(self.discriminator.parameters(), hp.optimizer_d, hp.lr_d, hp.betas)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         self.fixed_real.fill(x)
+        n, tb = x.shape[0], self.toolbox
         opt_g, opt_d = self.optimizers()
-        n = x.shape[0]
 
+        def critic(image, code, **kwargs):  # D on pairs, the image through DiffAugment and instance noise
+            return self.discriminator(tb.d_input(image, self.g_steps), code, **kwargs)
+
+        # 1. D step: real pairs (x, E(x)) against fake pairs (G(z), z); E and G run without gradient.
         with self.toggled_optimizer(opt_d):
             with torch.no_grad():
                 code = self.encoder(x)
                 z = self.noise(n)
                 fake = self.generator(z)
-            d_real = self.discriminate(self.d_input(x), code)
-            d_fake = self.discriminate(self.d_input(fake), z)
-            d_adv = discriminator_loss(self.loss, d_real, d_fake, real_label=self.real_label)
-            penalties = self.joint_penalty((x, code), (fake, z))
-            d_loss = d_adv + sum(penalties.values())
+            d_loss = discriminator_loss(self.loss, critic(x, code), critic(fake, z), real_label=tb.real_label)
+            penalties = joint_penalties(critic, (x, code), (fake, z), tb.gradient_penalty, tb.r1_gamma)
+            d_loss = d_loss + sum(penalties.values())
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             opt_d.step()
-        self.after_discriminator_step(d_loss=d_loss, **penalties)
+        self.count_d_step(d_loss=d_loss, **penalties)
 
-        if self.should_step_generator():
+        # 2. G/E step, every n_critic D steps: the inverted game, with one optimizer over G and E.
+        if self.d_steps % self.n_critic == 0:
             with self.toggled_optimizer(opt_g):
                 code = self.encoder(x)
                 z = self.noise(n)
                 fake = self.generator(z)
-                matching = self.feature_matching_weight > 0
-                real_out = self.discriminate(self.d_input(x), code, return_features=matching)
-                fake_out = self.discriminate(self.d_input(fake), z, return_features=matching)
+                matching = tb.feature_matching > 0
+                real_out = critic(x, code, return_features=matching)
+                fake_out = critic(fake, z, return_features=matching)
                 extra: dict[str, Tensor] = {}
                 if matching:
                     (real_out, real_features), (fake_out, fake_features) = real_out, fake_out
                     diff = real_features.mean(0) - fake_features.mean(0)
-                    extra["feature_matching"] = self.feature_matching_weight * diff.pow(2).sum()
+                    extra["feature_matching"] = tb.feature_matching * diff.pow(2).sum()
                 g_loss = joint_generator_loss(self.loss, real_out, fake_out) + sum(extra.values())
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)
                 opt_g.step()
-            self.after_generator_step(g_loss=g_loss, **extra)
+            if self.generator_ema is not None:
+                self.generator_ema.update(self.generator)
+            self.count_g_step(g_loss=g_loss, **extra)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -198,13 +237,7 @@ class BiGAN(GANModule):
 
     def grid_images(self) -> Tensor:
         """Fixed-noise samples, the fixed real batch and its reconstructions G(E(x))."""
-        return samples_and_reconstructions(self)
+        return samples_and_reconstructions(self, self.fixed_real)
 
 
-def _pair_gradient(logits: Tensor, x: Tensor, z: Tensor) -> Tensor:
-    """d(sum logits)/d(x, z), flattened and concatenated per sample (graph kept for the penalty's backward)."""
-    gx, gz = torch.autograd.grad(logits.sum(), (x, z), create_graph=True)
-    return torch.cat([gx.flatten(1), gz.flatten(1)], dim=1)
-
-
-__all__ = ["BiGAN", "joint_generator_loss"]
+__all__ = ["BiGAN", "joint_generator_loss", "joint_penalties"]

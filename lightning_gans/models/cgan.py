@@ -18,16 +18,17 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from lightning_gans.core import GANModule
-from lightning_gans.losses import check_loss_name, check_real_label
+from lightning_gans.ema import ema_copy
+from lightning_gans.losses import discriminator_loss, feature_matching_loss, generator_loss
 from lightning_gans.networks.conditional import (
     BACKBONES,
     DISCRIMINATOR_MODES,
     ConditionalDiscriminator,
     ConditionalGenerator,
 )
-from lightning_gans.steps import adversarial_step
+from lightning_gans.optim import check_adversarial_options, make_optimizers
+from lightning_gans.toolbox import Toolbox
 
 
 class CGAN(GANModule):
@@ -37,6 +38,7 @@ class CGAN(GANModule):
         loss: adversarial loss, one of nonsaturating, minimax, hinge, wasserstein, lsgan.
         discriminator: how D sees the label: ``concat`` (Mirza & Osindero) or ``projection`` (Miyato & Koyama).
         backbone: ``dcgan`` (convolutional) or ``mlp`` (fully connected, as in the paper).
+        latent_dim: size of the noise vector z.
         g_embed_dim: size of the label embedding concatenated with z.
         d_embed_dim: size of the label embedding concatenated to D's input (``concat`` only).
         g_channels: DCGAN: channels of G's last hidden layer (ngf).
@@ -44,8 +46,18 @@ class CGAN(GANModule):
         d_batch_norm: DCGAN: batch norm in D (turn off with a gradient penalty).
         g_hidden_dims: MLP: widths of G's hidden layers.
         d_hidden_dims: MLP: widths of D's hidden layers.
-        **kwargs: the options every family shares (:class:`lightning_gans.core.GANModule`): image_shape,
-            num_classes, latent_dim, n_critic, ema_decay, optimizers and learning rates, and the stabilisation toolbox.
+        n_critic: D steps per G step (one batch per D step).
+        optimizer_g: G's optimizer (adam, adamw, rmsprop, sgd).
+        optimizer_d: D's optimizer.
+        lr_g: G's learning rate.
+        lr_d: D's learning rate.
+        betas: Adam's betas for both networks (SGD uses the first as momentum).
+        ema_decay: decay of the EMA copy of G used for sampling and evaluation (0 = off).
+        toolbox: stabilisation options (DiffAugment, instance noise, label smoothing, feature matching, gradient
+            penalty, R1, spectral norm); see :class:`lightning_gans.toolbox.Toolbox`.
+        image_shape: (C, H, W) of the images; linked from the datamodule.
+        num_classes: number of classes (at least 1); linked from the datamodule.
+        num_grid_samples: images in the fixed-noise sample grid (labels 0, 1, ..., K-1, 0, ...).
     """
 
     conditional = True
@@ -56,6 +68,7 @@ class CGAN(GANModule):
         loss: str = "nonsaturating",
         discriminator: str = "concat",
         backbone: str = "dcgan",
+        latent_dim: int = 100,
         g_embed_dim: int = 50,
         d_embed_dim: int = 10,
         g_channels: int = 64,
@@ -63,28 +76,78 @@ class CGAN(GANModule):
         d_batch_norm: bool = True,
         g_hidden_dims: tuple[int, ...] = (256, 512, 1024),
         d_hidden_dims: tuple[int, ...] = (512, 256),
-        **kwargs: Any,
+        n_critic: int = 1,
+        optimizer_g: str = "adam",
+        optimizer_d: str = "adam",
+        lr_g: float = 2e-4,
+        lr_d: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        ema_decay: float = 0.0,
+        toolbox: Toolbox | None = None,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        num_classes: int = 0,
+        num_grid_samples: int = 64,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            image_shape=image_shape, num_classes=num_classes, latent_dim=latent_dim, num_grid_samples=num_grid_samples
+        )
         self.save_hyperparameters()
-        self.loss = check_loss_name(loss)
-        check_real_label(loss, self.real_label)
+        self.toolbox = Toolbox.of(toolbox).check_for(self.image_shape)
+        check_adversarial_options(self.hparams, self.toolbox.real_label)
         if discriminator not in DISCRIMINATOR_MODES:
             raise ValueError(f"Unknown CGAN discriminator {discriminator!r}. Valid: {', '.join(DISCRIMINATOR_MODES)}.")
         if backbone not in BACKBONES:
             raise ValueError(f"Unknown CGAN backbone {backbone!r}. Valid: {', '.join(BACKBONES)}.")
+        self.loss, self.n_critic = loss, n_critic
         self.generator = ConditionalGenerator(
-            self.latent_dim, self.num_classes, self.image_shape, g_embed_dim, backbone, g_channels, tuple(g_hidden_dims)
+            latent_dim, num_classes, self.image_shape, g_embed_dim, backbone, g_channels, tuple(g_hidden_dims)
         )
         self.discriminator = ConditionalDiscriminator(
-            self.image_shape, self.num_classes, discriminator, d_embed_dim, backbone, d_channels, d_batch_norm,
+            self.image_shape, num_classes, discriminator, d_embed_dim, backbone, d_channels, d_batch_norm,
             tuple(d_hidden_dims),
         )
-        self.finalize_networks()
+        self.toolbox.apply_spectral_norm(self.generator, self.discriminator)
+        self.generator_ema = ema_copy(self.generator, ema_decay)
+
+    def configure_optimizers(self):
+        return make_optimizers(self.generator, self.discriminator, self.hparams)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise ValueError(f"CGAN trains on (images, labels) batches; got {type(batch).__name__}. Use a labelled "
                              "datamodule (e.g. MNISTDataModule).")
-        real, labels = batch[0], batch[1]
-        adversarial_step(self, real, labels.long(), loss=self.loss)
+        real, labels = batch[0], batch[1].long()
+        n, tb = real.shape[0], self.toolbox
+        opt_g, opt_d = self.optimizers()
+
+        def critic(x, **kwargs):  # D(x, y) on the batch's labels, through DiffAugment and instance noise
+            return self.discriminator(tb.d_input(x, self.g_steps), labels, **kwargs)
+
+        # 1. D step: (x, y) real, (G(z, y), y) fake, with the real batch's labels y; plus the penalties switched on.
+        with self.toggled_optimizer(opt_d):
+            fake = self.generator(self.noise(n), labels).detach()
+            d_loss = discriminator_loss(self.loss, critic(real), critic(fake), real_label=tb.real_label)
+            penalties = tb.penalties(critic, real, fake)
+            d_loss = d_loss + sum(penalties.values())
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            opt_d.step()
+        self.count_d_step(d_loss=d_loss, **penalties)
+
+        # 2. G step, every n_critic D steps: G(z, y) must pass as a real image of class y.
+        if self.d_steps % self.n_critic == 0:
+            with self.toggled_optimizer(opt_g):
+                fake = self.generator(self.noise(n), labels)
+                g_loss = generator_loss(self.loss, critic(fake))
+                extra = {}
+                if tb.feature_matching > 0:
+                    real_features = critic(real, return_features=True)[1].detach()
+                    fake_features = critic(fake, return_features=True)[1]
+                    extra["feature_matching"] = tb.feature_matching * feature_matching_loss(real_features, fake_features)
+                    g_loss = g_loss + extra["feature_matching"]
+                opt_g.zero_grad(set_to_none=True)
+                self.manual_backward(g_loss)
+                opt_g.step()
+            if self.generator_ema is not None:
+                self.generator_ema.update(self.generator)
+            self.count_g_step(g_loss=g_loss, **extra)

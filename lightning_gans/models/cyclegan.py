@@ -27,10 +27,11 @@ them and ``fit --ckpt_path`` resumes with the same history (float32: at 256x256,
 pool). They draw from torch's RNG (also in the checkpoint), not Python's ``random`` as the official pool does.
 
 **The LR schedule** is two ``LambdaLR`` returned from ``configure_optimizers`` (Lightning saves and restores them)
-and stepped in ``on_train_epoch_end`` (manual optimisation steps nothing by itself).
+and stepped in ``on_train_epoch_end`` (manual optimisation steps nothing by itself). This plumbing, the fixed grid
+images and the grids are plain functions of :mod:`lightning_gans.image2image`, called from one-line hooks.
 
-Deviations: D returns logits; ``n_blocks`` defaults to the image size (9 from 256 up, else 6); ``ema_decay`` is
-refused (two generators); validation (cycle L1, how far outputs move from the inputs), grids and predict are
+Deviations: D returns logits; ``n_blocks`` defaults to the image size (9 from 256 up, else 6); no EMA copies of
+the generators (the paper has none); validation (cycle L1, how far outputs move from the inputs), grids and predict are
 additions.
 """
 
@@ -43,29 +44,28 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torchmetrics import MeanMetric
 
 from lightning_gans.core import GANModule
-from lightning_gans.losses import check_loss_name, check_real_label, discriminator_loss, generator_loss
 from lightning_gans.image2image import (
-    FixedBatch,
+    FixedPairs,
+    check_datamodule_shapes,
     check_generator_mode,
-    check_translation_options,
     grid_rows,
     linear_decay,
-    mean_metric,
+    linear_decay_schedulers,
     official_loss_scales,
     output_name,
     predict_sizes,
-    refuse_noise_predict,
+    step_schedulers,
     translate,
-    TranslationSchedule,
-    translation_defaults,
+    warn_schedule_length,
     write_validation_grid,
 )
-from lightning_gans.networks.blocks import apply_spectral_norm
+from lightning_gans.losses import discriminator_loss, generator_loss
 from lightning_gans.networks.patchgan import PatchDiscriminator
-from lightning_gans.networks.resnet_generator import ResnetGenerator
+from lightning_gans.networks.resnet_translator import ResnetTranslator
+from lightning_gans.optim import check_adversarial_options, make_optimizer
 
 
 class ImagePool(nn.Module):
@@ -115,7 +115,7 @@ class ImagePool(nn.Module):
         return torch.stack(out)
 
 
-class CycleGAN(TranslationSchedule, GANModule):
+class CycleGAN(GANModule):
     """CycleGAN: two ResNet generators and two PatchGAN discriminators trained with cycle consistency.
 
     Batches: ``{"A": [B, C_A, H, W], "B": [B, C, H, W], "name_A", "name_B"}`` (UnpairedImageDataModule); predict
@@ -142,13 +142,14 @@ class CycleGAN(TranslationSchedule, GANModule):
             :class:`~lightning_gans.models.pix2pix.Pix2Pix`; the same with instance norm and no dropout).
         init_type: weight init (official "normal").
         init_gain: its gain (0.02).
+        optimizer_g: the optimizer of both generators (official adam).
+        optimizer_d: the optimizer of both discriminators (official adam).
+        lr_g: the generators' learning rate (2e-4).
+        lr_d: the discriminators' learning rate (2e-4).
+        betas: Adam's betas ((0.5, 0.999)).
         image_shape: (C, H, W) of domain B; linked from the datamodule.
-        latent_dim: must be 0 (no noise).
+        num_classes: classes of the data (unused); linked from the datamodule.
         num_grid_samples: images per row in the grids.
-        **kwargs: the shared options (:class:`~lightning_gans.core.GANModule`): lr_g/lr_d (2e-4), betas
-            ((0.5, 0.999)), optimizers, DiffAugment/instance noise on D's inputs, real_label, spectral_norm_d/_g
-            (on both networks of each kind). ema_decay, n_critic, gradient_penalty,
-            r1_gamma and feature_matching are refused.
     """
 
     def __init__(
@@ -171,20 +172,21 @@ class CycleGAN(TranslationSchedule, GANModule):
         generator_mode: str = "eval",
         init_type: str = "normal",
         init_gain: float = 0.02,
+        optimizer_g: str = "adam",
+        optimizer_d: str = "adam",
+        lr_g: float = 2e-4,
+        lr_d: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
         image_shape: tuple[int, int, int] = (3, 256, 256),
-        latent_dim: int = 0,
+        num_classes: int = 0,
         num_grid_samples: int = 8,
-        **kwargs: Any,
     ) -> None:
-        kwargs = translation_defaults(kwargs, "CycleGAN", image_shape=image_shape, latent_dim=latent_dim,
-                                      num_grid_samples=num_grid_samples)  # fmt: skip
-        super().__init__(**kwargs)
+        super().__init__(image_shape=image_shape, num_classes=num_classes)
         self.save_hyperparameters()
-        check_translation_options(self, "CycleGAN")
-        if self.ema_decay > 0:
-            raise ValueError("CycleGAN does not keep EMA copies of its two generators: leave ema_decay at 0")
-        self.loss = check_loss_name(loss)
-        check_real_label(loss, self.real_label)
+        if len(self.image_shape) != 3:
+            raise ValueError(f"CycleGAN translates images: image_shape must be (C, H, W), got {self.image_shape}")
+        check_adversarial_options(self.hparams)
+        self.loss = loss
         self.d_scale, self.g_scale = official_loss_scales(loss)
         for name, value in (("lambda_a", lambda_a), ("lambda_b", lambda_b), ("lambda_identity", lambda_identity)):
             if value < 0:
@@ -198,15 +200,16 @@ class CycleGAN(TranslationSchedule, GANModule):
         self.lambda_a, self.lambda_b, self.lambda_identity = lambda_a, lambda_b, lambda_identity
         self.input_channels = input_channels
         self.generator_mode = check_generator_mode(generator_mode)
-        self.n_epochs, self.n_epochs_decay = n_epochs, n_epochs_decay
         linear_decay(n_epochs, n_epochs_decay)  # validates
 
         if n_blocks is None:
             n_blocks = 9 if min(height, width) >= 256 else 6
-        g_args = dict(base_channels=base_channels, n_blocks=n_blocks, norm=norm, dropout=dropout,
-                      init_type=init_type, init_gain=init_gain)  # fmt: skip
-        self.generator_ab = ResnetGenerator(input_channels, channels_b, **g_args)
-        self.generator_ba = ResnetGenerator(channels_b, input_channels, **g_args)
+        g_args = dict(
+            base_channels=base_channels, n_blocks=n_blocks, norm=norm, dropout=dropout, init_type=init_type,
+            init_gain=init_gain,
+        )
+        self.generator_ab = ResnetTranslator(input_channels, channels_b, **g_args)
+        self.generator_ba = ResnetTranslator(channels_b, input_channels, **g_args)
         try:
             self.generator_ab.check_input_size(height, width)
         except ValueError as err:
@@ -215,27 +218,15 @@ class CycleGAN(TranslationSchedule, GANModule):
                 "data.init_args.crop_size to such a multiple."
             ) from None
         d_args = dict(base_channels=d_base_channels, n_layers=n_layers_d, norm=norm, init_type=init_type,
-                      init_gain=init_gain)  # fmt: skip
+                      init_gain=init_gain)
         self.discriminator_a = PatchDiscriminator(input_channels, **d_args)
         self.discriminator_b = PatchDiscriminator(channels_b, **d_args)
-        if self.spectral_norm_d:
-            apply_spectral_norm(self.discriminator_a)
-            apply_spectral_norm(self.discriminator_b)
-        if self.spectral_norm_g:
-            apply_spectral_norm(self.generator_ab)
-            apply_spectral_norm(self.generator_ba)
         self.pool_a = ImagePool(pool_size, (input_channels, height, width))
         self.pool_b = ImagePool(pool_size, self.image_shape)
-        self.fixed_batch = FixedBatch(self.hparams.num_grid_samples, (input_channels, height, width), self.image_shape)
-        self.val_cycle, self.val_cycle_a, self.val_cycle_b = mean_metric(), mean_metric(), mean_metric()
-        self.val_change_ab, self.val_change_ba = mean_metric(), mean_metric()
-
-    # ------------------------------------------------------------------ networks
-    def generator_parameters(self):
-        return itertools.chain(self.generator_ab.parameters(), self.generator_ba.parameters())
-
-    def discriminator_parameters(self):
-        return itertools.chain(self.discriminator_a.parameters(), self.discriminator_b.parameters())
+        self.fixed_batch = FixedPairs(num_grid_samples, (input_channels, height, width), self.image_shape)
+        # validation means (child modules, so Lightning reduces them over the epoch)
+        self.val_cycle, self.val_cycle_a, self.val_cycle_b = MeanMetric(), MeanMetric(), MeanMetric()
+        self.val_change_ab, self.val_change_ba = MeanMetric(), MeanMetric()
 
     # ------------------------------------------------------------------ losses (one place, tested by hand)
     def generator_losses(self, real_a: Tensor, real_b: Tensor) -> dict[str, Tensor]:
@@ -244,8 +235,8 @@ class CycleGAN(TranslationSchedule, GANModule):
         rec_a = self.generator_ba(fake_b)
         fake_a = self.generator_ba(real_b)
         rec_b = self.generator_ab(fake_a)
-        adv_ab = self.g_scale * generator_loss(self.loss, self.discriminator_b(self.d_input(fake_b)))
-        adv_ba = self.g_scale * generator_loss(self.loss, self.discriminator_a(self.d_input(fake_a)))
+        adv_ab = self.g_scale * generator_loss(self.loss, self.discriminator_b(fake_b))
+        adv_ba = self.g_scale * generator_loss(self.loss, self.discriminator_a(fake_a))
         cycle_a = F.l1_loss(rec_a, real_a)
         cycle_b = F.l1_loss(rec_b, real_b)
         g_loss = adv_ab + adv_ba + self.lambda_a * cycle_a + self.lambda_b * cycle_b
@@ -259,37 +250,32 @@ class CycleGAN(TranslationSchedule, GANModule):
 
     def discriminator_losses(self, real_a: Tensor, real_b: Tensor, fake_a: Tensor, fake_b: Tensor) -> dict[str, Tensor]:
         """Both discriminators' halved loss on real images and on (pooled, detached) generated ones."""
-        d_b = self.d_scale * discriminator_loss(
-            self.loss, self.discriminator_b(self.d_input(real_b)), self.discriminator_b(self.d_input(fake_b.detach())),
-            real_label=self.real_label,
-        )
-        d_a = self.d_scale * discriminator_loss(
-            self.loss, self.discriminator_a(self.d_input(real_a)), self.discriminator_a(self.d_input(fake_a.detach())),
-            real_label=self.real_label,
-        )
+        d_b = self.d_scale * discriminator_loss(self.loss, self.discriminator_b(real_b), self.discriminator_b(fake_b.detach()))
+        d_a = self.d_scale * discriminator_loss(self.loss, self.discriminator_a(real_a), self.discriminator_a(fake_a.detach()))
         return {"d_loss": d_a + d_b, "d_a": d_a, "d_b": d_b}
 
     # ------------------------------------------------------------------ training
-    # The LR schedule (configure_optimizers, on_train_epoch_end) and the setup check: TranslationSchedule.
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         real_a, real_b = batch["A"], batch["B"]
         self.fixed_batch.add(real_a, real_b, from_validation=False)
         opt_g, opt_d = self.optimizers()
 
+        # 1. Both generators, both discriminators frozen: adversarial + cycle + identity losses.
         with self.toggled_optimizer(opt_g):
             g_losses = self.generator_losses(real_a, real_b)
             fake_a, fake_b = g_losses.pop("fake_a"), g_losses.pop("fake_b")
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_losses["g_loss"])
             opt_g.step()
-        self.after_generator_step(**g_losses)
+        self.count_g_step(**g_losses)
 
+        # 2. Both discriminators, on real images and on generated ones drawn through the image pools.
         with self.toggled_optimizer(opt_d):
             d_losses = self.discriminator_losses(real_a, real_b, self.pool_a.query(fake_a), self.pool_b.query(fake_b))
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_losses["d_loss"])
             opt_d.step()
-        self.after_discriminator_step(**d_losses)
+        self.count_d_step(**d_losses)
 
     # ------------------------------------------------------------------ translation, validation, grids, predict
     def translate(self, x: Tensor, direction: str = "AtoB") -> Tensor:
@@ -304,9 +290,6 @@ class CycleGAN(TranslationSchedule, GANModule):
         fake_b = self.translate(real_a, "AtoB")
         fake_a = self.translate(real_b, "BtoA")
         return fake_b, self.translate(fake_b, "BtoA"), fake_a, self.translate(fake_a, "AtoB")
-
-    def sample(self, *args: Any, **kwargs: Any) -> Tensor:
-        raise NotImplementedError("CycleGAN translates images instead of sampling noise: use translate(x, direction)")
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """``val/cycle_l1`` (both cycles, in [-1, 1]) and ``val/change_ab``/``val/change_ba``: the L1 between each
@@ -330,18 +313,12 @@ class CycleGAN(TranslationSchedule, GANModule):
             self.log("val/change_ab", self.val_change_ab, **kwargs)
             self.log("val/change_ba", self.val_change_ba, **kwargs)
 
-    def on_validation_epoch_end(self) -> None:
-        write_validation_grid(self, self.grid_images(), nrow=self.fixed_batch.size)
-
     def grid_images(self) -> Tensor:
         """Six rows of ``num_grid_samples`` images: A | G(A) | F(G(A)) | B | F(B) | G(F(B)) of the fixed batch."""
         real_a, real_b, filled = self.fixed_batch.get()
         k = max(filled, 1)
         fake_b, rec_a, fake_a, rec_b = self.cycle(real_a[:k], real_b[:k])
         return grid_rows([real_a, fake_b, rec_a, real_b, fake_a, rec_b], filled, self.fixed_batch.size)
-
-    def predict_dataloader(self) -> DataLoader:
-        return refuse_noise_predict("CycleGAN")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         """Each input translated in its ``direction`` (AtoB when absent), written as ``<direction>/<name>.png`` at the
@@ -356,3 +333,25 @@ class CycleGAN(TranslationSchedule, GANModule):
             images = torch.cat([self.translate(x[i : i + 1], d) for i, d in enumerate(directions)])
         names = [output_name(name, d) for name, d in zip(batch["name"], directions)]
         return {"images": images, "names": names, "sizes": predict_sizes(batch)}
+
+    # ------------------------------------------------------------------ plumbing: one line each (image2image.py)
+    def configure_optimizers(self):
+        """One optimizer over both generators, one over both discriminators, each with the linear LR decay."""
+        hp = self.hparams
+        generators = itertools.chain(self.generator_ab.parameters(), self.generator_ba.parameters())
+        discriminators = itertools.chain(self.discriminator_a.parameters(), self.discriminator_b.parameters())
+        opts = [make_optimizer(generators, hp.optimizer_g, hp.lr_g, hp.betas),
+                make_optimizer(discriminators, hp.optimizer_d, hp.lr_d, hp.betas)]
+        return opts, linear_decay_schedulers(opts, hp.n_epochs, hp.n_epochs_decay)
+
+    def setup(self, stage: str) -> None:
+        check_datamodule_shapes(self, self.input_channels, "CycleGAN")
+
+    def on_fit_start(self) -> None:
+        warn_schedule_length(self, self.hparams.n_epochs, self.hparams.n_epochs_decay)
+
+    def on_train_epoch_end(self) -> None:
+        step_schedulers(self)
+
+    def on_validation_epoch_end(self) -> None:
+        write_validation_grid(self, self.grid_images(), nrow=self.fixed_batch.size)

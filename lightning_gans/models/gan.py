@@ -1,9 +1,11 @@
 """GAN: Goodfellow et al. 2014, "Generative Adversarial Nets" (arXiv:1406.2661), with MLP networks.
 
 Algorithm 1 of the paper, one minibatch at a time: update D on real and generated samples (``n_critic`` times,
-the paper's k, each on a fresh batch), then update G once. Deviations: G minimises the non-saturating loss
--log D(G(z)) by default (the paper's own suggestion; ``loss: minimax`` gives log(1 - D(G(z)))), Adam instead of
-momentum SGD, LeakyReLU units instead of maxout, tanh images in [-1, 1]; D returns a logit.
+the paper's k, each on a fresh batch), then update G once; ``training_step`` below is that algorithm with the
+switched-on options of the stabilisation toolbox (:mod:`lightning_gans.toolbox`) at the places they act.
+Deviations: G minimises the non-saturating loss -log D(G(z)) by default (the paper's own suggestion;
+``loss: minimax`` gives log(1 - D(G(z)))), Adam instead of momentum SGD, LeakyReLU units instead of maxout, tanh
+images in [-1, 1]; D returns a logit. The same MLPs fit 2-D points (``image_shape: [2]``, the mode-collapse lab).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from lightning_gans.core import GANModule
-from lightning_gans.losses import check_loss_name, check_real_label
+from lightning_gans.ema import ema_copy
+from lightning_gans.losses import discriminator_loss, feature_matching_loss, generator_loss
 from lightning_gans.networks.mlp import MLPDiscriminator, MLPGenerator
-from lightning_gans.steps import adversarial_step
+from lightning_gans.optim import check_adversarial_options, make_optimizers
+from lightning_gans.toolbox import Toolbox
 
 
 class GAN(GANModule):
@@ -21,30 +25,93 @@ class GAN(GANModule):
 
     Args:
         loss: adversarial loss, one of nonsaturating, minimax, hinge, wasserstein, lsgan.
+        latent_dim: size of the noise vector z.
         g_hidden_dims: widths of G's hidden layers.
         d_hidden_dims: widths of D's hidden layers.
         d_dropout: dropout in D's hidden layers.
-        **kwargs: the options every family shares (:class:`lightning_gans.core.GANModule`): image_shape,
-            latent_dim, n_critic, ema_decay, optimizers and learning rates, and the stabilisation toolbox.
+        n_critic: D steps per G step (the paper's k; one batch per D step).
+        optimizer_g: G's optimizer (adam, adamw, rmsprop, sgd).
+        optimizer_d: D's optimizer.
+        lr_g: G's learning rate.
+        lr_d: D's learning rate.
+        betas: Adam's betas for both networks (SGD uses the first as momentum).
+        ema_decay: decay of the EMA copy of G used for sampling and evaluation (0 = off).
+        toolbox: stabilisation options (DiffAugment, instance noise, label smoothing, feature matching, gradient
+            penalty, R1, spectral norm); see :class:`lightning_gans.toolbox.Toolbox`.
+        image_shape: (C, H, W) of the images, or (D,) for points; linked from the datamodule.
+        num_classes: classes of the data (unused by this unconditional family); linked from the datamodule.
+        num_grid_samples: images in the fixed-noise sample grid.
     """
 
     def __init__(
         self,
         *,
         loss: str = "nonsaturating",
+        latent_dim: int = 100,
         g_hidden_dims: tuple[int, ...] = (256, 512, 1024),
         d_hidden_dims: tuple[int, ...] = (512, 256),
         d_dropout: float = 0.0,
-        **kwargs: Any,
+        n_critic: int = 1,
+        optimizer_g: str = "adam",
+        optimizer_d: str = "adam",
+        lr_g: float = 2e-4,
+        lr_d: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        ema_decay: float = 0.0,
+        toolbox: Toolbox | None = None,
+        image_shape: tuple[int, ...] = (1, 28, 28),
+        num_classes: int = 0,
+        num_grid_samples: int = 64,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            image_shape=image_shape, num_classes=num_classes, latent_dim=latent_dim, num_grid_samples=num_grid_samples
+        )
         self.save_hyperparameters()
-        self.loss = check_loss_name(loss)
-        check_real_label(loss, self.real_label)
-        self.generator = MLPGenerator(self.latent_dim, self.image_shape, tuple(g_hidden_dims))
+        self.toolbox = Toolbox.of(toolbox).check_for(self.image_shape)
+        check_adversarial_options(self.hparams, self.toolbox.real_label)
+        self.loss, self.n_critic = loss, n_critic
+        self.generator = MLPGenerator(latent_dim, self.image_shape, tuple(g_hidden_dims))
         self.discriminator = MLPDiscriminator(self.image_shape, tuple(d_hidden_dims), d_dropout)
-        self.finalize_networks()
+        self.toolbox.apply_spectral_norm(self.generator, self.discriminator)
+        self.generator_ema = ema_copy(self.generator, ema_decay)
 
+    def configure_optimizers(self):
+        return make_optimizers(self.generator, self.discriminator, self.hparams)
+
+    # Copied from lightning_gans.models.dcgan.DCGAN.training_step
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, (tuple, list)) else batch
-        adversarial_step(self, real, loss=self.loss)
+        n, tb = real.shape[0], self.toolbox
+        opt_g, opt_d = self.optimizers()
+
+        def critic(x, **kwargs):  # D sees every sample, real or fake, through DiffAugment and instance noise
+            return self.discriminator(tb.d_input(x, self.g_steps), **kwargs)
+
+        # 1. D step: score real samples as real and G(z) as fake, plus the penalties switched on (GP, R1).
+        with self.toggled_optimizer(opt_d):
+            fake = self.generator(self.noise(n)).detach()
+            d_loss = discriminator_loss(self.loss, critic(real), critic(fake), real_label=tb.real_label)
+            penalties = tb.penalties(critic, real, fake)
+            d_loss = d_loss + sum(penalties.values())
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            opt_d.step()
+        self.count_d_step(d_loss=d_loss, **penalties)
+
+        # 2. G step, every n_critic D steps: fool D on fresh samples (plus feature matching when on).
+        if self.d_steps % self.n_critic == 0:
+            with self.toggled_optimizer(opt_g):
+                fake = self.generator(self.noise(n))
+                g_loss = generator_loss(self.loss, critic(fake))
+                extra = {}
+                if tb.feature_matching > 0:
+                    real_features = critic(real, return_features=True)[1].detach()
+                    fake_features = critic(fake, return_features=True)[1]
+                    extra["feature_matching"] = tb.feature_matching * feature_matching_loss(real_features, fake_features)
+                    g_loss = g_loss + extra["feature_matching"]
+                opt_g.zero_grad(set_to_none=True)
+                self.manual_backward(g_loss)
+                opt_g.step()
+            if self.generator_ema is not None:
+                self.generator_ema.update(self.generator)
+            self.count_g_step(g_loss=g_loss, **extra)

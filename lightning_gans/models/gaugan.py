@@ -23,8 +23,8 @@ cache file ``<torch hub dir>/checkpoints/vgg19-dcbb9e9d.pth``), else constructio
 says how to get them. Nothing is downloaded during training. As in the official code the images go into VGG in
 [-1, 1], without ImageNet normalisation. The VGG is frozen and kept out of the checkpoint.
 
-Deviations: no instance-edge map and no "don't care" label (facades has neither); no VAE/style encoder
-(``use_vae``); D returns logits; label_nc is the datamodule's ``num_classes`` (the palette's classes).
+Deviations: no instance-edge map and no "don't care" label (facades has neither); no VAE/style encoder (the
+paper's multi-modal variant); D returns logits; label_nc is the datamodule's ``num_classes`` (the palette's classes).
 """
 
 from __future__ import annotations
@@ -38,18 +38,26 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_gans.core import GANModule
-from lightning_gans.losses import discriminator_loss, generator_loss
+from lightning_gans.ema import ema_copy
 from lightning_gans.image2image import (
-    FixedBatch,
-    PairedTranslationSteps,
+    FixedPairs,
     TranslationMetrics,
+    check_datamodule_shapes,
     check_generator_mode,
-    check_translation_options,
     linear_decay,
-    translation_defaults,
+    linear_decay_schedulers,
+    paired_grid,
+    paired_predictions,
+    paired_validation_step,
+    step_schedulers,
+    translate,
+    warn_schedule_length,
+    write_validation_grid,
 )
+from lightning_gans.losses import discriminator_loss, generator_loss
 from lightning_gans.networks.patchgan import MultiScaleDiscriminator
 from lightning_gans.networks.spade import SPADEGenerator
+from lightning_gans.optim import check_adversarial_options, make_optimizers
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's VGG19_Weights.IMAGENET1K_V1
 # Ends (exclusive) of the VGG19 `features` slices that give relu1_1, relu2_1, relu3_1, relu4_1, relu5_1.
@@ -123,7 +131,7 @@ class VGGPerceptualLoss(nn.Module):
         return loss
 
 
-class GauGAN(PairedTranslationSteps, GANModule):
+class GauGAN(GANModule):
     """GauGAN / SPADE: semantic label map -> photo with a SPADE generator and a multi-scale PatchGAN.
 
     Batches: ``{"input": one-hot [B, K, H, W], "label": [B, H, W], "target": [B, C, H, W], "name"}``
@@ -137,8 +145,8 @@ class GauGAN(PairedTranslationSteps, GANModule):
         n_layers_d: stride-2 layers per scale (3 = the official n_layers_D=4).
         num_upsampling_layers: "normal" (5), "more" (6) or "most" (7) upsamplings in G.
         spade_hidden: hidden channels of each SPADE layer (128).
-        g_spectral_norm: spectral norm in G's residual blocks (official: on).
-        d_spectral_norm: spectral norm in D's normalised layers (official: on).
+        spectral_norm_g: spectral norm in G's residual blocks (official: on).
+        spectral_norm_d: spectral norm in D's normalised layers (official: on).
         param_free_norm: G's parameter-free norm inside SPADE, "batch" (official, synchronised under DDP with
             ``Trainer(sync_batchnorm=True)``), "instance" or "syncbatch".
         d_norm: D's norm, "instance" (official), "batch" or "none".
@@ -150,16 +158,15 @@ class GauGAN(PairedTranslationSteps, GANModule):
         generator_mode: how validation, grids and predict run G: "eval" (official test) or "train".
         init_type: weight init (official "xavier").
         init_gain: its gain (0.02).
-        image_shape: (C, H, W) of the photos; linked from the datamodule.
-        num_classes: classes of the label maps (G's label_nc); linked from the datamodule's palette.
+        optimizer_g: G's optimizer (official adam).
+        optimizer_d: D's optimizer (official adam).
         lr_g: G's learning rate (TTUR: 1e-4).
         lr_d: D's learning rate (TTUR: 4e-4).
         betas: Adam's betas of both ((0, 0.9) with TTUR).
-        latent_dim: must be 0 (no VAE mode here).
+        ema_decay: decay of an EMA copy of G used by validation, grids and predict (0 = off, as in the paper).
+        image_shape: (C, H, W) of the photos; linked from the datamodule.
+        num_classes: classes of the label maps (G's label_nc); linked from the datamodule's palette.
         num_grid_samples: (label map, output, target) triples in the grids.
-        **kwargs: the shared options (:class:`~lightning_gans.core.GANModule`): optimizers, ema_decay,
-            DiffAugment/instance noise on D's inputs. n_critic, gradient_penalty, r1_gamma and feature_matching are
-            refused.
     """
 
     def __init__(
@@ -171,8 +178,8 @@ class GauGAN(PairedTranslationSteps, GANModule):
         n_layers_d: int = 3,
         num_upsampling_layers: str = "normal",
         spade_hidden: int = 128,
-        g_spectral_norm: bool = True,
-        d_spectral_norm: bool = True,
+        spectral_norm_g: bool = True,
+        spectral_norm_d: bool = True,
         param_free_norm: str = "batch",
         d_norm: str = "instance",
         lambda_feat: float = 10.0,
@@ -183,21 +190,21 @@ class GauGAN(PairedTranslationSteps, GANModule):
         generator_mode: str = "eval",
         init_type: str = "xavier",
         init_gain: float = 0.02,
-        image_shape: tuple[int, int, int] = (3, 256, 256),
-        num_classes: int = 0,
+        optimizer_g: str = "adam",
+        optimizer_d: str = "adam",
         lr_g: float = 1e-4,
         lr_d: float = 4e-4,
         betas: tuple[float, float] = (0.0, 0.9),
-        latent_dim: int = 0,
+        ema_decay: float = 0.0,
+        image_shape: tuple[int, int, int] = (3, 256, 256),
+        num_classes: int = 0,
         num_grid_samples: int = 8,
-        **kwargs: Any,
     ) -> None:
-        kwargs = translation_defaults(kwargs, "GauGAN", image_shape=image_shape, num_classes=num_classes, lr_g=lr_g,
-                                      lr_d=lr_d, betas=betas, latent_dim=latent_dim,
-                                      num_grid_samples=num_grid_samples)  # fmt: skip
-        super().__init__(**kwargs)
+        super().__init__(image_shape=image_shape, num_classes=num_classes)
         self.save_hyperparameters()
-        check_translation_options(self, "GauGAN")
+        if len(self.image_shape) != 3:
+            raise ValueError(f"GauGAN makes images: image_shape must be (C, H, W), got {self.image_shape}")
+        check_adversarial_options(self.hparams)
         if self.num_classes < 1:
             raise ValueError(
                 "GauGAN makes images from semantic label maps and needs their number of classes: use "
@@ -212,7 +219,6 @@ class GauGAN(PairedTranslationSteps, GANModule):
         # Held outside the module tree: frozen, never in checkpoints, never wrapped by DDP; moved on first use.
         self._vgg: list[VGGPerceptualLoss] = [VGGPerceptualLoss(resolve_vgg_weights(vgg_weights))] if lambda_vgg > 0 else []
         self.generator_mode = check_generator_mode(generator_mode)
-        self.n_epochs, self.n_epochs_decay = n_epochs, n_epochs_decay
         linear_decay(n_epochs, n_epochs_decay)  # validates
 
         channels, height, width = self.image_shape
@@ -220,22 +226,21 @@ class GauGAN(PairedTranslationSteps, GANModule):
             self.generator = SPADEGenerator(
                 self.num_classes, channels, base_channels, image_size=width,
                 num_upsampling_layers=num_upsampling_layers, aspect_ratio=width / height,
-                spectral_norm=g_spectral_norm, hidden=spade_hidden, param_free_norm=param_free_norm,
+                spectral_norm=spectral_norm_g, hidden=spade_hidden, param_free_norm=param_free_norm,
                 init_type=init_type, init_gain=init_gain,
-            )  # fmt: skip
+            )
         except ValueError as err:
             raise ValueError(
                 f"GauGAN cannot make {height}x{width} images: {err} With the paired datamodule, set "
                 "data.init_args.crop_size accordingly."
             ) from None
         self.discriminator = MultiScaleDiscriminator(
-            self.num_classes + channels, d_base_channels, n_layers_d, d_norm, num_d, d_spectral_norm,
+            self.num_classes + channels, d_base_channels, n_layers_d, d_norm, num_d, spectral_norm_d,
             init_type=init_type, init_gain=init_gain,
-        )  # fmt: skip
-        self.fixed_batch = FixedBatch(self.hparams.num_grid_samples, (self.num_classes, height, width),
-                                      self.image_shape, one_hot_input=True)  # fmt: skip
+        )
+        self.generator_ema = ema_copy(self.generator, ema_decay)
+        self.fixed_batch = FixedPairs(num_grid_samples, (self.num_classes, height, width), self.image_shape, True)
         self.val_metrics = TranslationMetrics(compare_input=False)
-        self.finalize_networks()
 
     # ------------------------------------------------------------------ losses (one place, tested by hand)
     def discriminate_pairs(self, segmap: Tensor, fake: Tensor, real: Tensor) -> tuple[list[list[Tensor]], list[list[Tensor]]]:
@@ -243,7 +248,7 @@ class GauGAN(PairedTranslationSteps, GANModule):
         concatenated along the batch, then split, as in the official code."""
         fake_pair = torch.cat([segmap, fake], 1)
         real_pair = torch.cat([segmap, real], 1)
-        outputs = self.discriminator(self.d_input(torch.cat([fake_pair, real_pair], 0)))
+        outputs = self.discriminator(torch.cat([fake_pair, real_pair], 0))
         n = fake.shape[0]
         fake_out = [[t[:n] for t in scale] for scale in outputs]
         real_out = [[t[n:] for t in scale] for scale in outputs]
@@ -273,19 +278,22 @@ class GauGAN(PairedTranslationSteps, GANModule):
         return {"d_loss": d_loss}
 
     # ------------------------------------------------------------------ training
-    # The LR schedule (configure_optimizers, on_train_epoch_end) and the setup check: TranslationSchedule.
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         segmap, real = batch["input"], batch["target"]
         self.fixed_batch.add(segmap, real, from_validation=False)
         opt_g, opt_d = self.optimizers()
 
+        # 1. G step first, as in the official trainer: hinge + feature matching (+ VGG).
         with self.toggled_optimizer(opt_g):
             g_losses = self.generator_losses(segmap, real, self.generator(segmap))
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_losses["g_loss"])
             opt_g.step()
-        self.after_generator_step(**g_losses)
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator)
+        self.count_g_step(**g_losses)
 
+        # 2. D step on a fresh G(s), without gradient to G.
         with self.toggled_optimizer(opt_d):
             with torch.no_grad():
                 fake = self.generator(segmap)
@@ -293,6 +301,34 @@ class GauGAN(PairedTranslationSteps, GANModule):
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_losses["d_loss"])
             opt_d.step()
-        self.after_discriminator_step(**d_losses)
+        self.count_d_step(**d_losses)
 
-    # Validation (input | output | target grids, L1/PSNR/SSIM), ``translate`` and predict: PairedTranslationSteps.
+    def translate(self, x: Tensor) -> Tensor:
+        """G(label map) in [-1, 1] as validation, grids and predict see it (EMA G when on; ``generator_mode``)."""
+        return translate(self.sampling_generator(), x, self.generator_mode)
+
+    # ------------------------------------------------------------------ plumbing: one line each (image2image.py)
+    def configure_optimizers(self):
+        opts = make_optimizers(self.generator, self.discriminator, self.hparams)
+        return list(opts), linear_decay_schedulers(opts, self.hparams.n_epochs, self.hparams.n_epochs_decay)
+
+    def setup(self, stage: str) -> None:
+        check_datamodule_shapes(self, self.input_channels, "GauGAN")
+
+    def on_fit_start(self) -> None:
+        warn_schedule_length(self, self.hparams.n_epochs, self.hparams.n_epochs_decay)
+
+    def on_train_epoch_end(self) -> None:
+        step_schedulers(self)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        paired_validation_step(self, batch)
+
+    def on_validation_epoch_end(self) -> None:
+        write_validation_grid(self, self.grid_images(), nrow=self.fixed_batch.size)
+
+    def grid_images(self) -> Tensor:
+        return paired_grid(self)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        return paired_predictions(self, batch)

@@ -22,7 +22,8 @@ training) in train mode, with a fixed dropout seed (the same input always gives 
 stream is untouched) and without touching the running statistics (all buffers are restored afterwards).
 ``generator_mode="eval"`` uses the running statistics and no dropout instead.
 
-The image-to-image helpers the three translation families share live in :mod:`lightning_gans.image2image`.
+The plumbing the three translation families share (LR schedule, fixed grid pairs, validation metrics, grids, predict)
+is plain functions in :mod:`lightning_gans.image2image`, called from the one-line hooks at the end of the class.
 
 Deviations: D returns logits (the sigmoid lives in the loss); ``num_downs`` defaults to the image size (8 at 256,
 the official unet_256; 6 at 64) instead of a fixed 8; the LR step is at the end of each epoch (see
@@ -40,22 +41,30 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lightning_gans.core import GANModule
+from lightning_gans.ema import ema_copy
 from lightning_gans.image2image import (
-    check_generator_mode,
-    check_translation_options,
-    FixedBatch,
-    linear_decay,
-    official_loss_scales,
-    PairedTranslationSteps,
-    translation_defaults,
+    FixedPairs,
     TranslationMetrics,
+    check_datamodule_shapes,
+    check_generator_mode,
+    linear_decay,
+    linear_decay_schedulers,
+    official_loss_scales,
+    paired_grid,
+    paired_predictions,
+    paired_validation_step,
+    step_schedulers,
+    translate,
+    warn_schedule_length,
+    write_validation_grid,
 )
-from lightning_gans.losses import check_loss_name, check_real_label, discriminator_loss, generator_loss
+from lightning_gans.losses import discriminator_loss, generator_loss
 from lightning_gans.networks.patchgan import PatchDiscriminator
 from lightning_gans.networks.unet import UNetGenerator
+from lightning_gans.optim import check_adversarial_options, make_optimizers
 
 
-class Pix2Pix(PairedTranslationSteps, GANModule):
+class Pix2Pix(GANModule):
     """pix2pix: conditional GAN with a U-Net G and a PatchGAN D on (input, output) pairs, plus L1 to the target.
 
     Batches: ``{"input": [B, C_in, H, W], "target": [B, C, H, W], "name": [...]}`` (PairedImageDataModule); predict
@@ -71,7 +80,7 @@ class Pix2Pix(PairedTranslationSteps, GANModule):
         norm: "batch" (official), "instance" or "none", in G and D.
         dropout: Dropout(0.5) in G's inner decoder blocks (official: on; pix2pix's only noise).
         loss: adversarial loss on D's logits (official "vanilla" = ``nonsaturating``); D's loss is halved, see
-            :func:`official_loss_scales`.
+            :func:`~lightning_gans.image2image.official_loss_scales`.
         lambda_l1: weight of L1(G(x), y) in G's loss (100).
         lambda_gan: weight of the adversarial term in G's loss (1). 0 gives the paper's "L1" ablation (Table 1):
             G trained on L1 alone, the reference for how low L1 itself can go on a dataset; D still trains and
@@ -82,13 +91,15 @@ class Pix2Pix(PairedTranslationSteps, GANModule):
             (see the module docstring).
         init_type: weight init of G and D (official "normal").
         init_gain: its gain (0.02).
+        optimizer_g: G's optimizer (official adam).
+        optimizer_d: D's optimizer (official adam).
+        lr_g: G's learning rate (2e-4).
+        lr_d: D's learning rate (2e-4).
+        betas: Adam's betas ((0.5, 0.999)).
+        ema_decay: decay of an EMA copy of G used by validation, grids and predict (0 = off, as in the paper).
         image_shape: (C, H, W) of the targets; linked from the datamodule.
-        latent_dim: must be 0 (no noise; pix2pix's only randomness is dropout).
+        num_classes: classes of one-hot label-map inputs (0 for RGB inputs); linked from the datamodule.
         num_grid_samples: (input, output, target) triples in the grids.
-        **kwargs: the shared options (:class:`~lightning_gans.core.GANModule`): lr_g/lr_d (2e-4), betas
-            ((0.5, 0.999)), optimizers, ema_decay, DiffAugment/instance noise on D's input pairs, real_label,
-            spectral norm switches. n_critic, gradient_penalty, r1_gamma and
-            feature_matching are refused.
     """
 
     def __init__(
@@ -109,18 +120,22 @@ class Pix2Pix(PairedTranslationSteps, GANModule):
         generator_mode: str = "train",
         init_type: str = "normal",
         init_gain: float = 0.02,
+        optimizer_g: str = "adam",
+        optimizer_d: str = "adam",
+        lr_g: float = 2e-4,
+        lr_d: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        ema_decay: float = 0.0,
         image_shape: tuple[int, int, int] = (3, 256, 256),
-        latent_dim: int = 0,
+        num_classes: int = 0,
         num_grid_samples: int = 8,
-        **kwargs: Any,
     ) -> None:
-        kwargs = translation_defaults(kwargs, "Pix2Pix", image_shape=image_shape, latent_dim=latent_dim,
-                                      num_grid_samples=num_grid_samples)  # fmt: skip
-        super().__init__(**kwargs)
+        super().__init__(image_shape=image_shape, num_classes=num_classes)
         self.save_hyperparameters()
-        check_translation_options(self, "Pix2Pix")
-        self.loss = check_loss_name(loss)
-        check_real_label(loss, self.real_label)
+        if len(self.image_shape) != 3:
+            raise ValueError(f"Pix2Pix translates images: image_shape must be (C, H, W), got {self.image_shape}")
+        check_adversarial_options(self.hparams)
+        self.loss = loss
         self.d_scale, self.g_scale = official_loss_scales(loss)
         if lambda_l1 < 0 or lambda_gan < 0:
             raise ValueError(f"lambda_l1 and lambda_gan must be 0 or positive, got {lambda_l1} and {lambda_gan}")
@@ -129,7 +144,6 @@ class Pix2Pix(PairedTranslationSteps, GANModule):
         self.lambda_l1, self.lambda_gan = lambda_l1, lambda_gan
         self.input_channels = input_channels
         self.generator_mode = check_generator_mode(generator_mode)
-        self.n_epochs, self.n_epochs_decay = n_epochs, n_epochs_decay
         linear_decay(n_epochs, n_epochs_decay)  # validates
 
         channels, height, width = self.image_shape
@@ -148,50 +162,76 @@ class Pix2Pix(PairedTranslationSteps, GANModule):
         self.discriminator = PatchDiscriminator(
             input_channels + channels, d_base_channels, n_layers_d, norm, init_type=init_type, init_gain=init_gain
         )
-        one_hot = self.num_classes > 0 and input_channels == self.num_classes
-        self.fixed_batch = FixedBatch(self.hparams.num_grid_samples, (input_channels, height, width),
-                                      self.image_shape, one_hot_input=one_hot)  # fmt: skip
+        self.generator_ema = ema_copy(self.generator, ema_decay)
+        one_hot = num_classes > 0 and input_channels == num_classes
+        self.fixed_batch = FixedPairs(num_grid_samples, (input_channels, height, width), self.image_shape, one_hot)
         self.val_metrics = TranslationMetrics(compare_input=input_channels == channels)
-        self.finalize_networks()
 
     # ------------------------------------------------------------------ losses (one place, tested by hand)
-    def discriminate(self, pair: Tensor, labels: Tensor | None = None, return_features: bool = False) -> Tensor:
-        """D's logits on an (input, image) pair concatenated along the channels, after ``d_input``."""
-        return self.discriminator(self.d_input(pair))
-
     def discriminator_losses(self, x: Tensor, y: Tensor, fake: Tensor) -> dict[str, Tensor]:
         """D's halved loss on (x, G(x)) (detached) and (x, y), each scored in its own batch, fake first."""
-        fake_logits = self.discriminate(torch.cat([x, fake.detach()], 1))
-        real_logits = self.discriminate(torch.cat([x, y], 1))
-        d_loss = self.d_scale * discriminator_loss(self.loss, real_logits, fake_logits, real_label=self.real_label)
+        fake_logits = self.discriminator(torch.cat([x, fake.detach()], 1))
+        real_logits = self.discriminator(torch.cat([x, y], 1))
+        d_loss = self.d_scale * discriminator_loss(self.loss, real_logits, fake_logits)
         return {"d_loss": d_loss, "d_real_logit": real_logits.detach().mean(), "d_fake_logit": fake_logits.detach().mean()}
 
     def generator_losses(self, x: Tensor, y: Tensor, fake: Tensor) -> dict[str, Tensor]:
         """G's loss: lambda_gan * adversarial term on D(x, G(x)) + lambda_l1 * L1(G(x), y)."""
-        adv = self.g_scale * generator_loss(self.loss, self.discriminate(torch.cat([x, fake], 1)))
+        adv = self.g_scale * generator_loss(self.loss, self.discriminator(torch.cat([x, fake], 1)))
         l1 = F.l1_loss(fake, y)
         return {"g_loss": self.lambda_gan * adv + self.lambda_l1 * l1, "g_adv": adv, "g_l1": l1}
 
     # ------------------------------------------------------------------ training
-    # The LR schedule (configure_optimizers, on_train_epoch_end) and the setup check: TranslationSchedule.
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         x, y = batch["input"], batch["target"]
         self.fixed_batch.add(x, y, from_validation=False)
         opt_g, opt_d = self.optimizers()
         fake = self.generator(x)  # one G forward for both updates, as in the official code
 
+        # 1. D step on (x, G(x)) and (x, y).
         with self.toggled_optimizer(opt_d):
             d_losses = self.discriminator_losses(x, y, fake)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_losses["d_loss"])
             opt_d.step()
-        self.after_discriminator_step(**d_losses)
+        self.count_d_step(**d_losses)
 
+        # 2. G step against the updated D, with the same G(x).
         with self.toggled_optimizer(opt_g):
             g_losses = self.generator_losses(x, y, fake)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_losses["g_loss"])
             opt_g.step()
-        self.after_generator_step(**g_losses)
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator)
+        self.count_g_step(**g_losses)
 
-    # Validation (input | output | target grids, L1/PSNR/SSIM), ``translate`` and predict: PairedTranslationSteps.
+    def translate(self, x: Tensor) -> Tensor:
+        """G(x) in [-1, 1] as validation, grids and predict see it (EMA G when on; ``generator_mode``)."""
+        return translate(self.sampling_generator(), x, self.generator_mode)
+
+    # ------------------------------------------------------------------ plumbing: one line each (image2image.py)
+    def configure_optimizers(self):
+        opts = make_optimizers(self.generator, self.discriminator, self.hparams)
+        return list(opts), linear_decay_schedulers(opts, self.hparams.n_epochs, self.hparams.n_epochs_decay)
+
+    def setup(self, stage: str) -> None:
+        check_datamodule_shapes(self, self.input_channels, "Pix2Pix")
+
+    def on_fit_start(self) -> None:
+        warn_schedule_length(self, self.hparams.n_epochs, self.hparams.n_epochs_decay)
+
+    def on_train_epoch_end(self) -> None:
+        step_schedulers(self)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        paired_validation_step(self, batch)
+
+    def on_validation_epoch_end(self) -> None:
+        write_validation_grid(self, self.grid_images(), nrow=self.fixed_batch.size)
+
+    def grid_images(self) -> Tensor:
+        return paired_grid(self)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        return paired_predictions(self, batch)

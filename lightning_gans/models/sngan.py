@@ -3,7 +3,7 @@
 
 Every layer of the discriminator is divided by its spectral norm (largest singular value, estimated with one power
 iteration per forward), which bounds D's Lipschitz constant without the per-sample cost of a gradient penalty. The
-step is Goodfellow et al.'s Algorithm 1 (:func:`lightning_gans.steps.adversarial_step`).
+step is Goodfellow et al.'s Algorithm 1, written out in ``training_step``.
 
 Defaults are the paper's ResNet CIFAR-10 setting (as in pfnet-research/sngan_projection and mimicry's
 ``sngan`` example): the ResNet G and D of appendix B (:mod:`lightning_gans.networks.resnet_gan`), hinge loss, Adam
@@ -18,9 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 from lightning_gans.core import GANModule
-from lightning_gans.losses import check_loss_name, check_real_label
+from lightning_gans.ema import ema_copy
+from lightning_gans.losses import discriminator_loss, feature_matching_loss, generator_loss
 from lightning_gans.networks.resnet_gan import ResNetDiscriminator, ResNetGenerator
-from lightning_gans.steps import adversarial_step
+from lightning_gans.optim import check_adversarial_options, make_optimizers
+from lightning_gans.toolbox import Toolbox
 
 
 class SNGAN(GANModule):
@@ -28,43 +30,91 @@ class SNGAN(GANModule):
 
     Args:
         loss: adversarial loss, one of hinge (paper's best), nonsaturating, minimax, wasserstein, lsgan.
+        latent_dim: size of z (paper: 128).
         g_channels: G's widest feature width; None takes the paper's value for the image size (256 at 28/32).
         d_channels: D's widest feature width; None takes the paper's value (128 at 28/32).
-        spectral_norm_d: spectral norm on every layer of D (the point of SNGAN; off only for ablations).
-        latent_dim: size of z (paper: 128).
         n_critic: D steps per G step (paper: 5).
-        lr_g: generator learning rate (paper: 2e-4).
-        lr_d: discriminator learning rate (paper: 2e-4).
+        optimizer_g: G's optimizer (adam, adamw, rmsprop, sgd).
+        optimizer_d: D's optimizer.
+        lr_g: G's learning rate (paper: 2e-4).
+        lr_d: D's learning rate (paper: 2e-4).
         betas: Adam's betas (paper: (0, 0.9)).
-        **kwargs: the other options every family shares (:class:`lightning_gans.core.GANModule`): image_shape,
-            ema_decay, optimizers, and the stabilisation toolbox.
+        ema_decay: decay of the EMA copy of G used for sampling and evaluation (0 = off).
+        toolbox: further stabilisation options (DiffAugment, instance noise, label smoothing, feature matching,
+            gradient penalty, R1, spectral norm in G; D always has it); see :class:`lightning_gans.toolbox.Toolbox`.
+        image_shape: (C, H, W) of the images; linked from the datamodule.
+        num_classes: classes of the data (unused by this unconditional family); linked from the datamodule.
+        num_grid_samples: images in the fixed-noise sample grid.
     """
 
     def __init__(
         self,
         *,
         loss: str = "hinge",
+        latent_dim: int = 128,
         g_channels: int | None = None,
         d_channels: int | None = None,
-        spectral_norm_d: bool = True,
-        latent_dim: int = 128,
         n_critic: int = 5,
+        optimizer_g: str = "adam",
+        optimizer_d: str = "adam",
         lr_g: float = 2e-4,
         lr_d: float = 2e-4,
         betas: tuple[float, float] = (0.0, 0.9),
-        **kwargs: Any,
+        ema_decay: float = 0.0,
+        toolbox: Toolbox | None = None,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        num_classes: int = 0,
+        num_grid_samples: int = 64,
     ) -> None:
         super().__init__(
-            spectral_norm_d=spectral_norm_d, latent_dim=latent_dim, n_critic=n_critic, lr_g=lr_g, lr_d=lr_d,
-            betas=betas, **kwargs,
+            image_shape=image_shape, num_classes=num_classes, latent_dim=latent_dim, num_grid_samples=num_grid_samples
         )
         self.save_hyperparameters()
-        self.loss = check_loss_name(loss)
-        check_real_label(loss, self.real_label)
-        self.generator = ResNetGenerator(self.latent_dim, self.image_shape, g_channels)
-        self.discriminator = ResNetDiscriminator(self.image_shape, d_channels, spectral_norm=spectral_norm_d)
-        self.finalize_networks()
+        self.toolbox = Toolbox.of(toolbox).check_for(self.image_shape)
+        check_adversarial_options(self.hparams, self.toolbox.real_label)
+        self.loss, self.n_critic = loss, n_critic
+        self.generator = ResNetGenerator(latent_dim, self.image_shape, g_channels)
+        self.discriminator = ResNetDiscriminator(self.image_shape, d_channels, spectral_norm=True)  # SNGAN: always
+        self.toolbox.apply_spectral_norm(self.generator, self.discriminator)
+        self.generator_ema = ema_copy(self.generator, ema_decay)
 
+    def configure_optimizers(self):
+        return make_optimizers(self.generator, self.discriminator, self.hparams)
+
+    # Copied from lightning_gans.models.dcgan.DCGAN.training_step
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, (tuple, list)) else batch
-        adversarial_step(self, real, loss=self.loss)
+        n, tb = real.shape[0], self.toolbox
+        opt_g, opt_d = self.optimizers()
+
+        def critic(x, **kwargs):  # D sees every sample, real or fake, through DiffAugment and instance noise
+            return self.discriminator(tb.d_input(x, self.g_steps), **kwargs)
+
+        # 1. D step: score real samples as real and G(z) as fake, plus the penalties switched on (GP, R1).
+        with self.toggled_optimizer(opt_d):
+            fake = self.generator(self.noise(n)).detach()
+            d_loss = discriminator_loss(self.loss, critic(real), critic(fake), real_label=tb.real_label)
+            penalties = tb.penalties(critic, real, fake)
+            d_loss = d_loss + sum(penalties.values())
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            opt_d.step()
+        self.count_d_step(d_loss=d_loss, **penalties)
+
+        # 2. G step, every n_critic D steps: fool D on fresh samples (plus feature matching when on).
+        if self.d_steps % self.n_critic == 0:
+            with self.toggled_optimizer(opt_g):
+                fake = self.generator(self.noise(n))
+                g_loss = generator_loss(self.loss, critic(fake))
+                extra = {}
+                if tb.feature_matching > 0:
+                    real_features = critic(real, return_features=True)[1].detach()
+                    fake_features = critic(fake, return_features=True)[1]
+                    extra["feature_matching"] = tb.feature_matching * feature_matching_loss(real_features, fake_features)
+                    g_loss = g_loss + extra["feature_matching"]
+                opt_g.zero_grad(set_to_none=True)
+                self.manual_backward(g_loss)
+                opt_g.step()
+            if self.generator_ema is not None:
+                self.generator_ema.update(self.generator)
+            self.count_g_step(g_loss=g_loss, **extra)

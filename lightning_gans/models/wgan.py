@@ -21,8 +21,11 @@ from typing import Any
 import torch
 
 from lightning_gans.core import GANModule
-from lightning_gans.losses import discriminator_loss, generator_loss
+from lightning_gans.ema import ema_copy
+from lightning_gans.losses import check_real_label, discriminator_loss, feature_matching_loss, generator_loss
 from lightning_gans.networks.dcgan import DCGANDiscriminator, DCGANGenerator
+from lightning_gans.optim import check_adversarial_options, make_optimizers
+from lightning_gans.toolbox import Toolbox
 
 
 class WGAN(GANModule):
@@ -30,6 +33,7 @@ class WGAN(GANModule):
 
     Args:
         clip_value: c, the bound every critic parameter is clipped to after each critic step.
+        latent_dim: size of the noise vector z.
         g_channels: channels of G's last hidden layer (ngf).
         d_channels: channels of the critic's first layer (ndf).
         d_batch_norm: batch norm in the critic (the official code has it).
@@ -38,14 +42,21 @@ class WGAN(GANModule):
         optimizer_d: critic optimizer (paper: rmsprop).
         lr_g: generator learning rate (paper: 5e-5).
         lr_d: critic learning rate (paper: 5e-5).
-        **kwargs: the other options every family shares (:class:`lightning_gans.core.GANModule`): image_shape,
-            latent_dim, ema_decay, and the stabilisation toolbox.
+        betas: Adam's betas, when an Adam optimizer is chosen (RMSprop has none).
+        ema_decay: decay of the EMA copy of G used for sampling and evaluation (0 = off).
+        toolbox: stabilisation options (DiffAugment, instance noise, feature matching, gradient penalty, R1,
+            spectral norm; the critic has no target to smooth, so real_label stays 1); see
+            :class:`lightning_gans.toolbox.Toolbox`.
+        image_shape: (C, H, W) of the images; linked from the datamodule.
+        num_classes: classes of the data (unused by this unconditional family); linked from the datamodule.
+        num_grid_samples: images in the fixed-noise sample grid.
     """
 
     def __init__(
         self,
         *,
         clip_value: float = 0.01,
+        latent_dim: int = 100,
         g_channels: int = 64,
         d_channels: int = 64,
         d_batch_norm: bool = True,
@@ -54,20 +65,30 @@ class WGAN(GANModule):
         optimizer_d: str = "rmsprop",
         lr_g: float = 5e-5,
         lr_d: float = 5e-5,
-        **kwargs: Any,
+        betas: tuple[float, float] = (0.5, 0.999),
+        ema_decay: float = 0.0,
+        toolbox: Toolbox | None = None,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        num_classes: int = 0,
+        num_grid_samples: int = 64,
     ) -> None:
         super().__init__(
-            n_critic=n_critic, optimizer_g=optimizer_g, optimizer_d=optimizer_d, lr_g=lr_g, lr_d=lr_d, **kwargs
+            image_shape=image_shape, num_classes=num_classes, latent_dim=latent_dim, num_grid_samples=num_grid_samples
         )
         self.save_hyperparameters()
+        self.toolbox = Toolbox.of(toolbox).check_for(self.image_shape)
+        check_adversarial_options(self.hparams)
+        check_real_label("wasserstein", self.toolbox.real_label)
         if clip_value <= 0:
             raise ValueError(f"clip_value must be positive (the paper uses 0.01), got {clip_value}")
-        if self.real_label != 1.0:
-            raise ValueError("WGAN's critic has no target to smooth: leave real_label at 1.0")
-        self.clip_value = clip_value
-        self.generator = DCGANGenerator(self.latent_dim, self.image_shape, g_channels)
+        self.clip_value, self.n_critic = clip_value, n_critic
+        self.generator = DCGANGenerator(latent_dim, self.image_shape, g_channels)
         self.discriminator = DCGANDiscriminator(self.image_shape, d_channels, d_batch_norm)
-        self.finalize_networks()
+        self.toolbox.apply_spectral_norm(self.generator, self.discriminator)
+        self.generator_ema = ema_copy(self.generator, ema_decay)
+
+    def configure_optimizers(self):
+        return make_optimizers(self.generator, self.discriminator, self.hparams)
 
     @torch.no_grad()
     def clip_critic_weights(self) -> None:
@@ -77,33 +98,39 @@ class WGAN(GANModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, (tuple, list)) else batch
-        n = real.shape[0]
+        n, tb = real.shape[0], self.toolbox
         opt_g, opt_d = self.optimizers()
 
-        # Critic: maximise E[f(x)] - E[f(G(z))], then clip the weights.
+        def critic(x, **kwargs):  # f_w on any sample, real or fake, through DiffAugment and instance noise
+            return self.discriminator(tb.d_input(x, self.g_steps), **kwargs)
+
+        # 1. Critic step: maximise E[f(x)] - E[f(G(z))] (minimise its negative) ...
         with self.toggled_optimizer(opt_d):
-            fake = self.generate(self.generator, self.noise(n)).detach()
-            d_real = self.discriminate(self.d_input(real))
-            d_fake = self.discriminate(self.d_input(fake))
-            d_adv = discriminator_loss("wasserstein", d_real, d_fake)
-            penalties = self.discriminator_penalty(real, fake)
-            d_loss = d_adv + sum(penalties.values())
+            fake = self.generator(self.noise(n)).detach()
+            d_wasserstein = discriminator_loss("wasserstein", critic(real), critic(fake))
+            penalties = tb.penalties(critic, real, fake)
+            d_loss = d_wasserstein + sum(penalties.values())
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             opt_d.step()
+        # ... then clip every critic weight into [-c, c].
         self.clip_critic_weights()
-        self.after_discriminator_step(d_loss=d_loss, wasserstein=-d_adv, **penalties)
+        self.count_d_step(d_loss=d_loss, wasserstein=-d_wasserstein, **penalties)
 
-        # Generator, every n_critic critic steps: minimise -E[f(G(z))].
-        if self.should_step_generator():
+        # 2. Generator step, every n_critic critic steps: minimise -E[f(G(z))].
+        if self.d_steps % self.n_critic == 0:
             with self.toggled_optimizer(opt_g):
-                fake = self.generate(self.generator, self.noise(n))
-                g_loss = generator_loss("wasserstein", self.discriminate(self.d_input(fake)))
+                fake = self.generator(self.noise(n))
+                g_loss = generator_loss("wasserstein", critic(fake))
                 extra = {}
-                if self.feature_matching_weight > 0:
-                    extra["feature_matching"] = self.generator_feature_matching(real, fake)
+                if tb.feature_matching > 0:
+                    real_features = critic(real, return_features=True)[1].detach()
+                    fake_features = critic(fake, return_features=True)[1]
+                    extra["feature_matching"] = tb.feature_matching * feature_matching_loss(real_features, fake_features)
                     g_loss = g_loss + extra["feature_matching"]
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)
                 opt_g.step()
-            self.after_generator_step(g_loss=g_loss, **extra)
+            if self.generator_ema is not None:
+                self.generator_ema.update(self.generator)
+            self.count_g_step(g_loss=g_loss, **extra)

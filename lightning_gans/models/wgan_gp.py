@@ -2,9 +2,10 @@
 
 WGAN with the weight clipping replaced by a gradient penalty: the critic's loss is
 E[f(G(z))] - E[f(x)] + lambda E[(||grad f(x_hat)||_2 - 1)^2], x_hat uniformly between a real and a generated sample.
-The step is Goodfellow et al.'s Algorithm 1 (:func:`lightning_gans.steps.adversarial_step`) with the Wasserstein
-loss and the shared ``gradient_penalty`` option; this family sets the paper's Algorithm 1 defaults: lambda = 10,
-n_critic = 5, Adam with lr 1e-4 and betas (0, 0.9). The penalty is logged as ``train/gp``.
+``training_step`` is the paper's Algorithm 1, numbered like it: n_critic critic steps, each with its own batch, real
+and generated samples, the interpolate x_hat and the penalty, then one generator step. The paper's defaults are
+this family's: lambda = 10 (``lambda_gp``), n_critic = 5, Adam with lr 1e-4 and betas (0, 0.9). The penalty is logged
+as ``train/gp`` (unweighted) and the critic's estimate of the distance as ``train/wasserstein``.
 
 The penalty is per sample, so the critic has **no batch norm** (the paper: "we omit batch normalization in the
 critic"): DCGAN networks with a norm-free critic, as the official MNIST script (igul222/improved_wgan_training,
@@ -18,48 +19,112 @@ from __future__ import annotations
 from typing import Any
 
 from lightning_gans.core import GANModule
+from lightning_gans.ema import ema_copy
+from lightning_gans.losses import check_real_label, discriminator_loss, feature_matching_loss, generator_loss
 from lightning_gans.networks.dcgan import DCGANDiscriminator, DCGANGenerator
-from lightning_gans.steps import adversarial_step
+from lightning_gans.optim import check_adversarial_options, make_optimizers
+from lightning_gans.regularizers import gradient_penalty
+from lightning_gans.toolbox import Toolbox
 
 
 class WGANGP(GANModule):
     """Wasserstein GAN with gradient penalty.
 
     Args:
+        lambda_gp: lambda, the weight of the gradient penalty (paper: 10).
+        latent_dim: size of the noise vector z.
         g_channels: channels of G's last hidden layer (ngf).
         d_channels: channels of the critic's first layer (ndf).
-        gradient_penalty: lambda, the penalty weight (paper: 10).
         n_critic: critic steps per generator step (paper: 5).
+        optimizer_g: generator optimizer (paper: adam).
+        optimizer_d: critic optimizer (paper: adam).
         lr_g: generator learning rate (paper: 1e-4).
         lr_d: critic learning rate (paper: 1e-4).
         betas: Adam's betas for both networks (paper: (0, 0.9)).
-        **kwargs: the other options every family shares (:class:`lightning_gans.core.GANModule`): image_shape,
-            latent_dim, ema_decay, optimizers, and the stabilisation toolbox.
+        ema_decay: decay of the EMA copy of G used for sampling and evaluation (0 = off).
+        toolbox: further stabilisation options (DiffAugment, instance noise, feature matching, R1, spectral norm;
+            the gradient penalty is ``lambda_gp`` and the critic has no target to smooth); see
+            :class:`lightning_gans.toolbox.Toolbox`.
+        image_shape: (C, H, W) of the images; linked from the datamodule.
+        num_classes: classes of the data (unused by this unconditional family); linked from the datamodule.
+        num_grid_samples: images in the fixed-noise sample grid.
     """
 
     def __init__(
         self,
         *,
+        lambda_gp: float = 10.0,
+        latent_dim: int = 100,
         g_channels: int = 64,
         d_channels: int = 64,
-        gradient_penalty: float = 10.0,
         n_critic: int = 5,
+        optimizer_g: str = "adam",
+        optimizer_d: str = "adam",
         lr_g: float = 1e-4,
         lr_d: float = 1e-4,
         betas: tuple[float, float] = (0.0, 0.9),
-        **kwargs: Any,
+        ema_decay: float = 0.0,
+        toolbox: Toolbox | None = None,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        num_classes: int = 0,
+        num_grid_samples: int = 64,
     ) -> None:
         super().__init__(
-            gradient_penalty=gradient_penalty, n_critic=n_critic, lr_g=lr_g, lr_d=lr_d, betas=betas, **kwargs
+            image_shape=image_shape, num_classes=num_classes, latent_dim=latent_dim, num_grid_samples=num_grid_samples
         )
         self.save_hyperparameters()
-        if self.real_label != 1.0:
-            raise ValueError("WGAN-GP's critic has no target to smooth: leave real_label at 1.0")
-        self.loss = "wasserstein"
-        self.generator = DCGANGenerator(self.latent_dim, self.image_shape, g_channels)
+        self.toolbox = Toolbox.of(toolbox).check_for(self.image_shape)
+        check_adversarial_options(self.hparams)
+        if lambda_gp < 0:
+            raise ValueError(f"lambda_gp must be 0 or positive (the paper uses 10), got {lambda_gp}")
+        check_real_label("wasserstein", self.toolbox.real_label)
+        if self.toolbox.gradient_penalty > 0:
+            raise ValueError("WGAN-GP's gradient penalty is lambda_gp: set it instead of toolbox.gradient_penalty")
+        self.lambda_gp, self.n_critic = lambda_gp, n_critic
+        self.generator = DCGANGenerator(latent_dim, self.image_shape, g_channels)
+        # "We omit batch normalization in the critic": the penalty is per sample.
         self.discriminator = DCGANDiscriminator(self.image_shape, d_channels, batch_norm=False)
-        self.finalize_networks()
+        self.toolbox.apply_spectral_norm(self.generator, self.discriminator)
+        self.generator_ema = ema_copy(self.generator, ema_decay)
+
+    def configure_optimizers(self):
+        return make_optimizers(self.generator, self.discriminator, self.hparams)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
-        real = batch[0] if isinstance(batch, (tuple, list)) else batch
-        adversarial_step(self, real, loss=self.loss)
+        # Algorithm 1 of the paper; the numbers are its line numbers. Each call is one pass of the inner loop (2-10)
+        # on its own batch; every n_critic-th call also runs the generator update (11-12).
+        real = batch[0] if isinstance(batch, (tuple, list)) else batch  # (4) real data x ~ P_r
+        n, tb = real.shape[0], self.toolbox
+        opt_g, opt_d = self.optimizers()
+
+        def critic(x, **kwargs):  # D_w on any sample, through DiffAugment and instance noise when on
+            return self.discriminator(tb.d_input(x, self.g_steps), **kwargs)
+
+        with self.toggled_optimizer(opt_d):
+            fake = self.generator(self.noise(n)).detach()  # (4-5) z ~ p(z), x~ <- G(z)
+            d_wasserstein = discriminator_loss("wasserstein", critic(real), critic(fake))  # (7) D(x~) - D(x)
+            gp = gradient_penalty(critic, real, fake)  # (6-7) x^ <- eps x + (1 - eps) x~; (||grad D(x^)||_2 - 1)^2
+            penalties = tb.penalties(critic, real, fake)  # R1 when switched on (not in the paper)
+            d_loss = d_wasserstein + self.lambda_gp * gp + sum(penalties.values())  # (7) L, averaged over the batch
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            opt_d.step()  # (9) w <- Adam(grad_w L, w, alpha, beta1, beta2)
+        self.count_d_step(d_loss=d_loss, gp=gp, wasserstein=-d_wasserstein, **penalties)
+
+        # (11-12) After n_critic critic steps: z ~ p(z), theta <- Adam(grad_theta -D(G(z)), theta, alpha, beta1, beta2).
+        if self.d_steps % self.n_critic == 0:
+            with self.toggled_optimizer(opt_g):
+                fake = self.generator(self.noise(n))
+                g_loss = generator_loss("wasserstein", critic(fake))
+                extra = {}
+                if tb.feature_matching > 0:
+                    real_features = critic(real, return_features=True)[1].detach()
+                    fake_features = critic(fake, return_features=True)[1]
+                    extra["feature_matching"] = tb.feature_matching * feature_matching_loss(real_features, fake_features)
+                    g_loss = g_loss + extra["feature_matching"]
+                opt_g.zero_grad(set_to_none=True)
+                self.manual_backward(g_loss)
+                opt_g.step()
+            if self.generator_ema is not None:
+                self.generator_ema.update(self.generator)
+            self.count_g_step(g_loss=g_loss, **extra)

@@ -2,8 +2,8 @@
 Normalization").
 
 Matches the official implementation (NVlabs/SPADE): `SPADE` is models/networks/normalization.py's SPADE,
-`SPADEResBlock` is architecture.py's SPADEResnetBlock, `SPADEGenerator` is generator.py's SPADEGenerator, and
-`SPADEEncoder` is encoder.py's ConvEncoder, with the official defaults (norm_G "spectralspadesyncbatch3x3": spectral
+`SPADEResBlock` is architecture.py's SPADEResnetBlock and `SPADEGenerator` is generator.py's SPADEGenerator (without
+its VAE mode), with the official defaults (norm_G "spectralspadesyncbatch3x3": spectral
 norm on the residual blocks' convolutions and a 3x3 SPADE over parameter-free batch norm with 128 hidden channels;
 Xavier init with gain 0.02).
 
@@ -12,7 +12,7 @@ Xavier init with gain 0.02).
 - SPADEResBlock: SPADE -> LeakyReLU(0.2) -> conv3x3, twice, with the middle width min(fin, fout); the shortcut is
   the identity, or SPADE -> conv1x1 (no bias) when fin != fout.
 - SPADEGenerator: a 16*base-channel tensor at image_size / 2**num_up_layers, made by a 3x3 convolution of the
-  segmentation map downsampled to that size (or by a linear layer of z when use_vae), then SPADE residual blocks
+  segmentation map downsampled to that size, then SPADE residual blocks
   16, 16, 16 (middle), 8, 4, 2, 1 * base with nearest-neighbour x2 upsamplings between them, LeakyReLU, conv3x3,
   tanh.
 
@@ -25,9 +25,8 @@ Deviations:
 - The official generator always makes 3 channels; `out_channels` makes it configurable.
 - Size errors: where the official code silently floors image_size / 2**num_up_layers, a size the generator
   cannot make exactly raises a ValueError that names it and the sizes it can make.
-- SPADEEncoder: the official encoder always resizes its input to 256x256 and has 6 stride-2 layers (5 below 256,
-  which then breaks); here the number of layers follows `image_size` (log2(image_size) - 2, 6 at 256) so that the
-  last feature map is 4x4, and inputs of another size are resized bilinearly to image_size.
+- No VAE mode (the official `use_vae`, a style encoder and a linear layer of z instead of the downsampled map): the
+  GauGAN family here is the paper's deterministic, label-map-only model.
 """
 
 from __future__ import annotations
@@ -173,11 +172,10 @@ def spade_latent_size(image_size: int, aspect_ratio: float, num_up_layers: int) 
 
 
 class SPADEGenerator(nn.Module):
-    """GauGAN generator: segmentation map (or z) -> SPADE residual blocks with x2 upsamplings -> tanh image.
+    """GauGAN generator: segmentation map -> SPADE residual blocks with x2 upsamplings -> tanh image.
 
-    `forward(segmap, z=None)`: the segmentation map is (N, label_nc, H, W), normally at image resolution; the output
-    is (N, out_channels, image_size / aspect_ratio, image_size). Without use_vae the output is a deterministic
-    function of the map; with use_vae, z ~ N(0, I) is drawn when not given (or comes from `SPADEEncoder`).
+    `forward(segmap)`: the segmentation map is (N, label_nc, H, W), normally at image resolution; the output is
+    (N, out_channels, image_size / aspect_ratio, image_size), a deterministic function of the map.
 
     Args:
         label_nc: channels of the segmentation map (the official semantic_nc: labels, + 1 for "don't care",
@@ -187,8 +185,6 @@ class SPADEGenerator(nn.Module):
         image_size: width of the generated image (the official crop_size).
         num_upsampling_layers: "normal" (5 upsamplings), "more" (6: one more between the middle blocks) or
             "most" (7: also a final block at base/2 channels).
-        z_dim: size of z when use_vae.
-        use_vae: start from a linear map of z instead of the downsampled segmentation map.
         aspect_ratio: width / height of the image (official: 1, 2 for Cityscapes).
         spectral_norm: spectral norm on the residual blocks' convolutions (official: on).
         hidden: hidden channels of every SPADE layer (official: 128).
@@ -205,8 +201,6 @@ class SPADEGenerator(nn.Module):
         base_channels: int = 64,
         image_size: int = 256,
         num_upsampling_layers: UpsamplingLayers = "normal",
-        z_dim: int = 256,
-        use_vae: bool = False,
         aspect_ratio: float = 1.0,
         spectral_norm: bool = True,
         hidden: int = 128,
@@ -224,16 +218,11 @@ class SPADEGenerator(nn.Module):
         self.latent_height, self.latent_width = spade_latent_size(
             image_size, aspect_ratio, _NUM_UP_LAYERS[num_upsampling_layers]
         )
-        self.use_vae = use_vae
-        self.z_dim = z_dim
         nf = base_channels
         top = _TOP_WIDTH * nf
         self.top_channels = top
 
-        if use_vae:
-            self.fc: nn.Module = nn.Linear(z_dim, top * self.latent_height * self.latent_width)
-        else:
-            self.fc = nn.Conv2d(label_nc, top, kernel_size=3, padding=1)
+        self.fc = nn.Conv2d(label_nc, top, kernel_size=3, padding=1)
 
         def block(fin: int, fout: int) -> SPADEResBlock:
             return SPADEResBlock(
@@ -258,15 +247,10 @@ class SPADEGenerator(nn.Module):
         scale = 2 ** _NUM_UP_LAYERS[self.num_upsampling_layers]
         return self.latent_height * scale, self.latent_width * scale
 
-    def forward(self, segmap: Tensor, z: Tensor | None = None) -> Tensor:
-        """(N, label_nc, H, W) segmentation map [, (N, z_dim) z] -> (N, out_channels, height, width) in [-1, 1]."""
+    def forward(self, segmap: Tensor) -> Tensor:
+        """(N, label_nc, H, W) segmentation map -> (N, out_channels, height, width) in [-1, 1]."""
         latent_size = (self.latent_height, self.latent_width)
-        if self.use_vae:
-            if z is None:
-                z = torch.randn(segmap.shape[0], self.z_dim, device=segmap.device, dtype=segmap.dtype)
-            x = self.fc(z).view(-1, self.top_channels, *latent_size)
-        else:
-            x = self.fc(F.interpolate(segmap, size=latent_size, mode="nearest"))
+        x = self.fc(F.interpolate(segmap, size=latent_size, mode="nearest"))
 
         x = self.head_0(x, segmap)
         x = F.interpolate(x, scale_factor=2, mode="nearest")
@@ -279,60 +263,3 @@ class SPADEGenerator(nn.Module):
             x = up_block(x, segmap)
         x = self.conv_img(F.leaky_relu(x, 0.2))
         return torch.tanh(x)
-
-
-class SPADEEncoder(nn.Module):
-    """GauGAN's image encoder for the VAE mode: image -> (mu, logvar) of the style code z.
-
-    Stride-2 3x3 convolutions with spectral norm and instance norm, LeakyReLU(0.2), widths base, 2, 4, 8, 8, ...
-    times base down to a 4x4 map, then two linear layers. Inputs are resized (bilinear) to image_size first.
-
-    Args:
-        in_channels: channels of the image.
-        base_channels: the official ndf.
-        z_dim: size of z.
-        image_size: working resolution, a power of two >= 8 (official: 256, 6 layers).
-        init_type: weight initialisation (official: "xavier").
-        init_gain: its gain (official: 0.02).
-    """
-
-    def __init__(
-        self,
-        in_channels: int = 3,
-        base_channels: int = 64,
-        z_dim: int = 256,
-        image_size: int = 256,
-        init_type: InitType = "xavier",
-        init_gain: float = 0.02,
-    ) -> None:
-        super().__init__()
-        n_layers = int(round(math.log2(image_size))) - 2 if image_size > 0 else 0
-        if n_layers < 1 or 2 ** (n_layers + 2) != image_size:
-            raise ValueError(f"SPADEEncoder needs a power-of-two image_size >= 8 (e.g. 256), got {image_size}")
-        self.image_size = image_size
-        layers: list[nn.Module] = []
-        fan_in = in_channels
-        for k in range(n_layers):
-            width = base_channels * min(2**k, 8)
-            layers += [
-                apply_spectral_norm(nn.Conv2d(fan_in, width, kernel_size=3, stride=2, padding=1, bias=False)),
-                nn.InstanceNorm2d(width, affine=False),
-                nn.LeakyReLU(0.2),
-            ]
-            fan_in = width
-        self.features = nn.Sequential(*layers)
-        self.fc_mu = nn.Linear(fan_in * 4 * 4, z_dim)
-        self.fc_logvar = nn.Linear(fan_in * 4 * 4, z_dim)
-        init_weights(self, init_type, init_gain)
-
-    def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
-        """(N, in_channels, H, W) -> (mu, logvar), each (N, z_dim)."""
-        if image.shape[-2:] != (self.image_size, self.image_size):
-            image = F.interpolate(image, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
-        h = self.features(image).flatten(1)
-        return self.fc_mu(h), self.fc_logvar(h)
-
-
-def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
-    """z = mu + exp(logvar / 2) * eps with eps ~ N(0, I): a differentiable sample of N(mu, exp(logvar))."""
-    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)

@@ -64,6 +64,9 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """Latent code -> image in [-1, 1]: linear to a 4x4 (7x7) map, transposed convolutions, ``tanh``.
 
+    ``decoder(z)`` is the image; ``decoder(z, pre_tanh=True)`` the values before ``tanh``, which a Bernoulli
+    reconstruction loss needs as logits. Both go through ``forward``, so a DDP wrapper sees every call.
+
     Args:
         latent_dim: size of the latent code.
         image_shape: ``(C, H, W)`` of the output; square, of size 28, 32, 64 or 128.
@@ -79,5 +82,6 @@ class ConvDecoder(nn.Module):
         self.image_shape = tuple(image_shape)
         self.net = ConvUpStack(latent_dim, image_shape[0], size, base_channels)
 
-    def forward(self, z: Tensor) -> Tensor:
-        return torch.tanh(self.net(z))
+    def forward(self, z: Tensor, pre_tanh: bool = False) -> Tensor:
+        out = self.net(z)
+        return out if pre_tanh else torch.tanh(out)

@@ -1,5 +1,6 @@
-"""ResNet generator of CycleGAN (Zhu et al. 2017, "Unpaired Image-to-Image Translation using Cycle-Consistent
-Adversarial Networks"), after Johnson et al. 2016's image-transformation network.
+"""ResnetTranslator: the ResNet image-to-image generator of CycleGAN (Zhu et al. 2017, "Unpaired Image-to-Image
+Translation using Cycle-Consistent Adversarial Networks"), after Johnson et al. 2016's image-transformation network.
+(Named apart from :class:`~lightning_gans.networks.resnet_gan.ResNetGenerator`, SNGAN's noise-to-image generator.)
 
 Matches `ResnetGenerator` / `ResnetBlock` of the official implementation
 (junyanz/pytorch-CycleGAN-and-pix2pix, models/networks.py), parameter for parameter: in the paper's notation
@@ -69,7 +70,7 @@ class ResnetBlock(nn.Module):
         return x + self.residual(x)
 
 
-class ResnetGenerator(nn.Module):
+class ResnetTranslator(nn.Module):
     """CycleGAN generator: two stride-2 downsamplings, n_blocks residual blocks, two upsamplings, tanh output.
 
     Args:
@@ -137,7 +138,7 @@ class ResnetGenerator(nn.Module):
         multiple = self.size_multiple
         if height % multiple or width % multiple:
             raise ValueError(
-                f"ResnetGenerator needs height and width divisible by {multiple} (it downsamples twice), got "
+                f"ResnetTranslator needs height and width divisible by {multiple} (it downsamples twice), got "
                 f"{height}x{width}: resize or crop the images to a multiple of {multiple}, e.g. 256x256 or 128x128."
             )
 
