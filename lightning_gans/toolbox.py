@@ -38,6 +38,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from lightning_gans.augment import annealed_std, diff_augment, instance_noise, parse_policy
+from lightning_gans.losses import feature_matching_loss
 from lightning_gans.networks.blocks import apply_spectral_norm
 from lightning_gans.regularizers import gradient_penalty, r1_penalty
 
@@ -123,6 +124,18 @@ class Toolbox:
         if self.r1_gamma > 0:
             terms["r1"] = 0.5 * self.r1_gamma * r1_penalty(critic, real)
         return terms
+
+    def feature_matching_terms(self, critic: Callable[..., Any], real: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        """The weighted feature-matching term of G's loss, ``{"feature_matching": ...}`` (empty when off).
+
+        ``critic(x, return_features=True)`` gives ``(logits, features)`` of D's trunk; the real features are detached,
+        so only G is pushed (Salimans et al. 2016).
+        """
+        if self.feature_matching <= 0:
+            return {}
+        real_features = critic(real, return_features=True)[1].detach()
+        fake_features = critic(fake, return_features=True)[1]
+        return {"feature_matching": self.feature_matching * feature_matching_loss(real_features, fake_features)}
 
 
 __all__ = ["Toolbox"]

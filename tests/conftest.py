@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
@@ -22,6 +23,22 @@ def real_data_dir(sub: str = "") -> Path:
     if not path.exists():
         pytest.skip(f"{path} does not exist under ${DATA_ENV}={root}")
     return path
+
+
+def quiet_trainer(root: Path, **kwargs) -> L.Trainer:
+    """A CPU Trainer for tests: no logger, checkpoints, progress bar, model summary or sanity check; files under
+    ``root``. Keyword arguments override these defaults."""
+    defaults = dict(
+        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=root, num_sanity_val_steps=0,
+    )
+    return L.Trainer(**{**defaults, **kwargs})
+
+
+@pytest.fixture
+def make_trainer(tmp_path):
+    """``make_trainer(**kwargs)``: :func:`quiet_trainer` in the test's own folder."""
+    return lambda **kwargs: quiet_trainer(tmp_path, **kwargs)
 
 
 @pytest.fixture

@@ -15,16 +15,8 @@ from torch.utils.data import DataLoader
 
 from lightning_gans.callbacks import ImageWriter
 from lightning_gans.models import FAMILIES
+from tests.conftest import quiet_trainer
 from tests.families import TINY
-
-
-def _trainer(root: Path, **kwargs) -> L.Trainer:
-    defaults = dict(
-        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=root, num_sanity_val_steps=0,
-    )
-    defaults.update(kwargs)
-    return L.Trainer(**defaults)
 
 
 def test_every_family_has_a_tiny_entry():
@@ -42,7 +34,7 @@ def test_family_contract(name: str, tmp_path: Path):
     # one training step updates every trained network
     before = {net: [p.detach().clone() for p in getattr(model, net).parameters()] for net in spec.trained}
     batch = spec.batch()
-    trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=0)
+    trainer = quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=0)
     trainer.fit(model, DataLoader([batch], batch_size=None))
     # one D and one G update; families without a discriminator count one update per batch as a G step
     assert model.d_steps == (1 if spec.adversarial else 0) and model.g_steps == 1
@@ -71,7 +63,7 @@ def test_family_contract(name: str, tmp_path: Path):
     out = tmp_path / "predictions"
     writer = ImageWriter(output_dir=str(out), num_samples=5, batch_size=2)
     predict_loader = spec.extra.get("predict_loader")
-    _trainer(tmp_path, callbacks=[writer]).predict(
+    quiet_trainer(tmp_path, callbacks=[writer]).predict(
         loaded, dataloaders=predict_loader() if predict_loader else None, return_predictions=False
     )
     written = sorted(p.name for p in out.rglob("*.png"))

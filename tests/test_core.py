@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import pytest
 import torch
@@ -11,16 +13,14 @@ from lightning_gans.ema import EMA, ema_copy
 from lightning_gans.models import DCGAN, GAN
 from lightning_gans.networks.blocks import has_spectral_norm
 from lightning_gans.toolbox import Toolbox
+from tests.conftest import quiet_trainer
 
 TINY = dict(image_shape=(1, 28, 28), latent_dim=8, g_channels=4, d_channels=4)
 
 
 def _fit(model, batches: int = 4, epochs: int = 1, batch_size: int = 4):
     data = TensorDataset(torch.rand(batches * batch_size, *model.image_shape) * 2 - 1, torch.zeros(batches * batch_size))
-    trainer = L.Trainer(
-        accelerator="cpu", max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(Path.cwd(), max_epochs=epochs)
     trainer.fit(model, DataLoader(data, batch_size=batch_size))
     return trainer
 

@@ -26,23 +26,15 @@ from lightning_gans.networks.conditional import (
     ConditionalDiscriminator,
     ConditionalGenerator,
 )
+from tests.conftest import quiet_trainer
 from tests.families import TINY, image_batch
 
 MNIST = (1, 28, 28)
 
 
-def _trainer(root: Path, **kwargs) -> L.Trainer:
-    defaults = dict(
-        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=root, num_sanity_val_steps=0,
-    )
-    defaults.update(kwargs)
-    return L.Trainer(**defaults)
-
-
 def _fit_one_batch(model: L.LightningModule, root: Path, batch=None) -> L.Trainer:
     batch = batch if batch is not None else image_batch(model.image_shape, n=4)()
-    trainer = _trainer(root, max_epochs=1, limit_train_batches=1, limit_val_batches=0)
+    trainer = quiet_trainer(root, max_epochs=1, limit_train_batches=1, limit_val_batches=0)
     trainer.fit(model, DataLoader([batch], batch_size=None))
     return trainer
 
@@ -101,7 +93,7 @@ def test_cgan_predict_with_a_label_generates_only_that_class(tmp_path: Path):
     model.generator.register_forward_pre_hook(lambda module, args: asked.append(args[1]))
     out = tmp_path / "sevens"
     writer = ImageWriter(output_dir=str(out), num_samples=5, batch_size=2, label=7)
-    _trainer(tmp_path, callbacks=[writer]).predict(model, return_predictions=False)
+    quiet_trainer(tmp_path, callbacks=[writer]).predict(model, return_predictions=False)
     assert sum(len(y) for y in asked) == 5 and all((y == 7).all() for y in asked)
     assert len(list(out.glob("0*.png"))) == 5
 

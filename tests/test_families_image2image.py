@@ -22,25 +22,21 @@ from lightning_gans.models import CycleGAN, GauGAN, Pix2Pix
 from lightning_gans.models.cyclegan import ImagePool
 from lightning_gans.models.gaugan import discriminator_feature_matching
 from lightning_gans.image2image import FixedPairs, linear_decay, translate
-from tests.conftest import real_data_dir
+from tests.conftest import quiet_trainer, real_data_dir
 from tests.families import TINY, paired_batch, unpaired_batch
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-def _trainer(root: Path, **kwargs) -> L.Trainer:
-    defaults = dict(
-        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=root, num_sanity_val_steps=0, limit_val_batches=0,
-    )  # fmt: skip
-    defaults.update(kwargs)
-    return L.Trainer(**defaults)
 
 
 def _tiny(name: str, **overrides):
     torch.manual_seed(0)
     cls = {"Pix2Pix": Pix2Pix, "CycleGAN": CycleGAN, "GauGAN": GauGAN}[name]
     return cls(**{**TINY[name].kwargs, **overrides})
+
+
+def _trainer(root: Path, **kwargs) -> L.Trainer:
+    """The shared quiet trainer, without validation unless a test asks for it."""
+    return quiet_trainer(root, **{"limit_val_batches": 0, **kwargs})
 
 
 # ------------------------------------------------------------------------------------------------ Pix2Pix

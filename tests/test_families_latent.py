@@ -19,6 +19,7 @@ from lightning_gans.models import FAMILIES, VAE, Autoencoder, BiGAN
 from lightning_gans.losses import reconstruction_loss
 from lightning_gans.models.autoencoder import CodeGaussian
 from lightning_gans.models.bigan import joint_generator_loss
+from tests.conftest import quiet_trainer
 from tests.families import TINY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,11 +32,7 @@ def _batch(n: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _fit(model: L.LightningModule, batches: list, root: Path) -> L.Trainer:
-    trainer = L.Trainer(
-        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=root, num_sanity_val_steps=0, max_epochs=1,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(root, max_epochs=1, limit_val_batches=0)
     trainer.fit(model, DataLoader(batches, batch_size=None))
     return trainer
 

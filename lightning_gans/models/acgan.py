@@ -25,7 +25,7 @@ from torch import Tensor
 
 from lightning_gans.core import GANModule
 from lightning_gans.ema import ema_copy
-from lightning_gans.losses import discriminator_loss, feature_matching_loss, generator_loss
+from lightning_gans.losses import discriminator_loss, generator_loss
 from lightning_gans.networks.conditional import AuxiliaryClassifierDiscriminator, ConditionalGenerator
 from lightning_gans.optim import check_adversarial_options, make_optimizers
 from lightning_gans.toolbox import Toolbox
@@ -146,12 +146,8 @@ class ACGAN(GANModule):
                 source_fake, class_fake = d(fake)
                 g_class = F.cross_entropy(class_fake, fake_labels)
                 g_loss = generator_loss(self.loss, source_fake) + self.class_weight * g_class
-                extra = {}
-                if tb.feature_matching > 0:
-                    real_features = source(real, return_features=True)[1].detach()
-                    fake_features = source(fake, return_features=True)[1]
-                    extra["feature_matching"] = tb.feature_matching * feature_matching_loss(real_features, fake_features)
-                    g_loss = g_loss + extra["feature_matching"]
+                extra = tb.feature_matching_terms(source, real, fake)
+                g_loss = g_loss + sum(extra.values())
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)
                 opt_g.step()

@@ -20,7 +20,7 @@ from typing import Any
 
 from lightning_gans.core import GANModule
 from lightning_gans.ema import ema_copy
-from lightning_gans.losses import check_real_label, discriminator_loss, feature_matching_loss, generator_loss
+from lightning_gans.losses import check_real_label, discriminator_loss, generator_loss
 from lightning_gans.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 from lightning_gans.optim import check_adversarial_options, make_optimizers
 from lightning_gans.regularizers import gradient_penalty
@@ -116,12 +116,8 @@ class WGANGP(GANModule):
             with self.toggled_optimizer(opt_g):
                 fake = self.generator(self.noise(n))
                 g_loss = generator_loss("wasserstein", critic(fake))
-                extra = {}
-                if tb.feature_matching > 0:
-                    real_features = critic(real, return_features=True)[1].detach()
-                    fake_features = critic(fake, return_features=True)[1]
-                    extra["feature_matching"] = tb.feature_matching * feature_matching_loss(real_features, fake_features)
-                    g_loss = g_loss + extra["feature_matching"]
+                extra = tb.feature_matching_terms(critic, real, fake)
+                g_loss = g_loss + sum(extra.values())
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)
                 opt_g.step()
