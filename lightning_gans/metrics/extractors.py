@@ -82,8 +82,8 @@ def extractor_spec(name: str) -> ExtractorSpec:
 # ----------------------------------------------------------------------------------------------------- conversions
 
 
-def to_rgb(x: Tensor) -> Tensor:
-    """1 channel -> 3 by repetition; 3 channels unchanged; anything else is refused."""
+def grey_to_rgb(x: Tensor) -> Tensor:
+    """Inception's input: 1 channel (grey) -> 3 by repetition; 3 channels unchanged; anything else is refused."""
     if x.dim() != 4:
         raise ValueError(f"expected images N x C x H x W, got shape {tuple(x.shape)}")
     if x.shape[1] == 1:
@@ -157,7 +157,7 @@ class _InceptionInput(FeatureExtractor):
 
     def to_inception_range(self, x: Tensor) -> Tensor:
         """[-1, 1] -> 8-bit levels -> RGB -> 299x299 (resize_mode) -> (v - 128) / 128, i.e. [-1, 0.9921875]."""
-        x = to_rgb(quantize_to_255(x))
+        x = grey_to_rgb(quantize_to_255(x))
         x = resize(x, (INCEPTION_SIZE, INCEPTION_SIZE), self.resize_mode)
         return (x - 128.0) / 128.0
 
@@ -414,10 +414,10 @@ __all__ = [
     "build_extractor",
     "default_local_inception_path",
     "extractor_spec",
+    "grey_to_rgb",
     "local_inception_to_torch_fidelity",
     "quantize_to_255",
     "resize",
     "resize_bilinear_tf1",
     "resolve_extractor_file",
-    "to_rgb",
 ]
