@@ -51,7 +51,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -60,7 +59,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
-from lightning_gans.metrics.cache import RealFeatureCache, _jsonable, cache_key, tensor_digest
+from lightning_gans.metrics.cache import RealFeatureCache
 from lightning_gans.metrics.coverage import MixtureModes, scatter_image
 from lightning_gans.metrics.evaluator import FEATURE_METRICS, GenerativeMetrics, check_metrics, check_sample_count
 from lightning_gans.metrics.extractors import (
@@ -70,89 +69,10 @@ from lightning_gans.metrics.extractors import (
     extractor_spec,
     resolve_extractor_file,
 )
+from lightning_gans.metrics.real import RealFeatures, describe_validation_data, expected_real_count, pick_from_batch
 
 MIXTURE_METRICS = ("modes",)
 ALL_METRICS = FEATURE_METRICS + MIXTURE_METRICS
-_LOADER_SETTINGS = {"batch_size", "num_workers", "pin_memory", "persistent_workers", "prepare_data_per_node",
-                    "allow_zero_length_dataloader_with_multiple_devices", "trainer"}  # fmt: skip
-
-
-def _pick(batch: Any, key: int | str) -> Any:
-    """``batch[key]`` for tuples/lists/dicts, the batch itself when it is a tensor."""
-    if isinstance(batch, Tensor):
-        return batch
-    if isinstance(batch, dict):
-        return batch[key]
-    if isinstance(batch, (tuple, list)):
-        return batch[int(key)]
-    raise TypeError(f"cannot take images from a batch of type {type(batch).__name__}; set `image_key`")
-
-
-def _settings(obj: Any) -> dict[str, Any]:
-    """The public, plain settings of a datamodule or dataset (for cache keys), transforms by their repr."""
-    out: dict[str, Any] = {}
-    hparams = getattr(obj, "hparams", None)
-    if hparams:
-        out.update({k: v for k, v in dict(hparams).items() if k not in _LOADER_SETTINGS})
-    for name, value in vars(obj).items():
-        if name.startswith("_") or name in _LOADER_SETTINGS or value is None:
-            continue  # None: also datasets not set up yet (``test_set``), which must not change the key
-        if "transform" in name.lower():
-            out[name] = repr(value)
-        elif value is None or isinstance(value, (bool, int, float, str, Path, tuple, list)):
-            if isinstance(value, (tuple, list)) and len(value) > 32:
-                continue
-            out[name] = value
-    return _jsonable(out)
-
-
-def _dataset_chain(dataset: Any, depth: int = 4) -> list[Any]:
-    chain = []
-    while dataset is not None and depth > 0:
-        chain.append(dataset)
-        dataset = getattr(dataset, "dataset", None)
-        depth -= 1
-    return chain
-
-
-def describe_validation_data(trainer: L.Trainer, image_key: int | str = 0) -> tuple[dict[str, Any], int | None]:
-    """The parts of a real-feature cache key for the validation data, and the dataset length (``None``: unknown).
-
-    Datamodule class and settings, dataset classes and transforms, length, the validation limit when one is set,
-    and digests of the first and last image (so changed content under an unchanged configuration is noticed).
-    """
-    parts: dict[str, Any] = {"split": "val"}
-    dm = getattr(trainer, "datamodule", None)
-    if dm is not None:
-        parts["datamodule"] = f"{type(dm).__module__}.{type(dm).__qualname__}"
-        parts["datamodule_settings"] = _settings(dm)
-    loaders = trainer.val_dataloaders
-    loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
-    dataset = getattr(loader, "dataset", None)
-    length = None
-    if dataset is not None:
-        keep = lambda k: "transform" in k or k in ("root", "split", "train")  # noqa: E731
-        parts["datasets"] = [
-            {"class": f"{type(d).__module__}.{type(d).__qualname__}", **{k: v for k, v in _settings(d).items()
-                                                                        if keep(k)}}
-            for d in _dataset_chain(dataset)
-        ]
-        try:
-            length = len(dataset)
-        except TypeError:
-            length = None
-        parts["length"] = length
-        if length:
-            try:
-                parts["probe"] = [tensor_digest(_pick(dataset[i], image_key)) for i in sorted({0, length - 1})]
-            except Exception as err:  # an unusual dataset: the settings alone key it
-                parts["probe"] = f"unavailable ({type(err).__name__})"
-    limit = trainer.limit_val_batches
-    if limit not in (1.0, None):
-        parts["limit_val_batches"] = [limit, trainer.world_size]
-    return parts, length
-
-
 def _log_image(trainer: L.Trainer, tag: str, image_chw: Tensor) -> None:
     step = trainer.global_step
     for logger in trainer.loggers:
@@ -249,9 +169,6 @@ class EvaluationCallback(L.Callback):
         self.pr_k = pr_k
         self.coverage_threshold = coverage_threshold
         self.mode_num_std = mode_num_std
-        self.cache_enabled = cache
-        self.cache = RealFeatureCache(cache_dir)
-        self.cache_key_extra = cache_key
         self.image_key = image_key
         self.source = source
         self.input_key = input_key
@@ -285,21 +202,10 @@ class EvaluationCallback(L.Callback):
         self.evaluator: GenerativeMetrics | None = None
         self.modes: MixtureModes | None = None
         self._mode_radius: float | None = None
+        self.real = RealFeatures(RealFeatureCache(cache_dir) if cache else None, num_real_samples, image_key, cache_key)
         # Per-run state:
         self._active = False
-        self._real_ready = False  # real features are in the metrics (computed or loaded)
-        self._collect_real = False
-        self._real_parts: dict[str, Any] | None = None
-        self._real_len: int | None = None
-        self._real_buf: list[Tensor] = []
-        self._real_logit_buf: list[Tensor] = []
-        self._real_seen = 0
         self._scatter_buf: list[Tensor] = []
-        self.num_real = 0  # real samples in the metrics (all processes)
-        # Counters, for tests and the benchmark:
-        self.real_images_extracted = 0  # real images this process ran through the extractor
-        self.cache_hits = 0
-        self.cache_saves = 0
         self.last_results: dict[str, float] = {}
         self._announced = False
         self.last_scatter: Tensor | None = None
@@ -358,7 +264,7 @@ class EvaluationCallback(L.Callback):
                 if self.num_real_samples is not None:
                     check_sample_count("num_real_samples", self.num_real_samples, extractor.num_features,
                                        self.extractor_name)  # fmt: skip
-            expected_real = self._expected_real_count(trainer)
+            expected_real = expected_real_count(trainer, self.num_real_samples)
             if "fid" in feature_metrics and expected_real is not None:
                 # Known now from the datamodule, so a too-small validation set fails before training, not after
                 # the first epoch (translations: the generated set is as large as the real one).
@@ -381,39 +287,7 @@ class EvaluationCallback(L.Callback):
         if self.evaluator is not None:
             self.evaluator.reset_real()
         needs_real = any(m in self.metrics for m in ("fid", "kid", "precision_recall", "class_coverage"))
-        self._real_ready = self.evaluator is None or not needs_real
-        self.num_real = 0
-
-    def _expected_real_count(self, trainer: L.Trainer) -> int | None:
-        """How many real images validation will give, from the datamodule's set-up validation dataset (``None``
-        when it cannot be known before the loader runs)."""
-        limit = trainer.limit_val_batches
-        if not limit or trainer.fast_dev_run:  # no validation, or no evaluation (see on_validation_epoch_start)
-            return None
-        datasets = getattr(trainer.datamodule, "datasets", None)
-        try:
-            count = len(datasets["val"])
-        except (TypeError, KeyError):  # no datamodule, no datasets dict, no "val", or a dataset without a length
-            return None
-        if isinstance(limit, float) and limit < 1.0:
-            count = int(count * limit)
-        elif isinstance(limit, int):
-            batch_size = getattr(trainer.datamodule, "batch_size", None)
-            if not isinstance(batch_size, int):
-                return None
-            count = min(count, limit * batch_size)
-        return count if self.num_real_samples is None else min(count, self.num_real_samples)
-
-    # ------------------------------------------------------------------------------------------------- real data
-
-    def _cache_parts(self, trainer: L.Trainer) -> dict[str, Any]:
-        parts, self._real_len = describe_validation_data(trainer, self.image_key)
-        parts["num_real_samples"] = self.num_real_samples
-        parts["image_key"] = self.image_key
-        parts["extractor"] = self.extractor.cache_id()
-        if self.cache_key_extra:
-            parts["user_key"] = self.cache_key_extra
-        return parts
+        self.real.reset(needed=self.evaluator is not None and needs_real)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Like Lightning's loggers and checkpoints, evaluation is off in the sanity check and under fast_dev_run.
@@ -429,29 +303,7 @@ class EvaluationCallback(L.Callback):
             return
         self.evaluator.to(device)
         self.evaluator.reset_fake()
-        self._collect_real = False
-        if self._real_ready:
-            return
-        self._real_parts = self._cache_parts(trainer)
-        entry = None
-        if self.cache_enabled and trainer.is_global_zero:
-            entry = self.cache.load(cache_key(self._real_parts))
-        hit = bool(trainer.strategy.broadcast(entry is not None, src=0))
-        if hit:
-            count = 0
-            if trainer.is_global_zero:
-                count = self._feed_real(entry["features"], entry["logits"], device)
-                self.cache_hits += 1
-            self.num_real = int(trainer.strategy.broadcast(count, src=0))
-            self._real_ready = True
-        else:
-            self._collect_real = True
-            self._real_buf, self._real_logit_buf, self._real_seen = [], [], 0
-
-    def _local_real_cap(self, world_size: int) -> int | None:
-        if self.num_real_samples is None:
-            return None
-        return math.ceil(self.num_real_samples / world_size)
+        self.real.start(trainer, self.evaluator, device)
 
     def on_validation_batch_end(
         self,
@@ -464,64 +316,11 @@ class EvaluationCallback(L.Callback):
     ) -> None:
         if not self._active or dataloader_idx != 0:
             return
-        if self._collect_real:
-            cap = self._local_real_cap(trainer.world_size)
-            images = _pick(batch, self.image_key)
-            if cap is not None:
-                images = images[: max(0, cap - self._real_seen)]
-            if len(images):
-                feats, logits = self.evaluator.features(images)
-                self._real_buf.append(feats.cpu())
-                if logits is not None:
-                    self._real_logit_buf.append(logits.cpu())
-                self._real_seen += len(images)
-                self.real_images_extracted += len(images)
+        if self.real.collecting:
+            self.real.add(batch, self.evaluator, trainer.world_size)
         if self.source == "translate":
-            fakes = pl_module.translate(batch if self.input_key is None else _pick(batch, self.input_key))
+            fakes = pl_module.translate(batch if self.input_key is None else pick_from_batch(batch, self.input_key))
             self._update_fake(fakes, trainer)
-
-    def _gather_real(self, trainer: L.Trainer, device: torch.device) -> tuple[Tensor, Tensor | None]:
-        """All processes' real features in the sampler's global order, DDP padding removed."""
-        d, k = self.extractor.num_features, self.extractor.num_classes
-        feats = torch.cat(self._real_buf) if self._real_buf else torch.zeros(0, d)
-        logits = (torch.cat(self._real_logit_buf) if self._real_logit_buf else torch.zeros(0, k)) if k else None
-        self._real_buf, self._real_logit_buf = [], []
-        if trainer.world_size > 1:
-            from torchmetrics.utilities.distributed import gather_all_tensors
-
-            def gather(t: Tensor) -> Tensor:
-                parts = [p.cpu() for p in gather_all_tensors(t.to(device))]
-                if len({len(p) for p in parts}) == 1:  # DistributedSampler: rank r holds items r, r + W, ...
-                    return torch.stack(parts, dim=1).reshape(-1, t.shape[1])
-                return torch.cat(parts)
-
-            feats = gather(feats)
-            logits = gather(logits) if logits is not None else None
-            if self._real_len is not None and trainer.limit_val_batches in (1.0, None) and len(feats) > self._real_len:
-                feats = feats[: self._real_len]  # the sampler pads with repeats to equal shards
-                logits = logits[: self._real_len] if logits is not None else None
-        if self.num_real_samples is not None:
-            feats = feats[: self.num_real_samples]
-            logits = logits[: self.num_real_samples] if logits is not None else None
-        return feats, logits
-
-    def _feed_real(self, feats: Tensor, logits: Tensor | None, device: torch.device, chunk: int = 4096) -> int:
-        for i in range(0, len(feats), chunk):
-            self.evaluator.update_real(
-                feats[i : i + chunk].to(device), None if logits is None else logits[i : i + chunk].to(device)
-            )
-        return len(feats)
-
-    def _finish_real(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        feats, logits = self._gather_real(trainer, pl_module.device)
-        if trainer.is_global_zero:
-            self._feed_real(feats, logits, pl_module.device)
-            if self.cache_enabled and self._real_parts is not None and len(feats) >= 2:
-                self.cache.save(cache_key(self._real_parts), feats, logits, self._real_parts)
-                self.cache_saves += 1
-        self.num_real = len(feats)
-        self._collect_real = False
-        self._real_ready = True
 
     # -------------------------------------------------------------------------------------------- generated data
 
@@ -559,8 +358,8 @@ class EvaluationCallback(L.Callback):
         if not self._active:
             return
         self._active = False
-        if self.evaluator is not None and self._collect_real:
-            self._finish_real(trainer, pl_module)
+        if self.real.collecting:
+            self.real.finish(trainer, self.evaluator, pl_module.device)
         if self.evaluator is not None and "fid" in self.evaluator.metrics:
             check_sample_count("the number of real images", self.num_real, self.extractor.num_features,
                                self.extractor_name)  # fmt: skip
@@ -605,6 +404,26 @@ class EvaluationCallback(L.Callback):
             save_image(image.permute(1, 2, 0), path)
         except Exception as err:  # pragma: no cover - a read-only run dir must not stop evaluation
             rank_zero_warn(f"could not write the modes scatter plot: {err}")
+
+    # ------------------------------------------------------------------------------- counters, for tests and benchmarks
+
+    @property
+    def num_real(self) -> int:
+        """Real samples in the metrics (all processes)."""
+        return self.real.count
+
+    @property
+    def real_images_extracted(self) -> int:
+        """Real images this process ran through the extractor (over the callback's life)."""
+        return self.real.extracted
+
+    @property
+    def cache_hits(self) -> int:
+        return self.real.cache_hits
+
+    @property
+    def cache_saves(self) -> int:
+        return self.real.cache_saves
 
     def state_dict(self) -> dict[str, Any]:
         return {}  # nothing to resume: real features come back from the disk cache
