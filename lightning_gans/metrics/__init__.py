@@ -6,6 +6,8 @@
 - :mod:`.precision_recall` -- Kynkäänniemi et al. 2019.
 - :mod:`.coverage` -- class coverage, 2-D mixture modes, scatter plots without matplotlib.
 - :mod:`.cache` -- the on-disk cache of real features.
+- :mod:`.real` -- the real features of a run: the cache key of the validation data, extraction, DDP gathering.
+- :mod:`.selection` -- which metrics a configuration computes, and its errors before anything is generated.
 - :mod:`.mnist_classifier` -- the MNIST classifier: network, checkpoint and the ``mnist_classifier`` extractor.
 - :mod:`.classifier` -- trains it (``python -m lightning_gans.metrics.classifier``); imported lazily.
 
