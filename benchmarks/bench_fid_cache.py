@@ -48,6 +48,11 @@ def build_callback(cache_dir: str, args: argparse.Namespace):
 
         real_seconds = 0.0
 
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            finish = self.real.finish  # gathering, metric update and the cache write happen here
+            self.real.finish = lambda *a, **k: self._timed(finish, *a, **k)
+
         def _timed(self, fn, *a, **k):
             start = time.perf_counter()
             try:
@@ -60,9 +65,6 @@ def build_callback(cache_dir: str, args: argparse.Namespace):
 
         def on_validation_batch_end(self, *a, **k):  # real feature extraction happens here
             self._timed(super().on_validation_batch_end, *a, **k)
-
-        def _finish_real(self, trainer, pl_module):  # gathering, metric update and the cache write
-            self._timed(super()._finish_real, trainer, pl_module)
 
     metrics = args.metrics.split(",")
     return Timed(num_samples=args.num_samples, batch_size=args.batch_size, extractor=args.extractor,

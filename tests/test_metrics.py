@@ -210,9 +210,7 @@ def test_cache_round_trip_and_keys(tmp_path):
 
 def test_cache_dir_follows_env(monkeypatch, tmp_path):
     from lightning_gans.metrics import default_cache_dir
-    from lightning_gans.metrics.classifier import default_classifier_path
-
-    from lightning_gans.metrics.classifier import BUNDLED_PATH
+    from lightning_gans.metrics.mnist_classifier import BUNDLED_PATH, default_classifier_path
 
     monkeypatch.setenv("LIGHTNING_GANS_CACHE", str(tmp_path / "cachehere"))
     assert default_cache_dir() == tmp_path / "cachehere"

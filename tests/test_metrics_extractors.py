@@ -11,14 +11,8 @@ import pytest
 import torch
 
 from lightning_gans.metrics import ExtractorError, GenerativeMetrics, build_extractor
-from lightning_gans.metrics.classifier import (
-    ClassifierExtractor,
-    MNISTClassifier,
-    evaluate_accuracy,
-    main as classifier_main,
-    read_mnist,
-    train_classifier,
-)
+from lightning_gans.metrics.classifier import evaluate_accuracy, read_mnist, train_classifier
+from lightning_gans.metrics.classifier import main as classifier_main
 from lightning_gans.metrics.extractors import (
     LocalInception,
     TorchmetricsInception,
@@ -27,6 +21,7 @@ from lightning_gans.metrics.extractors import (
     quantize_to_255,
     resize_bilinear_tf1,
 )
+from lightning_gans.metrics.mnist_classifier import ClassifierExtractor, MNISTClassifier
 from tests.conftest import real_data_dir
 
 HAS_FID_HELPER = default_local_inception_path() is not None

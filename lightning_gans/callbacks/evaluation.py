@@ -15,11 +15,12 @@ logs ``val/fid``, ``val/kid``, ``val/kid_std``, ``val/is``, ``val/is_std``, ``va
 
 What happens in a validation epoch (the sanity check is skipped):
 
-1. Real images: the validation batches (``batch[image_key]``; the first ``num_real_samples``, default all) are run
-   through the extractor, once per run. Their features are cached on disk (:mod:`lightning_gans.metrics.cache`),
-   keyed by dataset, split, transforms, count and extractor, so the next run -- or ``validate`` on a checkpoint --
-   skips them. Under DDP each process extracts its shard; the shards are gathered in the sampler's order (so the
-   real set equals the single-process one, padding removed) and held by rank 0.
+1. Real images (:mod:`lightning_gans.metrics.real`): the validation batches (``batch[image_key]``; the first
+   ``num_real_samples``, default all) are run through the extractor, once per run. Their features are cached on
+   disk (:mod:`lightning_gans.metrics.cache`), keyed by dataset, split, transforms, count and extractor, so the next
+   run -- or ``validate`` on a checkpoint -- skips them. Under DDP each process extracts its shard; the shards are
+   gathered in the sampler's order (so the real set equals the single-process one, padding removed) and held by
+   rank 0.
 2. Generated images: ``num_samples`` from ``pl_module.sample`` (the EMA generator when there is one, eval mode), in
    chunks of ``batch_size``. Chunk ``c`` is drawn under seed ``seed * 100003 + c`` and chunks are dealt round-robin
    to the processes, so the generated set -- and the metric -- does not depend on the number of processes (up to
@@ -43,7 +44,8 @@ How often: every validation epoch (not the sanity check). Evaluate less often wi
 
 Errors come before anything is generated: at construction (unknown metric or extractor, IS or class coverage with
 a features-only extractor, a missing extractor file, ``num_samples`` below the feature dimension for FID) or at
-setup (data the chosen metrics cannot handle, a model without ``sample``/``translate``).
+setup (data the chosen metrics cannot handle, a model without ``sample``/``translate``); the metric checks are
+:mod:`lightning_gans.metrics.selection`.
 """
 
 from __future__ import annotations
@@ -51,7 +53,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -60,97 +61,13 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
-from lightning_gans.metrics.cache import RealFeatureCache, _jsonable, cache_key, tensor_digest
+from lightning_gans.callbacks.common import run_dir, save_image
+from lightning_gans.metrics import selection
+from lightning_gans.metrics.cache import RealFeatureCache
 from lightning_gans.metrics.coverage import MixtureModes, scatter_image
-from lightning_gans.metrics.evaluator import FEATURE_METRICS, GenerativeMetrics, check_metrics, check_sample_count
-from lightning_gans.metrics.extractors import (
-    RESIZE_MODES,
-    FeatureExtractor,
-    build_extractor,
-    extractor_spec,
-    resolve_extractor_file,
-)
-
-MIXTURE_METRICS = ("modes",)
-ALL_METRICS = FEATURE_METRICS + MIXTURE_METRICS
-_LOADER_SETTINGS = {"batch_size", "num_workers", "pin_memory", "persistent_workers", "prepare_data_per_node",
-                    "allow_zero_length_dataloader_with_multiple_devices", "trainer"}  # fmt: skip
-
-
-def _pick(batch: Any, key: int | str) -> Any:
-    """``batch[key]`` for tuples/lists/dicts, the batch itself when it is a tensor."""
-    if isinstance(batch, Tensor):
-        return batch
-    if isinstance(batch, dict):
-        return batch[key]
-    if isinstance(batch, (tuple, list)):
-        return batch[int(key)]
-    raise TypeError(f"cannot take images from a batch of type {type(batch).__name__}; set `image_key`")
-
-
-def _settings(obj: Any) -> dict[str, Any]:
-    """The public, plain settings of a datamodule or dataset (for cache keys), transforms by their repr."""
-    out: dict[str, Any] = {}
-    hparams = getattr(obj, "hparams", None)
-    if hparams:
-        out.update({k: v for k, v in dict(hparams).items() if k not in _LOADER_SETTINGS})
-    for name, value in vars(obj).items():
-        if name.startswith("_") or name in _LOADER_SETTINGS or value is None:
-            continue  # None: also datasets not set up yet (``test_set``), which must not change the key
-        if "transform" in name.lower():
-            out[name] = repr(value)
-        elif value is None or isinstance(value, (bool, int, float, str, Path, tuple, list)):
-            if isinstance(value, (tuple, list)) and len(value) > 32:
-                continue
-            out[name] = value
-    return _jsonable(out)
-
-
-def _dataset_chain(dataset: Any, depth: int = 4) -> list[Any]:
-    chain = []
-    while dataset is not None and depth > 0:
-        chain.append(dataset)
-        dataset = getattr(dataset, "dataset", None)
-        depth -= 1
-    return chain
-
-
-def describe_validation_data(trainer: L.Trainer, image_key: int | str = 0) -> tuple[dict[str, Any], int | None]:
-    """The parts of a real-feature cache key for the validation data, and the dataset length (``None``: unknown).
-
-    Datamodule class and settings, dataset classes and transforms, length, the validation limit when one is set,
-    and digests of the first and last image (so changed content under an unchanged configuration is noticed).
-    """
-    parts: dict[str, Any] = {"split": "val"}
-    dm = getattr(trainer, "datamodule", None)
-    if dm is not None:
-        parts["datamodule"] = f"{type(dm).__module__}.{type(dm).__qualname__}"
-        parts["datamodule_settings"] = _settings(dm)
-    loaders = trainer.val_dataloaders
-    loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
-    dataset = getattr(loader, "dataset", None)
-    length = None
-    if dataset is not None:
-        keep = lambda k: "transform" in k or k in ("root", "split", "train")  # noqa: E731
-        parts["datasets"] = [
-            {"class": f"{type(d).__module__}.{type(d).__qualname__}", **{k: v for k, v in _settings(d).items()
-                                                                        if keep(k)}}
-            for d in _dataset_chain(dataset)
-        ]
-        try:
-            length = len(dataset)
-        except TypeError:
-            length = None
-        parts["length"] = length
-        if length:
-            try:
-                parts["probe"] = [tensor_digest(_pick(dataset[i], image_key)) for i in sorted({0, length - 1})]
-            except Exception as err:  # an unusual dataset: the settings alone key it
-                parts["probe"] = f"unavailable ({type(err).__name__})"
-    limit = trainer.limit_val_batches
-    if limit not in (1.0, None):
-        parts["limit_val_batches"] = [limit, trainer.world_size]
-    return parts, length
+from lightning_gans.metrics.evaluator import FEATURE_METRICS, GenerativeMetrics, check_sample_count
+from lightning_gans.metrics.extractors import RESIZE_MODES, FeatureExtractor
+from lightning_gans.metrics.real import RealFeatures, describe_validation_data, expected_real_count, pick_from_batch
 
 
 def _log_image(trainer: L.Trainer, tag: str, image_chw: Tensor) -> None:
@@ -234,7 +151,9 @@ class EvaluationCallback(L.Callback):
             raise ValueError(f"source must be 'sample' or 'translate', got {source!r}")
         if resize not in RESIZE_MODES:
             raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
-        spec = extractor_spec(extractor)
+        self.requested = selection.requested_metrics(metrics, extractor)  # None: "auto", decided in setup
+        generated = num_samples if source == "sample" else None  # translations: as many as the real images
+        selection.check_request(self.requested, extractor, extractor_path, generated, num_real_samples)
         self.num_samples = num_samples
         self.batch_size = batch_size
         self.extractor_name = extractor
@@ -249,92 +168,64 @@ class EvaluationCallback(L.Callback):
         self.pr_k = pr_k
         self.coverage_threshold = coverage_threshold
         self.mode_num_std = mode_num_std
-        self.cache_enabled = cache
-        self.cache = RealFeatureCache(cache_dir)
-        self.cache_key_extra = cache_key
         self.image_key = image_key
         self.source = source
         self.input_key = input_key
         self.scatter_points = scatter_points
         self.prefix = prefix
-
-        if isinstance(metrics, str):
-            if metrics != "auto":
-                metrics = [metrics]
-        if metrics == "auto":
-            self.requested: tuple[str, ...] | None = None
-        else:
-            metrics = tuple(dict.fromkeys(metrics))
-            unknown = [m for m in metrics if m not in ALL_METRICS]
-            if unknown:
-                raise ValueError(f"Unknown metric(s) {unknown}; choose from {list(ALL_METRICS)} or 'auto'.")
-            check_metrics([m for m in metrics if m in FEATURE_METRICS], extractor, spec.num_classes)
-            self.requested = metrics
-        needs_extractor = self.requested is None or any(m in FEATURE_METRICS for m in self.requested)
-        if needs_extractor:
-            resolve_extractor_file(extractor, extractor_path)  # a missing file fails here, not after training
-        if self.requested is not None and "fid" in self.requested and spec.num_features:
-            if source == "sample":
-                check_sample_count("num_samples", num_samples, spec.num_features, extractor)
-            if num_real_samples is not None:
-                check_sample_count("num_real_samples", num_real_samples, spec.num_features, extractor)
-
+        self.real = RealFeatures(RealFeatureCache(cache_dir) if cache else None, num_real_samples, image_key, cache_key)
         # Set up in setup():
         self.metrics: tuple[str, ...] = ()
         self.extractor: FeatureExtractor | None = None
         self.evaluator: GenerativeMetrics | None = None
         self.modes: MixtureModes | None = None
-        self._mode_radius: float | None = None
-        # Per-run state:
+        # Per validation epoch, and what the last one gave:
         self._active = False
-        self._real_ready = False  # real features are in the metrics (computed or loaded)
-        self._collect_real = False
-        self._real_parts: dict[str, Any] | None = None
-        self._real_len: int | None = None
-        self._real_buf: list[Tensor] = []
-        self._real_logit_buf: list[Tensor] = []
-        self._real_seen = 0
         self._scatter_buf: list[Tensor] = []
-        self.num_real = 0  # real samples in the metrics (all processes)
-        # Counters, for tests and the benchmark:
-        self.real_images_extracted = 0  # real images this process ran through the extractor
-        self.cache_hits = 0
-        self.cache_saves = 0
         self.last_results: dict[str, float] = {}
-        self._announced = False
         self.last_scatter: Tensor | None = None
+        self._announced = False
+
+    # Counters, for tests and the benchmark (see RealFeatures):
+    num_real = property(lambda self: self.real.count)  # real samples in the metrics (all processes)
+    real_images_extracted = property(lambda self: self.real.extracted)  # by this process
+    cache_hits = property(lambda self: self.real.cache_hits)
+    cache_saves = property(lambda self: self.real.cache_saves)
 
     # ----------------------------------------------------------------------------------------------------- setup
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         shape = getattr(pl_module, "image_shape", None) or getattr(trainer.datamodule, "image_shape", None)
-        points = shape is not None and len(tuple(shape)) == 1
-        spec = extractor_spec(self.extractor_name)
-        if self.requested is None:
-            if points:
-                metrics: tuple[str, ...] = ("modes",)
-            else:
-                metrics = ("fid", "kid", "precision_recall")
-                if spec.num_classes:
-                    metrics += ("is", "class_coverage")
-        else:
-            metrics = self.requested
+        metrics = selection.choose_metrics(self.requested, shape, self.extractor_name)
         feature_metrics = [m for m in metrics if m in FEATURE_METRICS]
-        if points and feature_metrics and self.extractor_name != "identity":
-            raise ValueError(
-                f"The data are {tuple(shape)} points, not images: extractor {self.extractor_name!r} cannot take them. "
-                "Use extractor 'identity' for fid/kid/precision_recall on points, or metrics ['modes']."
-            )
         if "modes" in metrics:
-            dm = trainer.datamodule
-            if dm is None or not hasattr(dm, "mode_centers") or not hasattr(dm, "mode_std"):
-                raise ValueError(
-                    "metric 'modes' needs a datamodule with `mode_centers` and `mode_std` (such as "
-                    "datamodules.GaussianMixtureDataModule); remove 'modes' from `metrics` for other data."
-                )
-            centers, std = torch.as_tensor(dm.mode_centers), float(dm.mode_std)
-            self.modes = MixtureModes(centers, std, num_std=self.mode_num_std, threshold=self.coverage_threshold)
-            self._mode_radius = self.mode_num_std * std
+            self.modes = selection.mixture_modes(trainer.datamodule, self.mode_num_std, self.coverage_threshold)
+        self._check_model(pl_module)
+        if feature_metrics and self.evaluator is None:
+            extractor = selection.load_extractor(self.extractor_name, self.extractor_path, self.resize, shape)
+            if "fid" in feature_metrics:
+                # The validation set's size is known now from the datamodule, so a set too small fails before
+                # training, not after the first epoch (translations: the generated set is as large as the real one).
+                expected_real = expected_real_count(trainer, self.num_real_samples)
+                counts = {"num_samples": self.num_samples if self.source == "sample" else None,
+                          "num_real_samples": self.num_real_samples,
+                          "the number of real images (validation set)": expected_real}  # fmt: skip
+                selection.check_fid_counts(counts, extractor.num_features, self.extractor_name)
+            self.extractor = extractor
+            self.evaluator = GenerativeMetrics(extractor, feature_metrics, kid_subsets=self.kid_subsets,
+                                               kid_subset_size=self.kid_subset_size, is_splits=self.is_splits,
+                                               pr_k=self.pr_k, coverage_threshold=self.coverage_threshold,
+                                               seed=self.seed)  # fmt: skip
+        self.metrics = tuple(metrics)
+        # Each fit/validate starts from the disk cache, never from another run's real features in memory (the
+        # same callback object may meet other data); within a run they are computed or loaded once.
+        if self.evaluator is not None:
+            self.evaluator.reset_real()
+        needs_real = any(m in selection.REAL_METRICS for m in self.metrics)
+        self.real.reset(needed=self.evaluator is not None and needs_real)
+
+    def _check_model(self, pl_module: L.LightningModule) -> None:
+        """The model has what ``source`` calls: ``sample(n)`` for noise, ``translate(inputs)`` for translations."""
         if self.source == "sample" and not callable(getattr(pl_module, "sample", None)):
             raise TypeError(f"{type(pl_module).__name__} has no sample(n) method; for image-to-image models use "
                             "source='translate' (calls pl_module.translate(batch[input_key]))")  # fmt: skip
@@ -346,74 +237,8 @@ class EvaluationCallback(L.Callback):
             )
         if self.source == "translate" and not callable(getattr(pl_module, "translate", None)):
             raise TypeError(f"source='translate' needs {type(pl_module).__name__}.translate(inputs)")
-        if feature_metrics and self.evaluator is None:
-            extractor = build_extractor(self.extractor_name, self.extractor_path, self.resize)
-            if self.extractor_name == "identity":
-                if shape is None:
-                    raise ValueError("extractor 'identity' needs the data shape (pl_module.image_shape)")
-                extractor.num_features = math.prod(tuple(shape))
-            if "fid" in feature_metrics:
-                if self.source == "sample":
-                    check_sample_count("num_samples", self.num_samples, extractor.num_features, self.extractor_name)
-                if self.num_real_samples is not None:
-                    check_sample_count("num_real_samples", self.num_real_samples, extractor.num_features,
-                                       self.extractor_name)  # fmt: skip
-            expected_real = self._expected_real_count(trainer)
-            if "fid" in feature_metrics and expected_real is not None:
-                # Known now from the datamodule, so a too-small validation set fails before training, not after
-                # the first epoch (translations: the generated set is as large as the real one).
-                check_sample_count("the number of real images (validation set)", expected_real,
-                                   extractor.num_features, self.extractor_name)  # fmt: skip
-            self.extractor = extractor
-            self.evaluator = GenerativeMetrics(
-                extractor,
-                feature_metrics,
-                kid_subsets=self.kid_subsets,
-                kid_subset_size=self.kid_subset_size,
-                is_splits=self.is_splits,
-                pr_k=self.pr_k,
-                coverage_threshold=self.coverage_threshold,
-                seed=self.seed,
-            )
-        self.metrics = tuple(metrics)
-        # Each fit/validate starts from the disk cache, never from another run's real features in memory (the
-        # same callback object may meet other data); within a run they are computed or loaded once.
-        if self.evaluator is not None:
-            self.evaluator.reset_real()
-        needs_real = any(m in self.metrics for m in ("fid", "kid", "precision_recall", "class_coverage"))
-        self._real_ready = self.evaluator is None or not needs_real
-        self.num_real = 0
 
-    def _expected_real_count(self, trainer: L.Trainer) -> int | None:
-        """How many real images validation will give, from the datamodule's set-up validation dataset (``None``
-        when it cannot be known before the loader runs)."""
-        limit = trainer.limit_val_batches
-        if not limit or trainer.fast_dev_run:  # no validation, or no evaluation (see on_validation_epoch_start)
-            return None
-        datasets = getattr(trainer.datamodule, "datasets", None)
-        try:
-            count = len(datasets["val"])
-        except (TypeError, KeyError):  # no datamodule, no datasets dict, no "val", or a dataset without a length
-            return None
-        if isinstance(limit, float) and limit < 1.0:
-            count = int(count * limit)
-        elif isinstance(limit, int):
-            batch_size = getattr(trainer.datamodule, "batch_size", None)
-            if not isinstance(batch_size, int):
-                return None
-            count = min(count, limit * batch_size)
-        return count if self.num_real_samples is None else min(count, self.num_real_samples)
-
-    # ------------------------------------------------------------------------------------------------- real data
-
-    def _cache_parts(self, trainer: L.Trainer) -> dict[str, Any]:
-        parts, self._real_len = describe_validation_data(trainer, self.image_key)
-        parts["num_real_samples"] = self.num_real_samples
-        parts["image_key"] = self.image_key
-        parts["extractor"] = self.extractor.cache_id()
-        if self.cache_key_extra:
-            parts["user_key"] = self.cache_key_extra
-        return parts
+    # ---------------------------------------------------------------------------------------- a validation epoch
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Like Lightning's loggers and checkpoints, evaluation is off in the sanity check and under fast_dev_run.
@@ -425,33 +250,10 @@ class EvaluationCallback(L.Callback):
             self.modes.to(device)
             self.modes.reset()
         self._scatter_buf = []
-        if self.evaluator is None:
-            return
-        self.evaluator.to(device)
-        self.evaluator.reset_fake()
-        self._collect_real = False
-        if self._real_ready:
-            return
-        self._real_parts = self._cache_parts(trainer)
-        entry = None
-        if self.cache_enabled and trainer.is_global_zero:
-            entry = self.cache.load(cache_key(self._real_parts))
-        hit = bool(trainer.strategy.broadcast(entry is not None, src=0))
-        if hit:
-            count = 0
-            if trainer.is_global_zero:
-                count = self._feed_real(entry["features"], entry["logits"], device)
-                self.cache_hits += 1
-            self.num_real = int(trainer.strategy.broadcast(count, src=0))
-            self._real_ready = True
-        else:
-            self._collect_real = True
-            self._real_buf, self._real_logit_buf, self._real_seen = [], [], 0
-
-    def _local_real_cap(self, world_size: int) -> int | None:
-        if self.num_real_samples is None:
-            return None
-        return math.ceil(self.num_real_samples / world_size)
+        if self.evaluator is not None:
+            self.evaluator.to(device)
+            self.evaluator.reset_fake()
+            self.real.start(trainer, self.evaluator, device)  # from the cache, or collected from the batches
 
     def on_validation_batch_end(
         self,
@@ -464,103 +266,18 @@ class EvaluationCallback(L.Callback):
     ) -> None:
         if not self._active or dataloader_idx != 0:
             return
-        if self._collect_real:
-            cap = self._local_real_cap(trainer.world_size)
-            images = _pick(batch, self.image_key)
-            if cap is not None:
-                images = images[: max(0, cap - self._real_seen)]
-            if len(images):
-                feats, logits = self.evaluator.features(images)
-                self._real_buf.append(feats.cpu())
-                if logits is not None:
-                    self._real_logit_buf.append(logits.cpu())
-                self._real_seen += len(images)
-                self.real_images_extracted += len(images)
+        if self.real.collecting:
+            self.real.add(batch, self.evaluator, trainer.world_size)
         if self.source == "translate":
-            fakes = pl_module.translate(batch if self.input_key is None else _pick(batch, self.input_key))
+            fakes = pl_module.translate(batch if self.input_key is None else pick_from_batch(batch, self.input_key))
             self._update_fake(fakes, trainer)
-
-    def _gather_real(self, trainer: L.Trainer, device: torch.device) -> tuple[Tensor, Tensor | None]:
-        """All processes' real features in the sampler's global order, DDP padding removed."""
-        d, k = self.extractor.num_features, self.extractor.num_classes
-        feats = torch.cat(self._real_buf) if self._real_buf else torch.zeros(0, d)
-        logits = (torch.cat(self._real_logit_buf) if self._real_logit_buf else torch.zeros(0, k)) if k else None
-        self._real_buf, self._real_logit_buf = [], []
-        if trainer.world_size > 1:
-            from torchmetrics.utilities.distributed import gather_all_tensors
-
-            def gather(t: Tensor) -> Tensor:
-                parts = [p.cpu() for p in gather_all_tensors(t.to(device))]
-                if len({len(p) for p in parts}) == 1:  # DistributedSampler: rank r holds items r, r + W, ...
-                    return torch.stack(parts, dim=1).reshape(-1, t.shape[1])
-                return torch.cat(parts)
-
-            feats = gather(feats)
-            logits = gather(logits) if logits is not None else None
-            if self._real_len is not None and trainer.limit_val_batches in (1.0, None) and len(feats) > self._real_len:
-                feats = feats[: self._real_len]  # the sampler pads with repeats to equal shards
-                logits = logits[: self._real_len] if logits is not None else None
-        if self.num_real_samples is not None:
-            feats = feats[: self.num_real_samples]
-            logits = logits[: self.num_real_samples] if logits is not None else None
-        return feats, logits
-
-    def _feed_real(self, feats: Tensor, logits: Tensor | None, device: torch.device, chunk: int = 4096) -> int:
-        for i in range(0, len(feats), chunk):
-            self.evaluator.update_real(
-                feats[i : i + chunk].to(device), None if logits is None else logits[i : i + chunk].to(device)
-            )
-        return len(feats)
-
-    def _finish_real(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        feats, logits = self._gather_real(trainer, pl_module.device)
-        if trainer.is_global_zero:
-            self._feed_real(feats, logits, pl_module.device)
-            if self.cache_enabled and self._real_parts is not None and len(feats) >= 2:
-                self.cache.save(cache_key(self._real_parts), feats, logits, self._real_parts)
-                self.cache_saves += 1
-        self.num_real = len(feats)
-        self._collect_real = False
-        self._real_ready = True
-
-    # -------------------------------------------------------------------------------------------- generated data
-
-    def _update_fake(self, fakes: Tensor, trainer: L.Trainer) -> None:
-        if self.evaluator is not None:
-            self.evaluator.update_fake_images(fakes)
-        if self.modes is not None:
-            self.modes.update(fakes.reshape(fakes.shape[0], -1))
-            kept = sum(len(p) for p in self._scatter_buf)
-            if trainer.is_global_zero and kept < self.scatter_points:
-                self._scatter_buf.append(fakes.reshape(fakes.shape[0], -1)[: self.scatter_points - kept].cpu())
-
-    def generate(self, pl_module: L.LightningModule, n: int, start: int) -> Tensor:
-        """Samples ``start .. start + n`` of the generated set (override for models with other inputs)."""
-        kwargs: dict[str, Any] = {"use_ema": self.use_ema}
-        num_classes = int(getattr(pl_module, "num_classes", 0) or 0)
-        if getattr(pl_module, "conditional", False) and num_classes > 0:
-            kwargs["labels"] = torch.arange(start, start + n, device=pl_module.device) % num_classes
-        return pl_module.sample(n, **kwargs)
-
-    def _generate_all(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        n, bs = self.num_samples, self.batch_size
-        chunks = range(trainer.global_rank, math.ceil(n / bs), trainer.world_size)
-        devices = [pl_module.device] if pl_module.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            for c in chunks:
-                start = c * bs
-                torch.manual_seed(self.seed * 100_003 + c)
-                fakes = self.generate(pl_module, min(bs, n - start), start)
-                self._update_fake(fakes, trainer)
-
-    # ------------------------------------------------------------------------------------------------ epoch end
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self._active:
             return
         self._active = False
-        if self.evaluator is not None and self._collect_real:
-            self._finish_real(trainer, pl_module)
+        if self.real.collecting:
+            self.real.finish(trainer, self.evaluator, pl_module.device)
         if self.evaluator is not None and "fid" in self.evaluator.metrics:
             check_sample_count("the number of real images", self.num_real, self.extractor.num_features,
                                self.extractor_name)  # fmt: skip
@@ -590,17 +307,47 @@ class EvaluationCallback(L.Callback):
             pl_module.log(f"{self.prefix}{name}", value, on_step=False, on_epoch=True, sync_dist=True,
                           prog_bar=name in ("fid", "modes_covered"))  # fmt: skip
 
+    # -------------------------------------------------------------------------------------------- generated data
+
+    def generate(self, pl_module: L.LightningModule, n: int, start: int) -> Tensor:
+        """Samples ``start .. start + n`` of the generated set (override for models with other inputs)."""
+        kwargs: dict[str, Any] = {"use_ema": self.use_ema}
+        num_classes = int(getattr(pl_module, "num_classes", 0) or 0)
+        if getattr(pl_module, "conditional", False) and num_classes > 0:
+            kwargs["labels"] = torch.arange(start, start + n, device=pl_module.device) % num_classes
+        return pl_module.sample(n, **kwargs)
+
+    def _generate_all(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        n, bs = self.num_samples, self.batch_size
+        chunks = range(trainer.global_rank, math.ceil(n / bs), trainer.world_size)
+        devices = [pl_module.device] if pl_module.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            for c in chunks:
+                start = c * bs
+                torch.manual_seed(self.seed * 100_003 + c)
+                fakes = self.generate(pl_module, min(bs, n - start), start)
+                self._update_fake(fakes, trainer)
+
+    def _update_fake(self, fakes: Tensor, trainer: L.Trainer) -> None:
+        if self.evaluator is not None:
+            self.evaluator.update_fake_images(fakes)
+        if self.modes is not None:
+            self.modes.update(fakes.reshape(fakes.shape[0], -1))
+            kept = sum(len(p) for p in self._scatter_buf)
+            if trainer.is_global_zero and kept < self.scatter_points:
+                self._scatter_buf.append(fakes.reshape(fakes.shape[0], -1)[: self.scatter_points - kept].cpu())
+
+    # ------------------------------------------------------------------------------------------------- logging
+
     def _log_scatter(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or not self.scatter_points or not self._scatter_buf:
             return
         points = torch.cat(self._scatter_buf)
         self._scatter_buf = []
-        image = scatter_image(points, self.modes.centers.cpu(), self._mode_radius)
+        image = scatter_image(points, self.modes.centers.cpu(), self.modes.num_std * self.modes.std)
         self.last_scatter = image
         _log_image(trainer, f"{self.prefix}modes_scatter", image)
         try:
-            from lightning_gans.callbacks.common import run_dir, save_image
-
             path = run_dir(trainer) / "evaluation" / f"modes_epoch_{trainer.current_epoch:03d}.png"
             save_image(image.permute(1, 2, 0), path)
         except Exception as err:  # pragma: no cover - a read-only run dir must not stop evaluation

@@ -98,9 +98,6 @@ class RealFeatureCache:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.pt"
 
-    def contains(self, key: str) -> bool:
-        return self.path(key).is_file()
-
     def load(self, key: str) -> dict[str, Any] | None:
         """The entry (``{"features": Tensor, "logits": Tensor | None, "parts": dict}``) or ``None`` when absent.
 

