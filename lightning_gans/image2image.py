@@ -22,14 +22,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanAbsoluteError
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from lightning_gans.callbacks.common import make_grid_uint8, run_dir, save_image
+from lightning_gans.callbacks.common import log_image, make_grid_uint8, run_dir, save_image
 from lightning_gans.core import GANModule
 
 GENERATOR_MODES = ("train", "eval")
@@ -294,11 +293,7 @@ def write_validation_grid(module: GANModule, images: Tensor, nrow: int) -> Path 
     grid = make_grid_uint8(images, nrow=nrow)
     path = run_dir(trainer) / "val" / f"epoch_{module.current_epoch:04d}_g_step_{module.g_steps:07d}.png"
     save_image(grid, path)
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_image("val/grid", grid.permute(2, 0, 1), module.current_epoch)
-        elif isinstance(logger, WandbLogger):
-            logger.log_image(key="val/grid", images=[grid.numpy()], caption=[f"epoch {module.current_epoch}"])
+    log_image(trainer, "val/grid", grid, module.current_epoch, caption=f"epoch {module.current_epoch}")
     return path
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from PIL import Image
 from torch import Tensor
 
@@ -46,3 +46,12 @@ def make_grid_uint8(images: Tensor, nrow: int = 8) -> Tensor:
 
     grid = make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=nrow, padding=2, pad_value=1.0)
     return to_uint8(grid.unsqueeze(0))[0]
+
+
+def log_image(trainer: L.Trainer, tag: str, image_hwc: Tensor, step: int, caption: str | None = None) -> None:
+    """Send one uint8 (H, W, C) image to the run's TensorBoard and W&B loggers (CSV keeps none: files only)."""
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(tag, image_hwc.permute(2, 0, 1), step)
+        elif isinstance(logger, WandbLogger):
+            logger.log_image(key=tag, images=[image_hwc.numpy()], caption=[caption or f"step {step}"])

@@ -13,34 +13,22 @@ logs ``val/fid``, ``val/kid``, ``val/kid_std``, ``val/is``, ``val/is_std``, ``va
             num_samples: 10000
             extractor: mnist_classifier   # or inception, inception_local, identity
 
-What happens in a validation epoch (the sanity check is skipped):
+What happens in a validation epoch (the sanity check and ``fast_dev_run`` are skipped):
 
-1. Real images (:mod:`lightning_gans.metrics.real`): the validation batches (``batch[image_key]``; the first
-   ``num_real_samples``, default all) are run through the extractor, once per run. Their features are cached on
-   disk (:mod:`lightning_gans.metrics.cache`), keyed by dataset, split, transforms, count and extractor, so the next
-   run -- or ``validate`` on a checkpoint -- skips them. Under DDP each process extracts its shard; the shards are
-   gathered in the sampler's order (so the real set equals the single-process one, padding removed) and held by
-   rank 0.
-2. Generated images: ``num_samples`` from ``pl_module.sample`` (the EMA generator when there is one, eval mode), in
-   chunks of ``batch_size``. Chunk ``c`` is drawn under seed ``seed * 100003 + c`` and chunks are dealt round-robin
-   to the processes, so the generated set -- and the metric -- does not depend on the number of processes (up to
-   float summation order) and is the same noise every epoch. Class-conditional models get balanced labels
-   (sample ``i`` has label ``i mod num_classes``). Image-to-image families use ``source="translate"``: each
-   validation batch's inputs go through ``pl_module.translate`` and the outputs are the generated set, e.g. for
-   Pix2Pix/GauGAN ``image_key: target, input_key: input`` (FID of translated photos against the real ones) and for
-   CycleGAN ``image_key: B, input_key: A`` (A -> B outputs against the real B).
-3. Metrics are computed from torchmetrics' states, synchronised across processes, and logged (same value on every
-   process). For mixtures a scatter plot of the samples over the modes is logged as ``val/modes_scatter``
-   (TensorBoard/W&B) and written to ``<run dir>/evaluation/modes_epoch_NNN.png``.
+1. Real images: the validation batches' ``batch[image_key]`` (the first ``num_real_samples``) go through the extractor
+   once per run, cached on disk and gathered across DDP ranks in the sampler's order
+   (:mod:`lightning_gans.metrics.real`).
+2. Generated images: ``num_samples`` from ``pl_module.sample`` (EMA G, eval mode) in chunks of ``batch_size``, chunk
+   ``c`` under seed ``seed * 100003 + c`` and dealt round-robin to the ranks, so the set does not depend on the number
+   of processes; conditional models get balanced labels. Image-to-image families use ``source="translate"``: the
+   outputs of ``pl_module.translate(batch[input_key])`` are the generated set (Pix2Pix/GauGAN ``input``/``target``,
+   CycleGAN ``A``/``B``).
+3. Metrics come from torchmetrics' synchronised states and are logged; for mixtures a scatter plot is logged as
+   ``val/modes_scatter`` and written to ``<run dir>/evaluation/modes_epoch_NNN.png``.
 
-Conventions that change the numbers (report them with the numbers): the sample count (``num_samples`` generated vs.
-the real count), the extractor and its resize (``resize="tf1"``, the FID reference; torchmetrics' default is
-``"antialias"``) -- see :mod:`lightning_gans.metrics.evaluator` and :mod:`lightning_gans.metrics.extractors`. The
-counts are logged too (``val/num_real``, ``val/num_generated``) and the first evaluation prints the whole protocol.
-
-How often: every validation epoch (not the sanity check). Evaluate less often with the trainer's
-``check_val_every_n_epoch`` / ``val_check_interval``, so that ``val/fid`` exists whenever validation ran, which
-``ModelCheckpoint(monitor="val/fid")`` requires.
+The sample count, the extractor and its resize change the numbers: they are logged (``val/num_real``,
+``val/num_generated``) and printed at the first evaluation. ``val/fid`` exists whenever validation ran, so use
+``check_val_every_n_epoch`` to evaluate less often.
 
 Errors come before anything is generated: at construction (unknown metric or extractor, IS or class coverage with
 a features-only extractor, a missing extractor file, ``num_samples`` below the feature dimension for FID) or at
@@ -57,26 +45,16 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
-from lightning_gans.callbacks.common import run_dir, save_image
+from lightning_gans.callbacks.common import log_image, run_dir, save_image
 from lightning_gans.metrics import selection
 from lightning_gans.metrics.cache import RealFeatureCache
 from lightning_gans.metrics.coverage import MixtureModes, scatter_image
 from lightning_gans.metrics.evaluator import FEATURE_METRICS, GenerativeMetrics, check_sample_count
 from lightning_gans.metrics.extractors import RESIZE_MODES, FeatureExtractor
 from lightning_gans.metrics.real import RealFeatures, describe_validation_data, expected_real_count, pick_from_batch
-
-
-def _log_image(trainer: L.Trainer, tag: str, image_chw: Tensor) -> None:
-    step = trainer.global_step
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_image(tag, image_chw, step)
-        elif isinstance(logger, WandbLogger):
-            logger.log_image(key=tag, images=[image_chw.permute(1, 2, 0).numpy()])
 
 
 class EvaluationCallback(L.Callback):
@@ -346,7 +324,7 @@ class EvaluationCallback(L.Callback):
         self._scatter_buf = []
         image = scatter_image(points, self.modes.centers.cpu(), self.modes.num_std * self.modes.std)
         self.last_scatter = image
-        _log_image(trainer, f"{self.prefix}modes_scatter", image)
+        log_image(trainer, f"{self.prefix}modes_scatter", image.permute(1, 2, 0), trainer.global_step)
         try:
             path = run_dir(trainer) / "evaluation" / f"modes_epoch_{trainer.current_epoch:03d}.png"
             save_image(image.permute(1, 2, 0), path)

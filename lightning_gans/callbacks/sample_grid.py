@@ -6,9 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-
-from lightning_gans.callbacks.common import make_grid_uint8, run_dir, save_image
+from lightning_gans.callbacks.common import log_image, make_grid_uint8, run_dir, save_image
 
 
 class SampleGrid(L.Callback):
@@ -51,9 +49,5 @@ class SampleGrid(L.Callback):
         save_image(grid, path)
         self.written.append(path)
         step = int(getattr(pl_module, "g_steps", trainer.global_step))
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("samples", grid.permute(2, 0, 1), step)
-            elif isinstance(logger, WandbLogger):
-                logger.log_image(key="samples", images=[grid.numpy()], caption=[f"g_step {step}"])
+        log_image(trainer, "samples", grid, step, caption=f"g_step {step}")
         return path
