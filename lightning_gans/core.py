@@ -41,6 +41,10 @@ from torch.utils.data import DataLoader, TensorDataset
 _CKPT_KEY = "lightning_gans"
 
 
+class DivergenceError(FloatingPointError):
+    """Training produced a NaN or infinite loss or weight; the message names the step, the network and the loss."""
+
+
 def rng_states() -> dict[str, Any]:
     """torch (CPU and CUDA), numpy and Python RNG states as tensors and plain tuples (``weights_only``-safe)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
@@ -111,16 +115,33 @@ class GANModule(L.LightningModule):
 
     # ------------------------------------------------------------------ counters and logging
     def count_d_step(self, **losses: Tensor) -> None:
-        """Count one discriminator update and log its losses under ``train/``."""
+        """Count one discriminator update and log its losses under ``train/`` (stops on a non-finite loss)."""
         self.d_steps += 1
+        self.check_finite(losses, "discriminator")
         self.log_losses(losses)
         self.log("train/d_steps", float(self.d_steps), on_step=True, on_epoch=False)
 
     def count_g_step(self, **losses: Tensor) -> None:
-        """Count one generator update and log its losses under ``train/``."""
+        """Count one generator update and log its losses under ``train/`` (stops on a non-finite loss)."""
         self.g_steps += 1
+        self.check_finite(losses, "generator")
         self.log_losses(losses)
         self.log("train/g_steps", float(self.g_steps), on_step=True, on_epoch=False)
+
+    def check_finite(self, losses: dict[str, Tensor], network: str) -> None:
+        """Raise :class:`DivergenceError` when a loss of this update is NaN or infinite (one device sync per update).
+
+        The update that produced it has already been applied, so the weights may be broken from here on: stopping
+        now keeps them out of every later checkpoint (the base also refuses to save non-finite weights).
+        """
+        if not losses or bool(torch.stack([v.detach().float().sum() for v in losses.values()]).isfinite().all()):
+            return
+        bad = ", ".join(f"{k}={float(v.detach().float().sum())}" for k, v in losses.items())
+        raise DivergenceError(
+            f"training diverged at G step {self.g_steps}, D step {self.d_steps} (epoch {self.current_epoch}): "
+            f"the {network} update gave {bad}. The last good checkpoint is the one saved before this step. Lower "
+            "the learning rates (lr_g, lr_d), or stabilise D (toolbox: gradient_penalty, r1_gamma, spectral_norm_d)."
+        )
 
     def log_losses(self, losses: dict[str, Tensor]) -> None:
         for name, value in losses.items():
@@ -208,6 +229,13 @@ class GANModule(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoint & RNG
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        broken = [k for k, v in checkpoint.get("state_dict", {}).items() if v.is_floating_point() and not v.isfinite().all()]
+        if broken:  # never write a diverged model over a good checkpoint
+            raise DivergenceError(
+                f"refusing to save a checkpoint at G step {self.g_steps}: {len(broken)} tensors hold NaN or inf "
+                f"({', '.join(broken[:3])}{', ...' if len(broken) > 3 else ''}); the run diverged. The checkpoints "
+                "already on disk are untouched; resume from one with lower learning rates or more stabilisation."
+            )
         checkpoint[_CKPT_KEY] = {"d_steps": self.d_steps, "g_steps": self.g_steps, "rng_states": rng_states()}
         hparams = checkpoint.get("hyper_parameters", {})
         for key, value in hparams.items():  # option groups as plain data, for weights_only loading

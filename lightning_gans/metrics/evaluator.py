@@ -212,6 +212,13 @@ class GenerativeMetrics(nn.Module):
         self.update_fake(*self.features(images))
 
     def _update(self, features: Tensor, logits: Tensor | None, real: bool) -> None:
+        if not torch.isfinite(features).all():  # FID's matrix square root can crash the process on NaN/inf
+            what = "real images" if real else "generated samples"
+            raise FloatingPointError(
+                f"the features of the {what} contain NaN or inf, so no metric can be computed from them. "
+                + ("Check the validation data." if real else "The generator's weights are probably not finite: "
+                   "a diverged run; evaluate an earlier checkpoint.")
+            )
         device = self._device()
         features = features.to(device)
         if self.fid is not None:

@@ -1,0 +1,52 @@
+"""Long runs that survive: divergence stops training with a message, and diverged weights are never saved."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_gans.core import DivergenceError
+from lightning_gans.metrics.evaluator import GenerativeMetrics
+from lightning_gans.metrics.extractors import IdentityExtractor
+from lightning_gans.models import DCGAN
+from tests.conftest import quiet_trainer
+
+TINY = dict(image_shape=(1, 28, 28), latent_dim=8, g_channels=4, d_channels=4)
+
+
+def _data(n: int = 64) -> DataLoader:
+    return DataLoader(TensorDataset(torch.rand(n, 1, 28, 28) * 2 - 1), batch_size=8)
+
+
+def test_a_non_finite_loss_stops_training_with_the_step_network_and_loss(tmp_path: Path):
+    torch.manual_seed(0)
+    model = DCGAN(optimizer_g="sgd", optimizer_d="sgd", lr_g=1e30, lr_d=1e30, **TINY)
+    trainer = quiet_trainer(tmp_path, max_epochs=3)
+    with pytest.raises(DivergenceError, match=r"diverged at G step \d+, D step \d+ .*(generator|discriminator).*nan"):
+        trainer.fit(model, _data())
+    assert model.g_steps <= 2 and model.d_steps <= 2  # within a step or two, not at the end of the run
+
+
+def test_non_finite_weights_are_never_written_over_a_good_checkpoint(tmp_path: Path):
+    model = DCGAN(**TINY)
+    trainer = quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=2)
+    trainer.fit(model, _data())
+    good = tmp_path / "last.ckpt"
+    trainer.save_checkpoint(good)
+    before = good.read_bytes()
+    with torch.no_grad():
+        next(model.generator.parameters()).fill_(math.nan)
+    with pytest.raises(DivergenceError, match="refusing to save a checkpoint"):
+        trainer.save_checkpoint(good)
+    assert good.read_bytes() == before
+
+
+def test_metrics_refuse_non_finite_features_instead_of_crashing():
+    metrics = GenerativeMetrics(IdentityExtractor(2), ["fid", "kid"], kid_subset_size=4)
+    metrics.update_real(torch.randn(8, 2))
+    with pytest.raises(FloatingPointError, match="generated samples contain NaN"):
+        metrics.update_fake(torch.full((8, 2), math.nan))
