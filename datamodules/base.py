@@ -22,11 +22,12 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.errors import DatasetNotFoundError
+from datamodules.transforms import verify_images
+
+__all__ = ["DATA_DIR_ENV", "DatasetNotFoundError", "ImageDataModule", "SplitFolderDataModule", "resolve_data_dir"]
+
 DATA_DIR_ENV = "LIGHTNING_GANS_DATA_DIR"
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset folder or file is missing or malformed; the message names it and how to fix it."""
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None, dataset_folder: str | None = None) -> Path:
@@ -86,14 +87,16 @@ class SplitFolderDataModule(ImageDataModule):
 
     Subclasses build ``self._split_dataset(split)`` for ``"train"``, ``"val"``, ``"test"`` and
     ``self._predict_dataset()``; this class scans what a stage needs in ``setup`` (so malformed data fails there,
-    before training) and serves the loaders, predict one image at a time (images keep their own sizes).
+    before training) and serves the loaders, predict one image at a time (images keep their own sizes). With
+    ``verify=True`` setup also decodes every image of those splits (each dataset lists them in ``image_files()``).
     """
 
     _STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ()}
     _SPLIT_STAGE = {"train": "fit", "val": "validate", "test": "test", "predict": "predict"}
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, *, verify: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.verify = verify
         self.datasets: dict[str, Dataset] = {}
 
     def _split_dataset(self, split: str) -> Dataset:
@@ -104,10 +107,14 @@ class SplitFolderDataModule(ImageDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Scan the folders the stage needs (``fit``: train + val); malformed data raises here, naming the file."""
-        for split in self._STAGE_SPLITS.get(stage or "fit", ("train", "val")):
+        splits = self._STAGE_SPLITS.get(stage or "fit", ("train", "val"))
+        for split in splits:
             self.datasets[split] = self._split_dataset(split)
         if stage == "predict":
             self.datasets["predict"] = self._predict_dataset()
+        if self.verify:
+            files = sorted({f for split in splits for f in self.datasets[split].image_files()})
+            verify_images(files, f"images of {type(self).__name__} ({', '.join(splits)})")
 
     def _loader(self, key: str, shuffle: bool = False, **overrides) -> DataLoader:
         if key not in self.datasets:

@@ -41,7 +41,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from datamodules.base import DatasetNotFoundError, ImageDataModule, missing_data_message, resolve_data_dir
-from datamodules.transforms import list_image_names, load_image, to_signed_tensor
+from datamodules.transforms import list_image_names, load_image, to_signed_tensor, verify_images
 
 PARTITIONS = {"train": 0, "val": 1, "test": 2}
 
@@ -69,6 +69,9 @@ class CelebADataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def image_files(self) -> list[Path]:
+        return [self.folder / name for name in self.names]
 
     def transform(self, img: Image.Image) -> torch.Tensor:
         side = max(1, round(self.crop_fraction * min(img.size)))
@@ -164,6 +167,8 @@ class CelebADataModule(ImageDataModule):
         batch_size: images per batch; the training loader drops the last incomplete batch.
         num_workers: data-loading worker processes (0: load in the main process).
         pin_memory: pin batches in page-locked memory for faster copies to the GPU.
+        verify: decode every image at setup, so a corrupt file fails before training (a full pass over the files;
+            off by default).
     """
 
     def __init__(
@@ -182,8 +187,10 @@ class CelebADataModule(ImageDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         pin_memory: bool = False,
+        verify: bool = False,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
+        self.verify = verify
         if image_size < 1:
             raise ValueError(f"image_size must be positive, got {image_size}")
         if not 0 < crop_fraction <= 1:
@@ -308,6 +315,9 @@ class CelebADataModule(ImageDataModule):
         for split, index in self._splits(folder, files).items():
             self.datasets[split] = CelebADataset(folder / self.image_folder, [files[i] for i in index],
                                                  targets[index], self.image_size, self.crop_fraction)  # fmt: skip
+        if self.verify:
+            files = sorted({f for dataset in self.datasets.values() for f in dataset.image_files()})
+            verify_images(files, "CelebA images")
         if stage in (None, "fit") and not self.datasets["train"]:
             raise DatasetNotFoundError(
                 f"the CelebA training split of '{self.data_dir}' is empty: no image is marked 0 (train) in the "

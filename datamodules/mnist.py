@@ -11,6 +11,7 @@ The whole split is resized once at setup and kept in memory as uint8, so loading
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -34,19 +35,35 @@ def _find(raw: Path, name: str) -> Path | None:
     return None
 
 
+_REFETCH = (
+    "Delete it and download MNIST again (download: true), or copy the original file from another machine "
+    "(torchvision's md5 sums are in its MNIST class)."
+)
+
+
 def read_idx(path: Path) -> Tensor:
-    """Read an IDX file (MNIST's format), gzipped or not, into a uint8 tensor."""
+    """Read an IDX file (MNIST's format), gzipped or not, into a uint8 tensor.
+
+    Raises:
+        DatasetNotFoundError: the file is truncated or corrupt (a cut download, a bad copy); the message names it.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, OSError, zlib.error) as err:  # a cut .gz ends before its end-of-stream marker
+        raise DatasetNotFoundError(f"cannot read MNIST file '{path}': {err}. The file is truncated or corrupt. "
+                                   + _REFETCH) from err
     magic = int.from_bytes(data[0:4], "big")
     if magic >> 8 != 0x08:  # 0x08 = unsigned byte
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (magic {magic:#x}); the file may be corrupt")
+        raise DatasetNotFoundError(f"'{path}' is not an unsigned-byte IDX file (magic {magic:#x}): the file is "
+                                   "corrupt or not MNIST. " + _REFETCH)
     ndim = magic & 0xFF
     shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if array.size != int(np.prod(shape)):
-        raise ValueError(f"{path} is truncated: header says {shape}, found {array.size} values")
+        raise DatasetNotFoundError(f"'{path}' is truncated: its header says {shape}, it holds {array.size} values. "
+                                   + _REFETCH)
     return torch.from_numpy(array.copy()).view(*shape)
 
 

@@ -214,6 +214,10 @@ class PairedImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def image_files(self) -> list[Path]:
+        """Every file the pairs are read from."""
+        return [f for pair in self.pairs for f in pair if f is not None]
+
     def read_pair(self, index: int) -> tuple[Image.Image, Image.Image]:
         """The (input, target) PIL images of a pair, before any preprocessing, in RGB."""
         path_a, path_b = self.pairs[index]
@@ -266,6 +270,8 @@ class PairedImageDataModule(SplitFolderDataModule):
         batch_size: pairs per training/validation batch; 1 in the paper.
         num_workers: data-loading worker processes (0: load in the main process).
         pin_memory: pin batches in page-locked memory for faster copies to the GPU.
+        verify: decode every image of the splits a stage uses at setup, so a corrupt file fails before training
+            (a full pass over the files; off by default).
     """
 
     def __init__(
@@ -284,8 +290,9 @@ class PairedImageDataModule(SplitFolderDataModule):
         batch_size: int = 1,
         num_workers: int = 0,
         pin_memory: bool = False,
+        verify: bool = False,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory, verify=verify)
         if direction not in DIRECTIONS:
             raise ValueError(f"unknown direction {direction!r}; valid values: {', '.join(DIRECTIONS)}")
         check_preprocess(preprocess, load_size, crop_size)

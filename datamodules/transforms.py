@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from datamodules.base import DatasetNotFoundError
+from datamodules.errors import DatasetNotFoundError
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
@@ -70,6 +70,28 @@ def load_image(path: Path, mode: str = "RGB") -> Image.Image:
             f"cannot read image file '{path}': {err}. The file is corrupt, truncated or not an image: "
             "replace it or remove it from the folder."
         ) from err
+
+
+def verify_images(paths: list[Path], what: str = "images") -> int:
+    """Decode every image in ``paths`` fully (the opt-in ``verify`` of the image datamodules); returns how many.
+
+    Raises:
+        DatasetNotFoundError: naming every file that cannot be read (the first ten) and how many there are, so a
+            corrupt file is found before training instead of when its batch comes, hours into a run.
+    """
+    bad = []
+    for path in paths:
+        try:
+            load_image(path)
+        except DatasetNotFoundError as err:
+            bad.append(f"'{path}' ({err.__cause__})")
+    if bad:
+        listed = "; ".join(bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else "")
+        raise DatasetNotFoundError(
+            f"{len(bad)} of {len(paths)} {what} cannot be read: {listed}. Replace or remove these files, then run "
+            "again."
+        )
+    return len(paths)
 
 
 def image_size(path: Path) -> tuple[int, int]:

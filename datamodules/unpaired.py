@@ -61,6 +61,10 @@ class UnpairedImageDataset(Dataset):
     def __len__(self) -> int:
         return max(len(self.files_a), len(self.files_b))
 
+    def image_files(self) -> list[Path]:
+        """Every file of both domains."""
+        return [*self.files_a, *self.files_b]
+
     def index_b(self, index: int) -> int:
         if self.random_b:
             return int(torch.randint(len(self.files_b), ()).item())
@@ -100,6 +104,8 @@ class UnpairedImageDataModule(SplitFolderDataModule):
         batch_size: samples per batch; 1 in the CycleGAN paper.
         num_workers: data-loading worker processes (0: load in the main process).
         pin_memory: pin batches in page-locked memory for faster copies to the GPU.
+        verify: decode every image of the splits a stage uses at setup, so a corrupt file fails before training
+            (a full pass over the files; off by default).
     """
 
     def __init__(
@@ -117,8 +123,9 @@ class UnpairedImageDataModule(SplitFolderDataModule):
         batch_size: int = 1,
         num_workers: int = 0,
         pin_memory: bool = False,
+        verify: bool = False,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory, verify=verify)
         check_preprocess(preprocess, load_size, crop_size)
         if predict_direction not in PREDICT_DIRECTIONS:
             raise ValueError(

@@ -50,3 +50,43 @@ def test_metrics_refuse_non_finite_features_instead_of_crashing():
     metrics.update_real(torch.randn(8, 2))
     with pytest.raises(FloatingPointError, match="generated samples contain NaN"):
         metrics.update_fake(torch.full((8, 2), math.nan))
+
+
+# ------------------------------------------------------------------------------------------- data errors
+def test_a_truncated_mnist_gz_names_the_file_and_the_fix(tmp_path: Path):
+    import gzip
+
+    from datamodules import MNISTDataModule
+    from datamodules.base import DatasetNotFoundError
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name, shape in (("train-images-idx3-ubyte", (64, 28, 28)), ("train-labels-idx1-ubyte", (64,)),
+                        ("t10k-images-idx3-ubyte", (16, 28, 28)), ("t10k-labels-idx1-ubyte", (16,))):
+        header = (0x0800 | len(shape)).to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in shape)
+        with gzip.open(raw / f"{name}.gz", "wb") as f:
+            f.write(header + bytes(math.prod(shape)))
+    whole = (raw / "train-images-idx3-ubyte.gz").read_bytes()
+    (raw / "train-images-idx3-ubyte.gz").write_bytes(whole[: len(whole) // 2])  # a cut download
+    dm = MNISTDataModule(data_dir=str(tmp_path), download=False, val_size=8)
+    with pytest.raises(DatasetNotFoundError, match=r"train-images-idx3-ubyte\.gz.*truncated or corrupt.*download"):
+        dm.setup("fit")
+
+
+def test_verify_finds_a_corrupt_image_before_training(tmp_path: Path):
+    from PIL import Image
+
+    from datamodules.base import DatasetNotFoundError
+    from datamodules.unpaired import UnpairedImageDataModule
+
+    for folder in ("trainA", "trainB", "testA", "testB"):
+        (tmp_path / folder).mkdir()
+        for i in range(3):
+            Image.new("RGB", (40, 40), (i * 40, 0, 0)).save(tmp_path / folder / f"{i}.jpg")
+    good = (tmp_path / "trainB" / "1.jpg").read_bytes()
+    (tmp_path / "trainB" / "1.jpg").write_bytes(good[: len(good) // 3])  # truncated JPEG: its header still reads
+    lazy = UnpairedImageDataModule(data_dir=str(tmp_path), load_size=36, crop_size=32)
+    lazy.setup("fit")  # without verify the file is found only when its batch is loaded
+    checked = UnpairedImageDataModule(data_dir=str(tmp_path), load_size=36, crop_size=32, verify=True)
+    with pytest.raises(DatasetNotFoundError, match=r"1 of 12 images .* cannot be read: '.*trainB/1\.jpg'"):
+        checked.setup("fit")
