@@ -77,7 +77,7 @@ def test_read_idx_reads_plain_and_gzip_and_rejects_truncated(tmp_path: Path):
     assert torch.equal(read_idx(tmp_path / "a"), expected)
     assert torch.equal(read_idx(tmp_path / "a.gz"), expected)
     (tmp_path / "b").write_bytes(header + payload[:5])
-    with pytest.raises(ValueError, match="truncated"):
+    with pytest.raises(DatasetNotFoundError, match="'.*b' is truncated"):
         read_idx(tmp_path / "b")
 
 
