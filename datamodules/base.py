@@ -16,16 +16,30 @@ This package never imports ``lightning_gans``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import lightning as L
-from torch.utils.data import DataLoader, Dataset
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.errors import DatasetNotFoundError
 from datamodules.transforms import verify_images
 
-__all__ = ["DATA_DIR_ENV", "DatasetNotFoundError", "ImageDataModule", "SplitFolderDataModule", "resolve_data_dir"]
+__all__ = [
+    "DATA_DIR_ENV",
+    "DatasetNotFoundError",
+    "EpochOrder",
+    "ImageDataModule",
+    "ResumableDataLoader",
+    "SplitFolderDataModule",
+    "resolve_data_dir",
+]
 
 DATA_DIR_ENV = "LIGHTNING_GANS_DATA_DIR"
 
@@ -54,6 +68,95 @@ def missing_data_message(what: str, folder: Path, expected: str, hint: str = "")
     return f"{msg} {hint}".strip()
 
 
+class EpochOrder(Sampler[int]):
+    """A random order of ``n`` items fixed by ``seed`` (set by :class:`ResumableDataLoader` for each epoch)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.seed = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        # As torch's RandomSampler given a seed: one permutation from a generator seeded with it.
+        yield from torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed)).tolist()
+
+
+@contextlib.contextmanager
+def _preserved_rng() -> Iterator[None]:
+    """torch (CPU), numpy and Python RNG states as they were before the block."""
+    states = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    try:
+        yield
+    finally:
+        torch.set_rng_state(states[0])
+        np.random.set_state(states[1])
+        random.setstate(states[2])
+
+
+def _draw_seed() -> int:
+    return int(torch.empty((), dtype=torch.int64).random_().item())
+
+
+class ResumableDataLoader(DataLoader):
+    """A shuffling training loader whose epochs resume exactly: mid-epoch, with worker processes, under DDP.
+
+    Each epoch draws two seeds from torch's global RNG when its iterator is made, as a plain ``shuffle=True``
+    DataLoader does: one for the worker processes (through the loader's own generator) and one for the order (the
+    same permutation RandomSampler would make). Under DDP rank 0's seeds are broadcast, so every rank shards the same
+    order. Its state (the epoch's seeds and how many batches it has handed out) is saved in checkpoints (Lightning
+    saves a loader's ``state_dict``), so a resumed run rebuilds the same epoch and skips the batches already trained
+    by drawing them again: the same order, the same worker RNG streams, the same augmentations. Workers are never
+    persistent (a persistent worker's RNG would carry over from epochs a resumed run did not see), so every epoch
+    starts its workers from its own seed.
+
+    Takes DataLoader's arguments; ``shuffle`` is implied and ``persistent_workers``/``generator`` are its own.
+    """
+
+    def __init__(self, dataset: Dataset, *args: Any, **kwargs: Any) -> None:
+        kwargs.pop("shuffle", None)
+        kwargs["persistent_workers"] = False
+        sampler = kwargs.pop("sampler", None)
+        # Lightning may rebuild the loader with a DistributedSamplerWrapper around the order: keep the inner order.
+        self.order = getattr(getattr(sampler, "dataset", None), "_sampler", sampler) or EpochOrder(len(dataset))
+        kwargs["generator"] = torch.Generator()
+        super().__init__(dataset, *args, sampler=sampler or self.order, **kwargs)
+        self._epoch = {"base_seed": 0, "order_seed": 0, "batches": 0}
+        self._resume: dict[str, int] | None = None
+
+    def _new_seeds(self) -> tuple[int, int]:
+        seeds = torch.tensor([_draw_seed(), _draw_seed()])
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.broadcast(seeds, src=0)
+        return int(seeds[0]), int(seeds[1])
+
+    def __iter__(self):
+        state, self._resume = self._resume, None
+        if state is None or state["batches"] >= len(self):
+            state = dict(zip(("base_seed", "order_seed"), self._new_seeds()), batches=0)
+        skip = state["batches"]
+        self._epoch = {**state, "batches": 0}
+        self.generator.manual_seed(state["base_seed"])
+        self.order.seed = state["order_seed"]
+        iterator = super().__iter__()
+        if skip:  # the batches trained before the checkpoint: drawn again (workers keep their RNG streams in step),
+            # under the RNG state the checkpoint restored, which in-process randomness must not move
+            with _preserved_rng():
+                for _ in range(skip):
+                    next(iterator)
+            self._epoch["batches"] = skip
+        for batch in iterator:
+            self._epoch["batches"] += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return dict(self._epoch)
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = {k: int(state[k]) for k in ("base_seed", "order_seed", "batches")}
+
+
 class ImageDataModule(L.LightningDataModule):
     """Base for image datamodules: the ``image_shape``/``num_classes`` contract and common loader settings.
 
@@ -74,12 +177,13 @@ class ImageDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
 
     def _loader_kwargs(self) -> dict:
-        return {
-            "batch_size": self.batch_size,
-            "num_workers": self.num_workers,
-            "pin_memory": self.pin_memory,
-            "persistent_workers": self.num_workers > 0,
-        }
+        # Workers are not persistent: each loader's iterator starts them from seeds of its own, so a resumed run
+        # sees the same worker RNG streams as an uninterrupted one (see ResumableDataLoader).
+        return {"batch_size": self.batch_size, "num_workers": self.num_workers, "pin_memory": self.pin_memory}
+
+    def _train_loader(self, dataset: Dataset, drop_last: bool = False) -> ResumableDataLoader:
+        """The shuffled training loader, resumable mid-epoch (see :class:`ResumableDataLoader`)."""
+        return ResumableDataLoader(dataset, drop_last=drop_last, **self._loader_kwargs())
 
 
 class SplitFolderDataModule(ImageDataModule):
@@ -116,13 +220,15 @@ class SplitFolderDataModule(ImageDataModule):
             files = sorted({f for split in splits for f in self.datasets[split].image_files()})
             verify_images(files, f"images of {type(self).__name__} ({', '.join(splits)})")
 
-    def _loader(self, key: str, shuffle: bool = False, **overrides) -> DataLoader:
+    def _loader(self, key: str, **overrides) -> DataLoader:
         if key not in self.datasets:
             self.setup(self._SPLIT_STAGE[key])
-        return DataLoader(self.datasets[key], shuffle=shuffle, **(self._loader_kwargs() | overrides))
+        return DataLoader(self.datasets[key], shuffle=False, **(self._loader_kwargs() | overrides))
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        if "train" not in self.datasets:
+            self.setup("fit")
+        return self._train_loader(self.datasets["train"])
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")

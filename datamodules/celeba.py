@@ -328,8 +328,9 @@ class CelebADataModule(ImageDataModule):
         if split not in self.datasets:
             self.setup("fit")
         dataset = self.datasets[split]
-        drop_last = train and len(dataset) >= self.batch_size
-        return DataLoader(dataset, shuffle=train, drop_last=drop_last, **self._loader_kwargs())
+        if train:
+            return self._train_loader(dataset, drop_last=len(dataset) >= self.batch_size)
+        return DataLoader(dataset, shuffle=False, **self._loader_kwargs())
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

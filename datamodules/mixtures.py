@@ -127,8 +127,7 @@ class GaussianMixtureDataModule(ImageDataModule):
             self.val_set = TensorDataset(*self.sample(self.num_val_samples, gen))
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, shuffle=True, drop_last=len(self.train_set) > self.batch_size,
-                          **self._loader_kwargs())  # fmt: skip
+        return self._train_loader(self.train_set, drop_last=len(self.train_set) > self.batch_size)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, shuffle=False, **self._loader_kwargs())

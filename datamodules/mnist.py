@@ -190,7 +190,7 @@ class MNISTDataModule(ImageDataModule):
             self.test_set = TensorImageDataset(*self._load("test"))
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, shuffle=True, drop_last=True, **self._loader_kwargs())
+        return self._train_loader(self.train_set, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, shuffle=False, **self._loader_kwargs())

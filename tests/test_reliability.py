@@ -90,3 +90,75 @@ def test_verify_finds_a_corrupt_image_before_training(tmp_path: Path):
     checked = UnpairedImageDataModule(data_dir=str(tmp_path), load_size=36, crop_size=32, verify=True)
     with pytest.raises(DatasetNotFoundError, match=r"1 of 12 images .* cannot be read: '.*trainB/1\.jpg'"):
         checked.setup("fit")
+
+
+# ------------------------------------------------------------------------------------------- exact resume
+class _RandomAugment(torch.utils.data.Dataset):
+    """Each item: its index and a random number drawn in the worker (an augmentation's randomness)."""
+
+    def __len__(self) -> int:
+        return 24
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.tensor([float(index), float(torch.rand(()))])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resumable_loader_rebuilds_the_epoch_and_skips_what_was_trained(workers: int):
+    from datamodules.base import ResumableDataLoader
+
+    def loader():
+        return ResumableDataLoader(_RandomAugment(), batch_size=4, num_workers=workers)
+
+    torch.manual_seed(0)
+    straight = loader()
+    first_epoch = [b.clone() for b in straight]
+    second_epoch = [b.clone() for b in straight]
+    assert not torch.equal(torch.cat(first_epoch)[:, 0], torch.cat(second_epoch)[:, 0])  # reshuffled per epoch
+
+    torch.manual_seed(0)
+    interrupted = loader()
+    iterator = iter(interrupted)
+    seen = [next(iterator).clone() for _ in range(2)]
+    state, rng = interrupted.state_dict(), torch.get_rng_state()  # what a checkpoint after 2 batches holds
+    assert state["batches"] == 2
+    torch.manual_seed(123)  # a new process...
+    resumed = loader()
+    resumed.load_state_dict(state)
+    torch.set_rng_state(rng)  # ... restores the checkpoint's RNG state (GANModule.on_load_checkpoint does)
+    rest = [b.clone() for b in resumed]
+    assert len(rest) == 4
+    for a, b in zip(first_epoch, seen + rest):  # same order, same worker randomness
+        assert torch.equal(a, b)
+
+
+def test_mid_epoch_resume_with_workers_equals_the_straight_run(tmp_path: Path):
+    """k G steps, stopped mid-epoch and resumed to 2k, equal 2k straight, with 2 DataLoader workers."""
+    import lightning as L
+
+    from datamodules import GaussianMixtureDataModule
+    from lightning_gans.models import GAN
+
+    class StopAt(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, *args):
+            if pl_module.g_steps == 7:
+                trainer.save_checkpoint(tmp_path / "mid.ckpt")
+                raise InterruptedError
+
+    def run(callbacks=(), ckpt_path=None) -> GAN:
+        L.seed_everything(3)
+        data = GaussianMixtureDataModule(num_samples=256, num_val_samples=64, batch_size=32, num_workers=2)
+        model = GAN(image_shape=(2,), latent_dim=4, g_hidden_dims=(16,), d_hidden_dims=(16,), ema_decay=0.9)
+        trainer = quiet_trainer(tmp_path, max_steps=28, limit_val_batches=0, callbacks=list(callbacks))
+        try:
+            trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+        except InterruptedError:
+            pass
+        return model
+
+    straight = run()
+    run(callbacks=[StopAt()])  # 8 batches an epoch: stops in the middle of the first epoch
+    resumed = run(ckpt_path=str(tmp_path / "mid.ckpt"))
+    assert straight.g_steps == resumed.g_steps == 14
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key

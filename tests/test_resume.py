@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_gans.models import DCGAN
+from datamodules.base import ResumableDataLoader
+from lightning_gans.models import DCGAN, FAMILIES
+from tests.conftest import quiet_trainer
+from tests.families import TINY
 
 KWARGS = dict(image_shape=(1, 28, 28), latent_dim=8, g_channels=4, d_channels=4, ema_decay=0.9, n_critic=2)
 
@@ -52,3 +56,52 @@ def test_checkpoint_holds_optimizers_counters_rng(tmp_path: Path):
     assert set(ckpt["lightning_gans"]["rng_states"]) >= {"torch", "numpy", "python"}
     assert any(k.startswith("generator_ema.") for k in ckpt["state_dict"])
     assert "fixed_noise" in ckpt["state_dict"]
+
+
+class _Samples(torch.utils.data.Dataset):
+    """The samples of a family's tiny batch (tests/families.py), one by one, so a DataLoader can re-batch them."""
+
+    def __init__(self, batch, repeats: int = 3) -> None:
+        self.batch, self.repeats = batch, repeats
+        first = batch[0] if isinstance(batch, (tuple, list)) else next(v for v in batch.values() if torch.is_tensor(v))
+        self.n = len(first)
+
+    def __len__(self) -> int:
+        return self.n * self.repeats
+
+    def __getitem__(self, index: int):
+        i = index % self.n
+        if isinstance(self.batch, dict):
+            return {k: v[i] for k, v in self.batch.items()}
+        return tuple(v[i] for v in self.batch)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_every_family_resumes_mid_epoch_exactly_with_workers(name: str, tmp_path: Path):
+    """k steps, a checkpoint in the middle of an epoch, then resumed to 2k == 2k straight; 2 DataLoader workers."""
+    spec = TINY[name]
+    samples = _Samples(spec.batch())
+
+    class StopAt(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, *args):
+            if trainer.global_step and pl_module.g_steps == 4:
+                trainer.save_checkpoint(tmp_path / "mid.ckpt")
+                raise InterruptedError
+
+    def run(callbacks=(), ckpt_path=None):
+        L.seed_everything(11)
+        model = FAMILIES[name](**spec.kwargs)
+        loader = ResumableDataLoader(samples, batch_size=2, num_workers=2)
+        trainer = quiet_trainer(tmp_path, max_epochs=2, limit_val_batches=0, callbacks=list(callbacks))
+        try:
+            trainer.fit(model, loader, ckpt_path=ckpt_path)
+        except InterruptedError:
+            pass
+        return model
+
+    straight = run()
+    run(callbacks=[StopAt()])
+    resumed = run(ckpt_path=str(tmp_path / "mid.ckpt"))
+    assert (resumed.g_steps, resumed.d_steps) == (straight.g_steps, straight.d_steps)
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), f"{name}: {key} differs after resume"
