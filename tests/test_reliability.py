@@ -162,3 +162,94 @@ def test_mid_epoch_resume_with_workers_equals_the_straight_run(tmp_path: Path):
     assert straight.g_steps == resumed.g_steps == 14
     for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+# ------------------------------------------------------------------------------------------- preemption
+def test_atomic_checkpoint_io_keeps_the_old_file_when_a_write_fails(tmp_path: Path, monkeypatch):
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    from lightning_gans.checkpoint_io import AtomicCheckpointIO
+
+    io, path = AtomicCheckpointIO(), tmp_path / "ckpt" / "last.ckpt"
+    io.save_checkpoint({"step": 1}, path)
+    assert torch.load(path, weights_only=True) == {"step": 1}
+
+    def dies_half_way(self, checkpoint, target, storage_options=None):
+        Path(target).write_bytes(b"half a checkpoint")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", dies_half_way)
+    with pytest.raises(OSError, match="No space"):
+        io.save_checkpoint({"step": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"step": 1}  # the good checkpoint is still there
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # no temporary file left behind
+
+
+_PREEMPTIBLE = '''
+import sys, time
+from pathlib import Path
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from datamodules import GaussianMixtureDataModule
+from lightning_gans.callbacks.preemption import Preempted, Preemption
+from lightning_gans.checkpoint_io import AtomicCheckpointIO
+from lightning_gans.models import GAN
+
+root = Path(sys.argv[1])
+
+class Slow(L.Callback):
+    def on_train_start(self, trainer, pl_module):
+        if len(sys.argv) > 2:  # resumed: report where training continues, then stop
+            (root / "resumed_at").write_text(str(pl_module.g_steps))
+            raise SystemExit(0)
+
+    def on_train_batch_end(self, trainer, pl_module, *args):
+        if pl_module.g_steps == 3:
+            (root / "ready").touch()
+        time.sleep(0.05)
+
+L.seed_everything(0)
+data = GaussianMixtureDataModule(num_samples=100_000, num_val_samples=64, batch_size=32, num_workers=0)
+model = GAN(image_shape=(2,), latent_dim=4, g_hidden_dims=(16,), d_hidden_dims=(16,))
+trainer = L.Trainer(
+    accelerator="cpu", max_epochs=1, limit_val_batches=0, logger=False, enable_progress_bar=False,
+    enable_model_summary=False, default_root_dir=root, plugins=[AtomicCheckpointIO()],
+    callbacks=[Slow(), Preemption(), ModelCheckpoint(dirpath=root / "checkpoints", save_last=True)],
+)
+try:
+    trainer.fit(model, datamodule=data, ckpt_path="last" if len(sys.argv) > 2 else None)
+except Preempted as stop:
+    print(stop, file=sys.stderr)
+    sys.exit(stop.exit_code)
+'''
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT", "SIGUSR1"])
+def test_a_signal_saves_the_current_step_and_exits_non_zero(signame: str, tmp_path: Path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "train.py"
+    script.write_text(_PREEMPTIBLE)
+    repo = Path(__file__).resolve().parents[1]
+    env = {**__import__("os").environ, "PYTHONPATH": str(repo)}
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "ready").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() is not None else ""
+        time.sleep(0.05)
+    proc.send_signal(getattr(signal, signame))
+    _, stderr = proc.communicate(timeout=120)
+    signum = int(getattr(signal, signame))
+    assert proc.returncode == 128 + signum, stderr
+    assert f"interrupted by {signame} after G step" in stderr and "--ckpt_path last" in stderr
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    steps = ckpt["lightning_gans"]["g_steps"]
+    assert 3 <= steps < 3125  # the step it was at, in the middle of the (3,125-batch) epoch
+    assert ckpt["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"] == steps  # mid-epoch
+    resumed = subprocess.run([sys.executable, str(script), str(tmp_path), "resume"], env=env, capture_output=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert int((tmp_path / "resumed_at").read_text()) == steps  # fit --ckpt_path last continues from that step

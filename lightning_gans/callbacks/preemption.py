@@ -1,0 +1,108 @@
+"""Preemption: a checkpoint of the current step on SIGTERM, SIGINT or SLURM's requeue signal, then a clean stop.
+
+Clusters end jobs with SIGTERM (Kubernetes, SLURM at its time limit or on preemption), SLURM can be told to send
+SIGUSR1 ahead of time (``#SBATCH --signal=USR1@120``), and a user presses Ctrl-C (SIGINT). Lightning's own handling
+stops such a run with exit status 0 and no checkpoint. With :class:`Preemption` the signal is noted, the training
+batch in progress finishes, a checkpoint of that step is written where ``fit --ckpt_path last`` finds it (the
+ModelCheckpoint folder's ``last.ckpt``), and :class:`Preempted` is raised. ``lightning-gans`` turns it into one line
+on stderr and the exit status ``128 + signal number`` (143 for SIGTERM, 130 for SIGINT), so a scheduler sees an
+interrupted job and a requeued one continues from that step: the checkpoint holds the loop position and the data
+loader's place in its epoch (see ``datamodules.base.ResumableDataLoader``), so the resumed run equals an
+uninterrupted one.
+
+A second SIGINT stops at once (KeyboardInterrupt), for a user who does not want to wait for the batch. A signal that
+arrives during validation takes effect at the next training batch; the epoch's validation finishes first.
+
+With a plain ``Trainer``: ``Trainer(callbacks=[Preemption(), ModelCheckpoint(dirpath=..., save_last=True)])``,
+and catch :class:`Preempted` if the exit status matters.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_info
+
+
+class Preempted(Exception):
+    """Training stopped on a signal after writing a checkpoint of its last step (``path``)."""
+
+    def __init__(self, signum: int, g_steps: int, path: Path | None) -> None:
+        self.signum, self.g_steps, self.path = signum, g_steps, path
+        name = signal.Signals(signum).name
+        where = f"saved {path}" if path is not None else "no checkpoint folder is configured, nothing was saved"
+        super().__init__(
+            f"interrupted by {name} after G step {g_steps}; {where}. Continue from that step with the same command "
+            "and --ckpt_path last."
+        )
+
+    @property
+    def exit_code(self) -> int:
+        """The status a shell gives a process ended by this signal: 128 + its number."""
+        return 128 + int(self.signum)
+
+
+def checkpoint_folder(trainer: L.Trainer) -> Path | None:
+    """The folder where ``--ckpt_path last`` looks: the first ModelCheckpoint's ``dirpath`` (set up by then)."""
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+            return Path(callback.dirpath)
+    return None
+
+
+class Preemption(L.Callback):
+    """Save the current step and stop cleanly on a signal (see the module docstring).
+
+    Args:
+        signals: names of the signals to handle.
+    """
+
+    def __init__(self, signals: tuple[str, ...] = ("SIGTERM", "SIGINT", "SIGUSR1")) -> None:
+        unknown = [name for name in signals if not hasattr(signal, name)]
+        if unknown:
+            raise ValueError(f"unknown signal(s) {unknown}; use names like SIGTERM, SIGINT, SIGUSR1")
+        self.signals = tuple(signals)
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and self.received == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: do not wait for the batch
+        self.received = signum
+        rank_zero_info(f"{signal.Signals(signum).name} received: saving a checkpoint after this training batch")
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit" or threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        self.received = None
+        for name in self.signals:
+            signum = getattr(signal, name)
+            self._previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._handle)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        # Under DDP a signal may reach one rank only: every rank stops at the same batch.
+        if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+            return
+        folder = checkpoint_folder(trainer)
+        path = None if folder is None else folder / f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}.ckpt"
+        if path is not None:
+            trainer.save_checkpoint(path)
+        signum = self.received if self.received is not None else signal.SIGTERM
+        raise Preempted(signum, int(getattr(pl_module, "g_steps", trainer.global_step)), path)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+
+__all__ = ["Preempted", "Preemption", "checkpoint_folder"]
