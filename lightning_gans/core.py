@@ -28,45 +28,25 @@ arguments (a family's :class:`~lightning_gans.toolbox.Toolbox`) are stored in th
 from __future__ import annotations
 
 import dataclasses
-import random
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, TensorDataset
 
+from lightning_gans.checkpointing import (
+    DivergenceError,
+    adopt_optimizer_settings,
+    check_finite_state,
+    check_matches,
+    rng_states,
+    set_rng_states,
+)
+
 _CKPT_KEY = "lightning_gans"
-
-
-class DivergenceError(FloatingPointError):
-    """Training produced a NaN or infinite loss or weight; the message names the step, the network and the loss."""
-
-
-def rng_states() -> dict[str, Any]:
-    """torch (CPU and CUDA), numpy and Python RNG states as tensors and plain tuples (``weights_only``-safe)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    states: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available():
-        states["torch.cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    """Restore what :func:`rng_states` saved (CUDA states only where CUDA is there)."""
-    torch.set_rng_state(states["torch"])
-    kind, keys, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "torch.cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["torch.cuda"])
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -229,14 +209,10 @@ class GANModule(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoint & RNG
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        broken = [k for k, v in checkpoint.get("state_dict", {}).items() if v.is_floating_point() and not v.isfinite().all()]
-        if broken:  # never write a diverged model over a good checkpoint
-            raise DivergenceError(
-                f"refusing to save a checkpoint at G step {self.g_steps}: {len(broken)} tensors hold NaN or inf "
-                f"({', '.join(broken[:3])}{', ...' if len(broken) > 3 else ''}); the run diverged. The checkpoints "
-                "already on disk are untouched; resume from one with lower learning rates or more stabilisation."
-            )
-        checkpoint[_CKPT_KEY] = {"d_steps": self.d_steps, "g_steps": self.g_steps, "rng_states": rng_states()}
+        check_finite_state(checkpoint.get("state_dict", {}), self.g_steps)  # never write a diverged model
+        checkpoint[_CKPT_KEY] = {
+            "family": type(self).__name__, "d_steps": self.d_steps, "g_steps": self.g_steps, "rng_states": rng_states()
+        }
         hparams = checkpoint.get("hyper_parameters", {})
         for key, value in hparams.items():  # option groups as plain data, for weights_only loading
             if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -246,12 +222,17 @@ class GANModule(L.LightningModule):
         state = checkpoint.get(_CKPT_KEY)
         if state is None:
             return
+        check_matches(self, checkpoint, state.get("family"))  # another family or other shapes: a clear error
         self.d_steps, self.g_steps = int(state["d_steps"]), int(state["g_steps"])
-        # Resuming a fit: restore the RNG here, before Lightning builds the data iterator (it does so before
-        # on_train_start when resuming). Not in load_from_checkpoint: that must not touch the caller's RNG.
         trainer = self._trainer
-        if trainer is not None and trainer.state.fn == "fit" and state.get("rng_states") is not None:
-            set_rng_states(state["rng_states"])
+        if trainer is not None and trainer.state.fn == "fit":
+            # Resuming a fit: the configured learning rates win over the restored optimizer states, and the RNG is
+            # restored here, before Lightning builds the data iterator. Neither in load_from_checkpoint.
+            changes = adopt_optimizer_settings(self.configure_optimizers(), checkpoint)
+            if changes:
+                rank_zero_info(f"{type(self).__name__}: changed on resume: {'; '.join(changes)}")
+            if state.get("rng_states") is not None:
+                set_rng_states(state["rng_states"])
 
     def on_train_start(self) -> None:
         if self.trainer.world_size > 1:

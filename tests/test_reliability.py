@@ -168,7 +168,7 @@ def test_mid_epoch_resume_with_workers_equals_the_straight_run(tmp_path: Path):
 def test_atomic_checkpoint_io_keeps_the_old_file_when_a_write_fails(tmp_path: Path, monkeypatch):
     from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-    from lightning_gans.checkpoint_io import AtomicCheckpointIO
+    from lightning_gans.checkpointing import AtomicCheckpointIO
 
     io, path = AtomicCheckpointIO(), tmp_path / "ckpt" / "last.ckpt"
     io.save_checkpoint({"step": 1}, path)
@@ -193,7 +193,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from datamodules import GaussianMixtureDataModule
 from lightning_gans.callbacks.preemption import Preempted, Preemption
-from lightning_gans.checkpoint_io import AtomicCheckpointIO
+from lightning_gans.checkpointing import AtomicCheckpointIO
 from lightning_gans.models import GAN
 
 root = Path(sys.argv[1])
@@ -253,3 +253,59 @@ def test_a_signal_saves_the_current_step_and_exits_non_zero(signame: str, tmp_pa
     resumed = subprocess.run([sys.executable, str(script), str(tmp_path), "resume"], env=env, capture_output=True)
     assert resumed.returncode == 0, resumed.stderr
     assert int((tmp_path / "resumed_at").read_text()) == steps  # fit --ckpt_path last continues from that step
+
+
+# ------------------------------------------------------------------------------------------- checkpoints vs configs
+def _fit_and_save(model, root: Path, **trainer_kwargs) -> Path:
+    trainer = quiet_trainer(root, max_epochs=1, limit_train_batches=2, **trainer_kwargs)
+    trainer.fit(model, _data())
+    path = root / "model.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+def test_a_checkpoint_of_another_family_or_shape_is_refused_naming_both(tmp_path: Path):
+    from lightning_gans.checkpointing import CheckpointMismatchError
+    from lightning_gans.models import WGANGP
+
+    path = _fit_and_save(DCGAN(**TINY), tmp_path)
+    with pytest.raises(CheckpointMismatchError, match="holds a DCGAN, but the config builds a WGANGP.*config.yaml"):
+        quiet_trainer(tmp_path).validate(WGANGP(**TINY), _data(), ckpt_path=str(path))
+    wider = DCGAN(**{**TINY, "g_channels": 8})
+    with pytest.raises(CheckpointMismatchError, match=r"do not fit the DCGAN.*trained with g_channels=4 \(config: 8\)"):
+        quiet_trainer(tmp_path, max_epochs=2).fit(wider, _data(), ckpt_path=str(path))
+
+
+def test_learning_rates_changed_on_resume_take_effect_and_adam_moments_are_kept(tmp_path: Path):
+    path = _fit_and_save(DCGAN(**TINY), tmp_path)
+    saved = torch.load(path, weights_only=True)["optimizer_states"][0]
+    seen = {}
+
+    class Record(__import__("lightning").Callback):
+        def on_train_start(self, trainer, pl_module):
+            opt_g, opt_d = pl_module.optimizers()
+            seen["lr"] = (opt_g.param_groups[0]["lr"], opt_d.param_groups[0]["lr"])
+            seen["betas"] = opt_g.param_groups[0]["betas"]
+            first = opt_g.optimizer.param_groups[0]["params"][0]
+            seen["exp_avg"] = opt_g.optimizer.state[first]["exp_avg"].clone()
+
+    resumed = DCGAN(**{**TINY, "lr_g": 1e-4, "betas": (0.0, 0.9)})
+    quiet_trainer(tmp_path, max_epochs=2, limit_train_batches=2, callbacks=[Record()]).fit(
+        resumed, _data(), ckpt_path=str(path)
+    )
+    assert seen["lr"] == (1e-4, 2e-4) and tuple(seen["betas"]) == (0.0, 0.9)
+    assert torch.equal(seen["exp_avg"], saved["state"][0]["exp_avg"])  # Adam's moments came from the checkpoint
+
+
+def test_a_changed_learning_rate_keeps_its_place_in_the_lr_schedule(tmp_path: Path):
+    from lightning_gans.checkpointing import adopt_optimizer_settings
+
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    optimizer = torch.optim.Adam(params, lr=2e-4)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 0.5)  # half-way through a decay
+    checkpoint = {"optimizer_states": [optimizer.state_dict()], "lr_schedulers": [scheduler.state_dict()]}
+    configured = torch.optim.Adam(params, lr=1e-4)
+    changes = adopt_optimizer_settings(([configured], []), checkpoint)
+    assert changes == ["optimizer 0 lr 0.0002 -> 0.0001"]
+    assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.5e-4)
+    assert checkpoint["lr_schedulers"][0]["base_lrs"] == [1e-4]
