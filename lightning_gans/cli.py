@@ -8,6 +8,10 @@
 - ``parser_mode="omegaconf"``: ``${...}`` interpolation inside one config file.
 - ``predict`` uses the datamodule's predict set when it has one (image-to-image), else the model's noise.
 - ``--writer.*`` configures :class:`~lightning_gans.callbacks.ImageWriter` (where ``predict`` writes images).
+- DDP: where Lightning would give a :class:`~lightning_gans.core.GANModule` its plain DDPStrategy
+  (``--trainer.strategy ddp``, ``ddp_spawn``, ``ddp_fork``, ``ddp_notebook``, their ``_find_unused_parameters_*``
+  variants, or ``auto`` on several devices), the Trainer gets :class:`~lightning_gans.strategy.GANDDPStrategy`
+  with the same start method and options. Nothing is registered in Lightning's StrategyRegistry.
 - The config of each run is saved in the run's own versioned folder (for W&B too), never over an earlier one,
   and sent to W&B when that is the logger.
 - A ``--ckpt_path`` that does not exist is an error before anything is built.
@@ -21,8 +25,10 @@ from typing import Any
 
 import lightning as L
 import yaml
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 import datamodules  # noqa: F401  (registers the datamodules as subclasses for --data NAME)
@@ -30,6 +36,7 @@ import lightning_gans.models  # noqa: F401  (registers the families for --model 
 from lightning_gans.callbacks.common import run_dir
 from lightning_gans.callbacks.image_writer import ImageWriter
 from lightning_gans.core import GANModule
+from lightning_gans.strategy import GANDDPStrategy
 
 _CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
 
@@ -101,6 +108,26 @@ class GANCLI(LightningCLI):
                 "Give the path of a .ckpt file (see the run's checkpoints/ folder), or 'last' to resume from the "
                 "last checkpoint of the config's ModelCheckpoint folder."
             )
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> L.Trainer:
+        """The Trainer, with GANDDPStrategy where Lightning would give a GANModule its plain DDP."""
+        own = config.get("callbacks")
+        own = [] if own is None else list(own) if isinstance(own, list) else [own]
+
+        def build(**changes: Any) -> L.Trainer:
+            # A fresh list each time: LightningCLI extends it in place, and so does the Trainer.
+            return super(GANCLI, self)._instantiate_trainer({**config, "callbacks": list(own), **changes}, callbacks)
+
+        trainer = build()
+        strategy = trainer.strategy
+        if isinstance(config.get("strategy", "auto"), str) and isinstance(self.model, GANModule) and (
+            type(strategy) is DDPStrategy
+        ):
+            # A ddp name or `auto` on several devices resolved, through Lightning's own rules and registry, to its
+            # plain DDPStrategy, which stops GAN steps with the unused-parameters error: the same start method and
+            # DDP options, one DDP per network (lightning_gans/strategy.py).
+            trainer = build(strategy=GANDDPStrategy(start_method=strategy._start_method, **strategy._ddp_kwargs))
+        return trainer
 
 
 def _refuse_optimizer_flags(argv: list[str]) -> None:

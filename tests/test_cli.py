@@ -134,3 +134,47 @@ def test_stray_optimizer_flag_is_refused(tiny_mnist: Path):
 def test_python_m_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "lightning_gans", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "fit" in result.stdout and "predict" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------- DDP
+def test_import_registers_nothing_in_lightning():
+    """`import lightning_gans` (and its CLI) leaves Lightning's strategy registry as it was: "ddp" is DDPStrategy."""
+    code = (
+        "from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry as R\n"
+        "before = {k: (v['strategy'], v['init_params']) for k, v in R.items()}\n"
+        "import lightning_gans, lightning_gans.cli, lightning_gans.models\n"
+        "assert {k: (v['strategy'], v['init_params']) for k, v in R.items()} == before\n"
+        "assert R['ddp']['strategy'] is DDPStrategy and R['ddp_spawn']['strategy'] is DDPStrategy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    "strategy, start_method, find_unused",
+    [("ddp", "popen", None), ("ddp_spawn", "spawn", None), ("ddp_fork", "fork", None), ("auto", "popen", None),
+     ("ddp_find_unused_parameters_true", "popen", True)],  # fmt: skip
+)
+def test_cli_gives_a_gan_the_gan_ddp_strategy(tiny_mnist: Path, strategy: str, start_method: str, find_unused):
+    """Where Lightning would use its plain DDPStrategy (a ddp name, or auto on several devices), the CLI builds the
+    Trainer with GANDDPStrategy and the same start method and options. No process is started (run=False)."""
+    from lightning_gans import GANDDPStrategy
+
+    if start_method == "fork" and "fork" not in torch.multiprocessing.get_all_start_methods():
+        pytest.skip("no fork start method here")
+    args = [*tiny_args(tiny_mnist), "--trainer.accelerator", "cpu", "--trainer.devices", "2"]
+    cli = GANCLI(args=[*args, "--trainer.strategy", strategy], run=False)
+    assert type(cli.trainer.strategy) is GANDDPStrategy
+    assert cli.trainer.strategy._start_method == start_method and cli.trainer.num_devices == 2
+    assert cli.trainer.strategy._ddp_kwargs.get("find_unused_parameters") == find_unused
+
+
+def test_cli_leaves_one_device_and_a_strategy_object_alone(tiny_mnist: Path):
+    from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
+
+    args = [*tiny_args(tiny_mnist), "--trainer.accelerator", "cpu"]
+    single = GANCLI(args=args, run=False)  # auto on one device
+    assert type(single.trainer.strategy) is SingleDeviceStrategy
+    plain = GANCLI(args=[*args, "--trainer.devices", "2", "--trainer.strategy",
+                         '{"class_path": "lightning.pytorch.strategies.DDPStrategy"}'], run=False)  # fmt: skip
+    assert type(plain.trainer.strategy) is DDPStrategy, "a strategy given as an object is the user's choice"
