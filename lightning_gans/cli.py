@@ -6,7 +6,8 @@
   ``--optimizer``/``--lr_scheduler`` flag is refused (LightningCLI would otherwise replace a GAN's two optimizers
   by one over all parameters, with only a warning).
 - ``parser_mode="omegaconf"``: ``${...}`` interpolation inside one config file.
-- ``predict`` uses the datamodule's predict set when it has one (image-to-image), else the model's noise.
+- ``predict`` uses the datamodule's predict set when it has one (image-to-image), else the model's noise, and does
+  not keep the images in memory (``return_predictions`` defaults to false: they go to files through the writer).
 - ``--writer.*`` configures :class:`~lightning_gans.callbacks.ImageWriter` (where ``predict`` writes images).
 - DDP: where Lightning would give a :class:`~lightning_gans.core.GANModule` its plain DDPStrategy
   (``--trainer.strategy ddp``, ``ddp_spawn``, ``ddp_fork``, ``ddp_notebook``, their ``_find_unused_parameters_*``
@@ -85,9 +86,14 @@ class GANCLI(LightningCLI):
         parser.link_arguments("data.image_shape", "model.init_args.image_shape", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.add_lightning_class_args(ImageWriter, "writer")
-        if "return_predictions" in parser.get_defaults():
-            # Images go to files through the writer; keeping them all in memory too is what runs out of RAM.
+
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any):
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "predict":
+            # Images go to files through the writer; keeping them all in memory too is what runs out of RAM. (The
+            # subcommand's own arguments exist only now, after add_arguments_to_parser.)
             parser.set_defaults(return_predictions=False)
+        return parser
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)

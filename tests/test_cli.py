@@ -84,6 +84,13 @@ def test_fit_writes_checkpoints_grids_logs_and_config_then_resumes(tiny_mnist: P
     assert (run / "config.yaml").read_text() == first_config
 
 
+def test_predict_keeps_no_images_in_memory_by_default(tiny_mnist: Path, capsys):
+    """Images go to files through the writer; Lightning would also keep every prediction in memory."""
+    with pytest.raises(SystemExit):
+        main(["predict", *tiny_args(tiny_mnist), "--print_config"])
+    assert yaml.safe_load(capsys.readouterr().out)["return_predictions"] is False
+
+
 def test_predict_writes_images_and_grid_and_never_overwrites(tiny_mnist: Path, tmp_path: Path):
     GANCLI(args=["fit", *tiny_args(tiny_mnist, "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "0")])
     ckpt = tmp_path / "runs" / "dcgan_mnist" / "checkpoints" / "last.ckpt"
