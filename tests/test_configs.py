@@ -1,7 +1,9 @@
-"""Every experiment config in configs/ builds through the CLI and trains one step.
+"""Every experiment config in configs/ builds through the CLI and trains one step; the configs are deltas.
 
 ``test_config_fits_one_step`` is parametrised over every YAML under ``configs/`` (recursively) that names a model:
-the experiments. Fragments (``loggers/*.yaml``) are not run alone. Each experiment runs ``fit --config <x> --trainer.fast_dev_run 1`` in-process (one training
+the experiments. Fragments are not run alone: ``loggers/*.yaml`` are combined with a base config
+(``test_logger_fragment_follows_the_run_folder``), ``evaluation/*.yaml`` are items of the experiments'
+``trainer.callbacks``. Each experiment runs ``fit --config <x> --trainer.fast_dev_run 1`` in-process (one training
 and one validation batch; evaluation is off under fast_dev_run, but its callback is built) on the real dataset when
 ``$LIGHTNING_GANS_DATA_DIR`` holds it, else on synthetic files of the same layout and image size written into a
 temporary folder, so no config is left untested on a machine without the data. The overrides are for speed only
@@ -26,7 +28,7 @@ import yaml
 from PIL import Image
 
 from lightning_gans.callbacks import EvaluationCallback
-from lightning_gans.cli import GANCLI
+from lightning_gans.cli import CALLBACK_GROUPS, DEFAULTS_FILE, GANCLI
 from tests.conftest import DATA_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -237,6 +239,31 @@ def test_config_fits_one_step(config: Path, data_args, monkeypatch):
         assert model.grid_images().shape[0] == model.hparams.num_grid_samples + 2 * shown
 
 
+# --------------------------------------------------------------------------------------------------- the fragments
+@pytest.mark.parametrize("fragment", LOGGER_FRAGMENTS, ids=[p.stem for p in LOGGER_FRAGMENTS])
+def test_logger_fragment_follows_the_run_folder(fragment: Path, data_args, monkeypatch, tmp_path: Path):
+    """A logger fragment changes the logger's class only: it logs into the base config's run folder."""
+    from lightning.pytorch import loggers
+
+    if fragment.stem == "wandb":
+        pytest.importorskip("wandb", reason="wandb is an optional extra")
+        monkeypatch.setenv("WANDB_MODE", "offline")
+    expected = getattr(loggers, yaml.safe_load(fragment.read_text())["trainer"]["logger"]["class_path"].split(".")[-1])
+    cli = GANCLI(args=["--config", str(CONFIG_DIR / "dcgan_mnist.yaml"), "--config", str(fragment),
+                       "--trainer.default_root_dir", str(tmp_path / "run"), *data_args("MNISTDataModule")],
+                 run=False)  # fmt: skip
+    logger = cli.trainer.logger
+    assert type(logger) is expected
+    assert Path(logger.save_dir) == tmp_path / "run"
+
+
+def test_every_evaluation_fragment_is_used():
+    used = {item for p in EXPERIMENTS for item in (yaml.safe_load(p.read_text())["trainer"].get("callbacks") or [])
+            if isinstance(item, str)}  # fmt: skip
+    assert {f"evaluation/{p.name}" for p in (CONFIG_DIR / "evaluation").glob("*.yaml")} == used
+
+
+# ------------------------------------------------------------------------------------------------ configs are deltas
 def _class_defaults(class_path: str) -> dict[str, Any]:
     """Constructor defaults of a class and of the classes its ``**kwargs`` reach (as jsonargparse resolves them)."""
     from jsonargparse._parameter_resolvers import get_signature_parameters
@@ -244,3 +271,28 @@ def _class_defaults(class_path: str) -> dict[str, Any]:
     module, name = class_path.rsplit(".", 1)
     cls = getattr(importlib.import_module(module), name)
     return {p.name: p.default for p in get_signature_parameters(cls, None) if p.default is not inspect.Parameter.empty}
+
+
+def _same(a: Any, b: Any) -> bool:
+    return list(a) == list(b) if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) else a == b
+
+
+@pytest.mark.parametrize("config", EXPERIMENTS, ids=IDS)
+def test_config_holds_only_what_differs_from_the_defaults(config: Path):
+    """No model or datamodule value equal to its class's default, no setting equal to the shared defaults: each
+    config is what makes its experiment, and a change of a default reaches every config."""
+    shipped = yaml.safe_load(config.read_text())
+    for key in ("model", "data"):
+        defaults = _class_defaults(shipped[key]["class_path"])
+        for arg, value in (shipped[key].get("init_args") or {}).items():
+            assert arg in defaults, f"{key}.init_args.{arg} is not an argument with a default"
+            assert not _same(value, defaults[arg]), f"{key}.init_args.{arg}: {value!r} is the default"
+    shared = yaml.safe_load(DEFAULTS_FILE.read_text())
+    groups = {"trainer": "lightning.pytorch.Trainer", **{k: f"{c.__module__}.{c.__name__}" for k, c in
+                                                          CALLBACK_GROUPS.items()}}  # fmt: skip
+    for group, class_path in groups.items():
+        defaults = {**_class_defaults(class_path), **(shared.get(group) or {})}
+        for arg, value in (shipped.get(group) or {}).items():
+            assert arg not in defaults or not _same(value, defaults[arg]), f"{group}.{arg}: {value!r} is the default"
+    if "seed_everything" in shipped:
+        assert shipped["seed_everything"] != shared["seed_everything"]
