@@ -9,7 +9,7 @@
   so ``--trainer.default_root_dir DIR`` moves them all. The same ``${...}`` interpolation works in and across
   config files (absolute paths from the subcommand's root, e.g. ``${trainer.max_epochs}``).
 - The callbacks every run has are argument groups, not items of ``trainer.callbacks``: ``--checkpoint.*``
-  (ModelCheckpoint; off with ``--trainer.enable_checkpointing false``), ``--sample_grid.*``
+  (ModelCheckpoint; off with ``--trainer.enable_checkpointing false`` and under ``fast_dev_run``), ``--sample_grid.*``
   (:class:`~lightning_gans.callbacks.SampleGrid`) and ``--writer.*`` (:class:`~lightning_gans.callbacks.ImageWriter`,
   where ``predict`` writes images). ``trainer.callbacks`` holds only an experiment's own callbacks (its
   evaluation), so a config's list never has to repeat the shared ones. A later YAML list replaces an earlier one;
@@ -157,7 +157,10 @@ class GANCLI(LightningCLI):
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> L.Trainer:
         """The Trainer, with the group callbacks that apply and GANDDPStrategy where Lightning would use plain DDP."""
-        if config.get("enable_checkpointing") is False:  # Lightning refuses a ModelCheckpoint then
+        if config.get("enable_checkpointing") is False or config.get("fast_dev_run"):
+            # Off with Lightning's switch (which refuses a ModelCheckpoint otherwise), and under fast_dev_run, which
+            # should write nothing: Lightning 2.6's ModelCheckpoint.on_train_end still saves last.ckpt there, which a
+            # later `--ckpt_path last` would resume.
             checkpoint = self._get(self.config_init, "checkpoint")
             callbacks = [cb for cb in callbacks if cb is not checkpoint]
         own = config.get("callbacks")

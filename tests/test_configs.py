@@ -201,6 +201,8 @@ def test_config_fits_one_step(config: Path, data_args, monkeypatch):
     # Its run folder: runs/ + where it lies in configs/ (runs/dcgan_mnist, runs/lab/ring8_hinge).
     assert cli.config.fit.trainer.default_root_dir == f"runs/{config.relative_to(CONFIG_DIR).with_suffix('')}"
 
+    assert not list(Path.cwd().rglob("*.ckpt")), "fast_dev_run writes no checkpoint (`--ckpt_path last` would find it)"
+
     # One training batch: one D step (none for the one-network baselines), a G step unless n_critic waits.
     if family in ("Autoencoder", "VAE"):
         assert (model.g_steps, model.d_steps) == (1, 0)
