@@ -12,10 +12,19 @@ nothing; the network being trained all-reduces its own gradients once, in its ba
 copy, metric feature extractors) are not wrapped. Parameters must live in child networks, not directly on the
 LightningModule.
 
-Importing :mod:`lightning_gans` registers this class under Lightning's own names ``ddp``, ``ddp_spawn``,
-``ddp_fork`` and ``ddp_notebook``, so ``--trainer.strategy ddp`` just works; for any LightningModule that is not
-a :class:`~lightning_gans.core.GANModule` it behaves exactly like Lightning's DDPStrategy. ``gan_ddp`` names it
-explicitly.
+Using it:
+
+- ``lightning-gans fit ... --trainer.strategy ddp`` (or ``ddp_spawn``, ``ddp_fork``, ``ddp_notebook``, or several
+  devices with the default ``auto``): the CLI gives a GANModule this strategy wherever Lightning would pick its
+  plain DDPStrategy, with the same start method (:class:`lightning_gans.cli.GANCLI`).
+- A plain Trainer, one line::
+
+      trainer = L.Trainer(accelerator="gpu", devices=4, strategy=GANDDPStrategy())   # = "ddp"
+      trainer = L.Trainer(..., strategy=GANDDPStrategy(start_method="spawn"))         # = "ddp_spawn"
+
+Importing :mod:`lightning_gans` registers nothing: the strategy names (``ddp``, ...) keep meaning Lightning's own
+DDPStrategy for a plain Trainer. For a LightningModule that is not a :class:`~lightning_gans.core.GANModule` this
+class behaves exactly like Lightning's DDPStrategy.
 
 Checkpoints keep the plain parameter names (``generator.net.0.weight``, not ``generator.module.net...``), so a
 checkpoint moves freely between one device and many.
@@ -26,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
+from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.overrides.distributed import _register_ddp_comm_hook
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -110,14 +119,4 @@ class GANDDPStrategy(DDPStrategy):
         super().teardown()
 
 
-def register_gan_ddp() -> None:
-    """Register GANDDPStrategy as ``gan_ddp*`` and under Lightning's own ``ddp*`` names (see module docstring)."""
-    for name, start_method in (("ddp", "popen"), ("ddp_spawn", "spawn"), ("ddp_fork", "fork"), ("ddp_notebook", "fork")):
-        description = f"GAN-aware DDP (one DDP per network), start_method '{start_method}'"
-        for alias in (name, f"gan_{name}"):
-            StrategyRegistry.register(
-                alias, GANDDPStrategy, description=description, override=True, start_method=start_method
-            )
-
-
-__all__ = ["GANDDPStrategy", "register_gan_ddp"]
+__all__ = ["GANDDPStrategy"]

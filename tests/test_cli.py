@@ -63,25 +63,68 @@ def test_print_config_is_complete_and_links_shapes(tiny_mnist: Path, capsys):
     assert config["model"]["class_path"] == "lightning_gans.models.DCGAN"
     assert config["data"]["class_path"] == "datamodules.MNISTDataModule"
     assert "image_shape" not in config["model"]["init_args"], "image_shape is linked from the datamodule"
-    assert config["writer"]["output_dir"] == "predictions/dcgan_mnist"
+    # The shared defaults (lightning_gans/defaults.yaml) and the classes' own are all there, resolved.
+    assert config["seed_everything"] == 42 and config["trainer"]["devices"] == 1
+    assert config["model"]["init_args"]["lr_g"] == 2e-4 and config["data"]["init_args"]["val_size"] == 16
+    assert config["trainer"]["logger"]["init_args"] == {**config["trainer"]["logger"]["init_args"],
+                                                        "save_dir": "runs/dcgan_mnist", "name": "logs"}  # fmt: skip
+    assert config["checkpoint"]["dirpath"] == "runs/dcgan_mnist/checkpoints" and config["checkpoint"]["save_last"]
+    assert config["writer"]["output_dir"] == "runs/dcgan_mnist/predictions"
+    assert config["sample_grid"] == {"every_n_steps": 500, "nrow": 8}
+    # The evaluation file the config names (configs/evaluation/mnist_classifier.yaml) is inlined.
+    [evaluation] = config["trainer"]["callbacks"]
+    assert evaluation["class_path"] == "lightning_gans.callbacks.EvaluationCallback"
+    assert evaluation["init_args"]["extractor"] == "mnist_classifier" and evaluation["init_args"]["batch_size"] == 500
+    assert "${" not in yaml.safe_dump(config)
 
 
-def test_fit_writes_checkpoints_grids_logs_and_config_then_resumes(tiny_mnist: Path, tmp_path: Path):
-    cli = GANCLI(args=["fit", *tiny_args(tiny_mnist, "--trainer.limit_val_batches", "0")])
+def test_one_flag_moves_the_whole_run_folder(tiny_mnist: Path, capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", *tiny_args(tiny_mnist, "--trainer.default_root_dir", "elsewhere/x"), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["trainer"]["logger"]["init_args"]["save_dir"] == "elsewhere/x"
+    assert config["checkpoint"]["dirpath"] == "elsewhere/x/checkpoints"
+    assert config["writer"]["output_dir"] == "elsewhere/x/predictions"
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_runs_write_only_in_their_folder_never_overwrite_and_resume_from_last(tiny_mnist: Path, tmp_path: Path):
+    args = tiny_args(tiny_mnist, "--trainer.limit_val_batches", "0", "--trainer.default_root_dir", "moved")
+    cli = GANCLI(args=["fit", *args])
     model = cli.model
     assert model.image_shape == (1, 28, 28) and model.num_classes == 10  # linked from the datamodule
     assert model.g_steps == 4 and model.d_steps == 4  # (48 - 16 held out) / batch 8 = 4 batches
-    run = Path(cli.trainer.logger.log_dir)
+    root = tmp_path / "moved"
+    run = Path(cli.trainer.logger.log_dir).resolve()
+    assert run == root / "logs" / "version_0"
     assert (run / "config.yaml").is_file() and (run / "samples" / "final.png").is_file()
-    ckpts = tmp_path / "runs" / "dcgan_mnist" / "checkpoints"
-    assert (ckpts / "last.ckpt").is_file()
-    first_config = (run / "config.yaml").read_text()
+    assert sorted(p.name for p in (root / "checkpoints").iterdir()) == ["epoch=0-step=8.ckpt", "last.ckpt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist_root", "moved"], "nothing outside the run folder"
+    first = _files(root)
 
-    # a second run in the same folder: a new version folder, the first run's files untouched
-    resumed = GANCLI(args=["fit", *tiny_args(tiny_mnist, "--trainer.max_epochs", "2"), "--ckpt_path", "last"])
+    # A second fresh run in the same folder: its own logger version and config, checkpoints beside the first's.
+    again = GANCLI(args=["fit", *args])
+    assert Path(again.trainer.logger.log_dir).resolve() == root / "logs" / "version_1"
+    assert {k: v for k, v in _files(root).items() if k in first} == first, "the first run's files are untouched"
+    assert sorted(p.name for p in (root / "checkpoints").iterdir()) == [
+        "epoch=0-step=8-v1.ckpt", "epoch=0-step=8.ckpt", "last-v1.ckpt", "last.ckpt"]  # fmt: skip
+
+    # `--ckpt_path last` finds the newest last checkpoint of the folder and continues it.
+    resumed = GANCLI(args=["fit", *args, "--trainer.max_epochs", "2", "--ckpt_path", "last"])
     assert resumed.model.g_steps == 2 * model.g_steps, "resume continues the G-step counter"
-    assert Path(resumed.trainer.logger.log_dir) != run
-    assert (run / "config.yaml").read_text() == first_config
+    assert Path(resumed.trainer.logger.log_dir).resolve() == root / "logs" / "version_2"
+    assert {k: v for k, v in _files(root).items() if k in first} == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist_root", "moved"]
+
+
+def test_predict_keeps_no_images_in_memory_by_default(tiny_mnist: Path, capsys):
+    """Images go to files through the writer; Lightning would also keep every prediction in memory."""
+    with pytest.raises(SystemExit):
+        main(["predict", *tiny_args(tiny_mnist), "--print_config"])
+    assert yaml.safe_load(capsys.readouterr().out)["return_predictions"] is False
 
 
 def test_predict_writes_images_and_grid_and_never_overwrites(tiny_mnist: Path, tmp_path: Path):
@@ -134,3 +177,75 @@ def test_stray_optimizer_flag_is_refused(tiny_mnist: Path):
 def test_python_m_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "lightning_gans", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "fit" in result.stdout and "predict" in result.stdout
+
+
+# ------------------------------------------------------------------------------------------ callbacks from config
+def _callbacks(cli: GANCLI, cls: type) -> list:
+    return [cb for cb in cli.trainer.callbacks if isinstance(cb, cls)]
+
+
+def test_config_callbacks_come_with_the_shared_ones_and_flags_append(tiny_mnist: Path):
+    """trainer.callbacks is the experiment's own list (its evaluation); checkpointing, the sample grid and the
+    predict writer are argument groups, so no YAML list has to repeat them, and `+=` on the command line appends."""
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+
+    from lightning_gans.callbacks import EvaluationCallback, ImageWriter, SampleGrid
+
+    cli = GANCLI(args=[*tiny_args(tiny_mnist), "--trainer.callbacks+=LearningRateMonitor",
+                       "--sample_grid.every_n_steps", "7"], run=False)  # fmt: skip
+    [evaluation] = _callbacks(cli, EvaluationCallback)
+    assert evaluation.extractor_name == "mnist_classifier" and evaluation.batch_size == 500
+    assert len(_callbacks(cli, LearningRateMonitor)) == 1
+    [grid] = _callbacks(cli, SampleGrid)
+    assert grid.every_n_steps == 7 and len(_callbacks(cli, ImageWriter)) == 1
+    [checkpoint] = _callbacks(cli, ModelCheckpoint)
+    assert (checkpoint.dirpath, checkpoint.save_last, checkpoint.save_top_k) == (
+        str(Path("runs/dcgan_mnist/checkpoints").resolve()), True, -1)  # fmt: skip
+
+    # Lightning's own switch turns the checkpoint group off (it refuses a ModelCheckpoint with it otherwise).
+    off = GANCLI(args=[*tiny_args(tiny_mnist), "--trainer.enable_checkpointing", "false"], run=False)
+    assert not _callbacks(off, ModelCheckpoint) and len(_callbacks(off, EvaluationCallback)) == 1
+
+
+# ---------------------------------------------------------------------------------------------------------- DDP
+def test_import_registers_nothing_in_lightning():
+    """`import lightning_gans` (and its CLI) leaves Lightning's strategy registry as it was: "ddp" is DDPStrategy."""
+    code = (
+        "from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry as R\n"
+        "before = {k: (v['strategy'], v['init_params']) for k, v in R.items()}\n"
+        "import lightning_gans, lightning_gans.cli, lightning_gans.models\n"
+        "assert {k: (v['strategy'], v['init_params']) for k, v in R.items()} == before\n"
+        "assert R['ddp']['strategy'] is DDPStrategy and R['ddp_spawn']['strategy'] is DDPStrategy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    "strategy, start_method, find_unused",
+    [("ddp", "popen", None), ("ddp_spawn", "spawn", None), ("ddp_fork", "fork", None), ("auto", "popen", None),
+     ("ddp_find_unused_parameters_true", "popen", True)],  # fmt: skip
+)
+def test_cli_gives_a_gan_the_gan_ddp_strategy(tiny_mnist: Path, strategy: str, start_method: str, find_unused):
+    """Where Lightning would use its plain DDPStrategy (a ddp name, or auto on several devices), the CLI builds the
+    Trainer with GANDDPStrategy and the same start method and options. No process is started (run=False)."""
+    from lightning_gans import GANDDPStrategy
+
+    if start_method == "fork" and "fork" not in torch.multiprocessing.get_all_start_methods():
+        pytest.skip("no fork start method here")
+    args = [*tiny_args(tiny_mnist), "--trainer.accelerator", "cpu", "--trainer.devices", "2"]
+    cli = GANCLI(args=[*args, "--trainer.strategy", strategy], run=False)
+    assert type(cli.trainer.strategy) is GANDDPStrategy
+    assert cli.trainer.strategy._start_method == start_method and cli.trainer.num_devices == 2
+    assert cli.trainer.strategy._ddp_kwargs.get("find_unused_parameters") == find_unused
+
+
+def test_cli_leaves_one_device_and_a_strategy_object_alone(tiny_mnist: Path):
+    from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
+
+    args = [*tiny_args(tiny_mnist), "--trainer.accelerator", "cpu"]
+    single = GANCLI(args=args, run=False)  # auto on one device
+    assert type(single.trainer.strategy) is SingleDeviceStrategy
+    plain = GANCLI(args=[*args, "--trainer.devices", "2", "--trainer.strategy",
+                         '{"class_path": "lightning.pytorch.strategies.DDPStrategy"}'], run=False)  # fmt: skip
+    assert type(plain.trainer.strategy) is DDPStrategy, "a strategy given as an object is the user's choice"

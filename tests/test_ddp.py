@@ -1,7 +1,9 @@
-"""DDP on CPU with 2 processes (gloo): the strategy name users type works for GANs with manual optimisation.
+"""DDP on CPU with 2 processes (gloo): GANDDPStrategy trains GANs with manual optimisation.
 
 Plain Lightning DDP fails here with "Expected to have finished reduction in the prior iteration" (the D step
-leaves G's parameters unused); GANDDPStrategy wraps each network on its own (lightning_gans/strategy.py).
+leaves G's parameters unused); GANDDPStrategy wraps each network on its own (lightning_gans/strategy.py). A plain
+Trainer takes it as ``strategy=GANDDPStrategy()``, the documented one-liner these scripts use; the CLI puts it in
+place of ``--trainer.strategy ddp`` by itself (tests/test_cli.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ SCRIPT = textwrap.dedent(
     import sys, torch, lightning as L
     from pathlib import Path
     from torch.utils.data import DataLoader, TensorDataset
-    import lightning_gans
+    from lightning_gans import GANDDPStrategy
     from lightning_gans.callbacks import SampleGrid
     from lightning_gans.models import DCGAN
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -32,7 +34,7 @@ SCRIPT = textwrap.dedent(
     data = TensorDataset(torch.rand(64, 1, 28, 28) * 2 - 1, torch.zeros(64, dtype=torch.long))
     grid = SampleGrid(every_n_steps=2)
     trainer = L.Trainer(
-        accelerator="cpu", devices=2, strategy="ddp", max_epochs=2, logger=False, enable_progress_bar=False,
+        accelerator="cpu", devices=2, strategy=GANDDPStrategy(), max_epochs=2, logger=False, enable_progress_bar=False,
         enable_model_summary=False, default_root_dir=out,
         callbacks=[grid, ModelCheckpoint(dirpath=out / "ckpt", save_last=True, save_top_k=-1)],
     )
@@ -81,6 +83,7 @@ CYCLEGAN_SCRIPT = textwrap.dedent(
     import sys, torch, lightning as L
     from pathlib import Path
     from torch.utils.data import DataLoader, Dataset
+    from lightning_gans import GANDDPStrategy
     from lightning_gans.models import CycleGAN
 
     class Unpaired(Dataset):
@@ -95,7 +98,7 @@ CYCLEGAN_SCRIPT = textwrap.dedent(
     model = CycleGAN(image_shape=(3, 32, 32), input_channels=3, n_blocks=1, base_channels=4, d_base_channels=4,
                      pool_size=4, n_epochs=1, n_epochs_decay=1)
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=2, logger=False,
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy=GANDDPStrategy(), max_epochs=2, logger=False,
                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
                         default_root_dir=out, limit_val_batches=0)
     trainer.fit(model, DataLoader(Unpaired(), batch_size=2))

@@ -217,24 +217,3 @@ def test_reconstruction_baselines_take_no_discriminator_options(cls, option):
     with pytest.raises(TypeError, match=option):
         cls(**{**TINY[cls.__name__].kwargs, option: 1})
 
-
-# ---------------------------------------------------------------------------------------------- configs
-@pytest.mark.parametrize("config", ["bigan_mnist", "autoencoder_mnist", "vae_mnist"])
-def test_config_runs_one_step_on_real_mnist(config, mnist_root):
-    from lightning_gans.cli import GANCLI
-
-    cli = GANCLI(args=[
-        "fit", "--config", str(REPO / "configs" / f"{config}.yaml"),
-        "--data.init_args.data_dir", str(mnist_root),
-        "--data.init_args.download", "false",
-        "--data.init_args.num_workers", "0",
-        "--trainer.fast_dev_run", "1",
-        "--trainer.enable_progress_bar", "false",
-    ])
-    model = cli.model
-    assert type(model).__name__ == {"bigan_mnist": "BiGAN", "autoencoder_mnist": "Autoencoder", "vae_mnist": "VAE"}[
-        config
-    ]
-    assert model.image_shape == (1, 28, 28)  # linked from the datamodule
-    assert model.g_steps == 1
-    assert model.grid_images().shape[0] == model.hparams.num_grid_samples + 2 * model.hparams.num_grid_reconstructions

@@ -24,7 +24,8 @@ def test_wandb_offline_run_holds_scalars_images_and_config(tiny_mnist: Path, tmp
         ]
     )
     wandb.finish()
-    runs = list((tmp_path / "runs" / "wandb" / "wandb").glob("offline-run-*"))
+    root = tmp_path / "runs" / "dcgan_mnist"  # the experiment's run folder (trainer.default_root_dir) holds it all
+    runs = list((root / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, runs
     run = runs[0]
     images = list((run / "files" / "media" / "images").glob("samples_*.png"))
@@ -35,4 +36,5 @@ def test_wandb_offline_run_holds_scalars_images_and_config(tiny_mnist: Path, tmp
     assert b"MNISTDataModule" in data, "the full config is logged"
     # the config file goes in the run's own folder, beside the W&B run id, never over another run's
     version = cli.trainer.logger.version
-    assert (tmp_path / "runs" / "wandb" / "lightning-gans" / version / "config.yaml").is_file()
+    assert (root / "lightning-gans" / version / "config.yaml").is_file()
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["dcgan_mnist"]

@@ -1,0 +1,300 @@
+"""Every experiment config in configs/ builds through the CLI and trains one step; the configs are deltas.
+
+``test_config_fits_one_step`` is parametrised over every YAML under ``configs/`` (recursively) that names a model:
+the experiments. Fragments are not run alone: ``loggers/*.yaml`` are combined with a base config
+(``test_logger_fragment_follows_the_run_folder``), ``evaluation/*.yaml`` are items of the experiments'
+``trainer.callbacks``. Each experiment runs ``fit --config <x> --trainer.fast_dev_run 1`` in-process (one training
+and one validation batch; evaluation is off under fast_dev_run, but its callback is built) on the real dataset when
+``$LIGHTNING_GANS_DATA_DIR`` holds it, else on synthetic files of the same layout and image size written into a
+temporary folder, so no config is left untested on a machine without the data. The overrides are for speed only
+(batch size, ``num_workers 0``, smaller validation and mixture sets); the models keep the configs' real sizes
+(the image-to-image ones run at the quick-CPU image size their headers give, see ``QUICK_CPU_SIZE``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+import inspect
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from lightning_gans.callbacks import EvaluationCallback
+from lightning_gans.cli import CALLBACK_GROUPS, DEFAULTS_FILE, GANCLI
+from tests.conftest import DATA_ENV
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO / "configs"
+
+
+def _is_experiment(path: Path) -> bool:
+    config = yaml.safe_load(path.read_text())
+    return isinstance(config, dict) and "model" in config
+
+
+EXPERIMENTS = sorted(p for p in CONFIG_DIR.rglob("*.yaml") if _is_experiment(p))
+IDS = [str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in EXPERIMENTS]
+LOGGER_FRAGMENTS = sorted((CONFIG_DIR / "loggers").glob("*.yaml"))
+
+#: config -> settings the built model must hold (the papers' values; the families' defaults unless the config says
+#: otherwise). Each family's class is checked from the config's own class_path.
+PAPER_SETTINGS: dict[str, dict[str, Any]] = {
+    "dcgan_mnist": {"loss": "nonsaturating", "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "latent_dim": 100},
+    "cgan_mnist": {"conditional": True, "lr_g": 2e-4, "betas": (0.5, 0.999)},
+    "acgan_mnist": {"conditional": True, "class_weight": 1.0, "lr_d": 2e-4},
+    "wgan_mnist": {"clip_value": 0.01, "n_critic": 5, "optimizer_d": "rmsprop", "lr_d": 5e-5, "lr_g": 5e-5},
+    "wgan_gp_mnist": {"gradient_penalty_weight": 10.0, "n_critic": 5, "lr_d": 1e-4, "betas": (0.0, 0.9)},
+    "lsgan_mnist": {"loss": "lsgan", "lr_d": 2e-4, "betas": (0.5, 0.999)},
+    "sngan_mnist": {"loss": "hinge", "spectral_norm_d": True, "lr_d": 2e-4, "betas": (0.0, 0.9), "n_critic": 1},
+    "sagan_mnist": {"loss": "hinge", "spectral_norm_g": True, "lr_d": 4e-4, "lr_g": 1e-4, "n_critic": 1},
+    "bigan_mnist": {"latent_dim": 50},
+    "autoencoder_mnist": {"latent_dim": 32, "lr_g": 1e-3},
+    "vae_mnist": {"latent_dim": 32, "lr_g": 1e-3},
+    "dcgan_celeba": {"loss": "nonsaturating", "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "latent_dim": 100,
+                     "n_critic": 1},  # fmt: skip
+    "sngan_celeba": {"loss": "hinge", "spectral_norm_d": True, "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.0, 0.9),
+                     "latent_dim": 128, "n_critic": 5},  # fmt: skip
+}
+
+#: config -> its budget and run settings (what reproduces the README's results), read from the built Trainer.
+BUDGETS: dict[str, dict[str, Any]] = {
+    "dcgan_mnist": {"max_epochs": 5}, "gan_mnist": {"max_epochs": 10}, "cgan_mnist": {"max_epochs": 5},
+    "acgan_mnist": {"max_epochs": 5}, "lsgan_mnist": {"max_epochs": 5}, "sngan_mnist": {"max_epochs": 5},
+    "sagan_mnist": {"max_epochs": 5}, "wgan_mnist": {"max_epochs": 20}, "wgan_gp_mnist": {"max_epochs": 20},
+    "bigan_mnist": {"max_epochs": 10}, "autoencoder_mnist": {"max_epochs": 10}, "vae_mnist": {"max_epochs": 10},
+    "dcgan_celeba": {"max_epochs": 20, "check_val_every_n_epoch": 1},
+    "sngan_celeba": {"max_epochs": -1, "max_steps": 600_000, "check_val_every_n_epoch": 10},
+    "pix2pix_facades": {"max_epochs": 200, "check_val_every_n_epoch": 5},
+    "cyclegan_facades": {"max_epochs": 200, "check_val_every_n_epoch": 5, "limit_val_batches": 32},
+    "gaugan_facades": {"max_epochs": 200, "check_val_every_n_epoch": 5, "log_every_n_steps": 25},
+}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ data, real or fake
+#: The image-to-image configs' "quick CPU run" size from their headers: 64x64 crops of 72x72 images. At 256x256 one
+#: CycleGAN or GauGAN step takes ~15 s on a CPU; the networks keep their widths, their depth follows the size.
+QUICK_CPU_SIZE = ["--data.init_args.crop_size", "64", "--data.init_args.load_size", "72"]
+
+
+def _real(sub: str) -> Path | None:
+    root = os.environ.get(DATA_ENV)
+    return Path(root) / sub if root and (Path(root) / sub).exists() else None
+
+
+def _write_idx(path: Path, data: torch.Tensor) -> None:
+    header = (0x0800 | data.dim()).to_bytes(4, "big") + b"".join(int(n).to_bytes(4, "big") for n in data.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + data.to(torch.uint8).numpy().tobytes())
+
+
+def _noise_image(rng: np.random.Generator, width: int, height: int) -> Image.Image:
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def fake_mnist(root: Path) -> Path:
+    """torchvision's layout: ``MNIST/raw/*-ubyte.gz``, 64 training and 16 test digits of 28x28."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", 64), ("t10k", 16)):
+        _write_idx(raw / f"{split}-images-idx3-ubyte.gz", torch.randint(0, 256, (n, 28, 28), generator=g))
+        _write_idx(raw / f"{split}-labels-idx1-ubyte.gz", torch.randint(0, 10, (n,), generator=g))
+    return root
+
+
+def fake_celeba(root: Path) -> Path:
+    """The shared copy's layout: 16 aligned-face JPEGs of 89x109 in ``img_align_celeba_89x109/`` and the official
+    attribute text file (count line, 40 names, one row per image); no partition file, like the copy."""
+    folder = root / "img_align_celeba_89x109"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"{i:06d}.jpg" for i in range(1, 17)]
+    for name in names:
+        _noise_image(rng, 89, 109).save(folder / name)
+    attributes = [f"Attribute_{i}" for i in range(40)]
+    rows = [f"{name} " + " ".join(str(v) for v in rng.choice([-1, 1], 40)) for name in names]
+    (root / "list_attr_celeba.txt").write_text("\n".join([str(len(names)), " ".join(attributes), *rows]) + "\n")
+    return root
+
+
+def fake_facades(root: Path) -> Path:
+    """pix2pix's layout: ``train/ val/ test/`` of 512x256 JPEGs, photo (A) left, label map (B) right."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("val", 2), ("test", 2)):
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            _noise_image(rng, 512, 256).save(root / split / f"{i + 1}.jpg")
+    return root
+
+
+def fake_facades_unpaired(root: Path) -> Path:
+    """CycleGAN's layout: ``trainA/ trainB/ testA/ testB/`` of 256x256 JPEGs."""
+    rng = np.random.default_rng(0)
+    for folder, n in (("trainA", 4), ("trainB", 3), ("testA", 2), ("testB", 2)):
+        (root / folder).mkdir(parents=True)
+        for i in range(n):
+            _noise_image(rng, 256, 256).save(root / folder / f"{i + 1}_{folder[-1]}.jpg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def data_args(tmp_path_factory):
+    """datamodule class name -> the overrides that point it at real data or at a synthetic copy (made once)."""
+    made: dict[str, list[str]] = {}
+
+    def args_for(datamodule: str) -> list[str]:
+        if datamodule in made:
+            return made[datamodule]
+        if datamodule == "MNISTDataModule":
+            root = _real("MNIST/raw")
+            root = root.parent.parent if root else fake_mnist(tmp_path_factory.mktemp("mnist"))
+            args = ["--data.init_args.data_dir", str(root), "--data.init_args.download", "false",
+                    "--data.init_args.batch_size", "8", "--data.init_args.val_size", "16"]  # fmt: skip
+        elif datamodule == "CelebADataModule":
+            root = _real("celeba_small/img_align_celeba_89x109")
+            root = root.parent if root else fake_celeba(tmp_path_factory.mktemp("celeba_small"))
+            args = ["--data.init_args.data_dir", str(root), "--data.init_args.image_folder", "img_align_celeba_89x109",
+                    "--data.init_args.batch_size", "4", "--data.init_args.pin_memory", "false"]  # fmt: skip
+        elif datamodule == "PairedImageDataModule":
+            root = _real("facades") or fake_facades(tmp_path_factory.mktemp("facades"))
+            args = ["--data.init_args.data_dir", str(root), "--data.init_args.batch_size", "1", *QUICK_CPU_SIZE]
+        elif datamodule == "UnpairedImageDataModule":
+            root = _real("facades_unpaired") or fake_facades_unpaired(tmp_path_factory.mktemp("facades_unpaired"))
+            args = ["--data.init_args.data_dir", str(root), *QUICK_CPU_SIZE]
+        elif datamodule == "GaussianMixtureDataModule":  # sampled, no files
+            args = ["--data.init_args.num_samples", "512"]
+        else:
+            raise AssertionError(f"no real or synthetic data for {datamodule}: add it to tests/test_configs.py")
+        made[datamodule] = [*args, "--data.init_args.num_workers", "0"]
+        return made[datamodule]
+
+    return args_for
+
+
+# ---------------------------------------------------------------------------------------------------- the one test
+@pytest.mark.parametrize("config", EXPERIMENTS, ids=IDS)
+def test_config_fits_one_step(config: Path, data_args, monkeypatch):
+    name = config.stem
+    shipped = yaml.safe_load(config.read_text())
+    datamodule = shipped["data"]["class_path"].rsplit(".", 1)[-1]
+    monkeypatch.setattr(sys, "argv", ["lightning-gans"])  # pytest's own arguments are not the CLI's
+    cli = GANCLI(args=["fit", "--config", str(config), "--trainer.fast_dev_run", "1",
+                       "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+                       *data_args(datamodule)])  # fmt: skip
+    model, dm, trainer = cli.model, cli.datamodule, cli.trainer
+
+    module, family = shipped["model"]["class_path"].rsplit(".", 1)
+    assert type(model) is getattr(importlib.import_module(module), family)
+    assert model.image_shape == dm.image_shape and model.num_classes == dm.num_classes  # linked from the datamodule
+    for attr, value in PAPER_SETTINGS.get(name, {}).items():
+        assert getattr(model, attr) == value, attr
+    for attr, value in BUDGETS.get(name, {}).items():
+        assert cli.config.fit.trainer[attr] == value, attr
+    # Its run folder: runs/ + where it lies in configs/ (runs/dcgan_mnist, runs/lab/ring8_hinge).
+    assert cli.config.fit.trainer.default_root_dir == f"runs/{config.relative_to(CONFIG_DIR).with_suffix('')}"
+
+    assert not list(Path.cwd().rglob("*.ckpt")), "fast_dev_run writes no checkpoint (`--ckpt_path last` would find it)"
+
+    # One training batch: one D step (none for the one-network baselines), a G step unless n_critic waits.
+    if family in ("Autoencoder", "VAE"):
+        assert (model.g_steps, model.d_steps) == (1, 0)
+    else:
+        assert model.d_steps == 1 and model.g_steps == (1 if model.n_critic == 1 else 0)
+
+    evaluation = [cb for cb in trainer.callbacks if isinstance(cb, EvaluationCallback)]
+    if datamodule == "MNISTDataModule":
+        assert model.image_shape == (1, 28, 28) and model.num_classes == 10
+        [ev] = evaluation
+        assert ev.extractor_name == "mnist_classifier" and ev.num_samples == 10_000
+    elif datamodule == "CelebADataModule":
+        assert model.image_shape == (3, 64, 64) and model.num_classes == 0
+        as_shipped = {**_class_defaults(shipped["data"]["class_path"]), **shipped["data"]["init_args"]}
+        assert as_shipped["batch_size"] == (128 if name == "dcgan_celeba" else 64)  # the paper's, mimicry's
+        assert as_shipped["image_size"] == 64 and as_shipped["data_dir"] is None  # $LIGHTNING_GANS_DATA_DIR/celeba
+        if _real("celeba_small/img_align_celeba_89x109"):
+            # No partition file in the copy: val_fraction holds out 2,500 faces, above FID's 2,048 features.
+            assert {s: len(d) for s, d in dm.datasets.items()} == {"train": 7500, "val": 2500, "test": 2500}
+        [ev] = evaluation
+        assert ev.extractor_name == "inception_local" and ev.requested == ("fid", "kid")
+        assert ev.num_samples == 10_000 and ev.extractor is not None and ev.extractor.num_features == 2048
+        with torch.no_grad():
+            assert model.sample(2).shape == (2, 3, 64, 64)  # G at 64x64 also where no G step ran
+    elif datamodule in ("PairedImageDataModule", "UnpairedImageDataModule"):
+        assert model.image_shape == (3, 64, 64) and model.num_classes == (12 if family == "GauGAN" else 0)
+        assert ("val/cycle_l1" if family == "CycleGAN" else "val/l1") in trainer.callback_metrics
+        assert not evaluation
+    elif datamodule == "GaussianMixtureDataModule":
+        assert model.image_shape == (2,) and dm.kind == "ring8" and dm.batch_size == 256
+        [ev] = evaluation
+        assert ev.requested == ("modes",)
+    if family in ("BiGAN", "Autoencoder", "VAE"):  # grids: samples, then real images (the first of the first
+        # training batch) and their reconstructions
+        shown = min(model.hparams.num_grid_reconstructions, dm.batch_size)
+        assert model.grid_images().shape[0] == model.hparams.num_grid_samples + 2 * shown
+
+
+# --------------------------------------------------------------------------------------------------- the fragments
+@pytest.mark.parametrize("fragment", LOGGER_FRAGMENTS, ids=[p.stem for p in LOGGER_FRAGMENTS])
+def test_logger_fragment_follows_the_run_folder(fragment: Path, data_args, monkeypatch, tmp_path: Path):
+    """A logger fragment changes the logger's class only: it logs into the base config's run folder."""
+    from lightning.pytorch import loggers
+
+    if fragment.stem == "wandb":
+        pytest.importorskip("wandb", reason="wandb is an optional extra")
+        monkeypatch.setenv("WANDB_MODE", "offline")
+    expected = getattr(loggers, yaml.safe_load(fragment.read_text())["trainer"]["logger"]["class_path"].split(".")[-1])
+    cli = GANCLI(args=["--config", str(CONFIG_DIR / "dcgan_mnist.yaml"), "--config", str(fragment),
+                       "--trainer.default_root_dir", str(tmp_path / "run"), *data_args("MNISTDataModule")],
+                 run=False)  # fmt: skip
+    logger = cli.trainer.logger
+    assert type(logger) is expected
+    assert Path(logger.save_dir) == tmp_path / "run"
+
+
+def test_every_evaluation_fragment_is_used():
+    used = {item for p in EXPERIMENTS for item in (yaml.safe_load(p.read_text())["trainer"].get("callbacks") or [])
+            if isinstance(item, str)}  # fmt: skip
+    assert {f"evaluation/{p.name}" for p in (CONFIG_DIR / "evaluation").glob("*.yaml")} == used
+
+
+# ------------------------------------------------------------------------------------------------ configs are deltas
+def _class_defaults(class_path: str) -> dict[str, Any]:
+    """Constructor defaults of a class and of the classes its ``**kwargs`` reach (as jsonargparse resolves them)."""
+    from jsonargparse._parameter_resolvers import get_signature_parameters
+
+    module, name = class_path.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    return {p.name: p.default for p in get_signature_parameters(cls, None) if p.default is not inspect.Parameter.empty}
+
+
+def _same(a: Any, b: Any) -> bool:
+    return list(a) == list(b) if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) else a == b
+
+
+@pytest.mark.parametrize("config", EXPERIMENTS, ids=IDS)
+def test_config_holds_only_what_differs_from_the_defaults(config: Path):
+    """No model or datamodule value equal to its class's default, no setting equal to the shared defaults: each
+    config is what makes its experiment, and a change of a default reaches every config."""
+    shipped = yaml.safe_load(config.read_text())
+    for key in ("model", "data"):
+        defaults = _class_defaults(shipped[key]["class_path"])
+        for arg, value in (shipped[key].get("init_args") or {}).items():
+            assert arg in defaults, f"{key}.init_args.{arg} is not an argument with a default"
+            assert not _same(value, defaults[arg]), f"{key}.init_args.{arg}: {value!r} is the default"
+    shared = yaml.safe_load(DEFAULTS_FILE.read_text())
+    groups = {"trainer": "lightning.pytorch.Trainer", **{k: f"{c.__module__}.{c.__name__}" for k, c in
+                                                          CALLBACK_GROUPS.items()}}  # fmt: skip
+    for group, class_path in groups.items():
+        defaults = {**_class_defaults(class_path), **(shared.get(group) or {})}
+        for arg, value in (shipped.get(group) or {}).items():
+            assert arg not in defaults or not _same(value, defaults[arg]), f"{group}.{arg}: {value!r} is the default"
+    if "seed_everything" in shipped:
+        assert shipped["seed_everything"] != shared["seed_everything"]
