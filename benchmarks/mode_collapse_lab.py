@@ -27,6 +27,7 @@ of the machine. Each run is seeded by its config (``seed_everything``), so the n
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import math
 import os
@@ -50,9 +51,10 @@ CONFIG_DIR = REPO / "configs" / "lab"
 BEGIN = "<!-- mode-collapse-lab:begin (written by benchmarks/mode_collapse_lab.py) -->"
 END = "<!-- mode-collapse-lab:end -->"
 
-#: Base options shown in the "toolbox" column when they differ from GANModule's defaults (name in the config).
+#: Options shown in the "toolbox" column when they differ from the GAN family's defaults: its own n_critic and
+#: ema_decay, then every field of its ``toolbox`` group (lightning_gans.toolbox.Toolbox).
 TOOLBOX = ("n_critic", "gradient_penalty", "r1_gamma", "spectral_norm_d", "spectral_norm_g", "feature_matching",
-           "real_label", "instance_noise", "instance_noise_anneal_steps", "ema_decay", "diffaugment")  # fmt: skip
+           "real_label", "instance_noise", "instance_noise_anneal_steps", "ema_decay", "diffaugment")
 
 
 @dataclass
@@ -92,10 +94,13 @@ def lab_configs(config_dir: Path = CONFIG_DIR, only: str | None = None) -> list[
 
 
 def _defaults() -> dict[str, Any]:
-    from lightning_gans.core import GANModule
+    """The lab family's (GAN) argument defaults, with its toolbox group's fields alongside."""
+    from lightning_gans.models import GAN
+    from lightning_gans.toolbox import Toolbox
 
-    params = inspect.signature(GANModule.__init__).parameters
-    return {name: p.default for name, p in params.items() if p.default is not inspect.Parameter.empty}
+    params = inspect.signature(GAN.__init__).parameters
+    defaults = {name: p.default for name, p in params.items() if p.default is not inspect.Parameter.empty}
+    return {**defaults, **dataclasses.asdict(Toolbox())}
 
 
 def _fmt(value: Any) -> str:
@@ -108,7 +113,10 @@ def _fmt(value: Any) -> str:
 
 def describe_options(hparams: dict[str, Any]) -> tuple[str, str]:
     """(toolbox options that differ from the base's defaults, optimiser settings) of a model's hyperparameters."""
+    from lightning_gans.toolbox import Toolbox
+
     defaults = _defaults()
+    hparams = {**hparams, **dataclasses.asdict(Toolbox.of(hparams.get("toolbox")))}  # the group's fields, flat
     value = lambda name: hparams.get(name, defaults.get(name))  # noqa: E731
     toolbox = []
     for name in TOOLBOX:

@@ -27,6 +27,7 @@ import torch
 import yaml
 from PIL import Image
 
+from lightning_gans.networks.blocks import has_spectral_norm
 from lightning_gans.callbacks import EvaluationCallback
 from lightning_gans.cli import CALLBACK_GROUPS, DEFAULTS_FILE, GANCLI
 from tests.conftest import DATA_ENV
@@ -51,16 +52,16 @@ PAPER_SETTINGS: dict[str, dict[str, Any]] = {
     "cgan_mnist": {"conditional": True, "lr_g": 2e-4, "betas": (0.5, 0.999)},
     "acgan_mnist": {"conditional": True, "class_weight": 1.0, "lr_d": 2e-4},
     "wgan_mnist": {"clip_value": 0.01, "n_critic": 5, "optimizer_d": "rmsprop", "lr_d": 5e-5, "lr_g": 5e-5},
-    "wgan_gp_mnist": {"gradient_penalty_weight": 10.0, "n_critic": 5, "lr_d": 1e-4, "betas": (0.0, 0.9)},
+    "wgan_gp_mnist": {"lambda_gp": 10.0, "n_critic": 5, "lr_d": 1e-4, "betas": (0.0, 0.9)},
     "lsgan_mnist": {"loss": "lsgan", "lr_d": 2e-4, "betas": (0.5, 0.999)},
-    "sngan_mnist": {"loss": "hinge", "spectral_norm_d": True, "lr_d": 2e-4, "betas": (0.0, 0.9), "n_critic": 1},
-    "sagan_mnist": {"loss": "hinge", "spectral_norm_g": True, "lr_d": 4e-4, "lr_g": 1e-4, "n_critic": 1},
+    "sngan_mnist": {"loss": "hinge", "lr_d": 2e-4, "betas": (0.0, 0.9), "n_critic": 1},
+    "sagan_mnist": {"loss": "hinge", "lr_d": 4e-4, "lr_g": 1e-4, "n_critic": 1},
     "bigan_mnist": {"latent_dim": 50},
-    "autoencoder_mnist": {"latent_dim": 32, "lr_g": 1e-3},
-    "vae_mnist": {"latent_dim": 32, "lr_g": 1e-3},
+    "autoencoder_mnist": {"latent_dim": 32, "lr": 1e-3},
+    "vae_mnist": {"latent_dim": 32, "lr": 1e-3},
     "dcgan_celeba": {"loss": "nonsaturating", "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "latent_dim": 100,
                      "n_critic": 1},  # fmt: skip
-    "sngan_celeba": {"loss": "hinge", "spectral_norm_d": True, "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.0, 0.9),
+    "sngan_celeba": {"loss": "hinge", "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.0, 0.9),
                      "latent_dim": 128, "n_critic": 5},  # fmt: skip
 }
 
@@ -76,6 +77,17 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "cyclegan_facades": {"max_epochs": 200, "check_val_every_n_epoch": 5, "limit_val_batches": 32},
     "gaugan_facades": {"max_epochs": 200, "check_val_every_n_epoch": 5, "log_every_n_steps": 25},
 }  # fmt: skip
+
+
+def _setting(model, name: str) -> Any:
+    """A model's setting: a constructor argument (its hparams), a field of its toolbox group, or an attribute."""
+    if name in model.hparams:
+        value = model.hparams[name]
+    elif hasattr(getattr(model, "toolbox", None), name):
+        value = getattr(model.toolbox, name)
+    else:
+        value = getattr(model, name)
+    return tuple(value) if isinstance(value, list) else value
 
 
 # ------------------------------------------------------------------------------------------------ data, real or fake
@@ -195,7 +207,11 @@ def test_config_fits_one_step(config: Path, data_args, monkeypatch):
     assert type(model) is getattr(importlib.import_module(module), family)
     assert model.image_shape == dm.image_shape and model.num_classes == dm.num_classes  # linked from the datamodule
     for attr, value in PAPER_SETTINGS.get(name, {}).items():
-        assert getattr(model, attr) == value, attr
+        assert _setting(model, attr) == value, attr
+    if family in ("SNGAN", "SAGAN"):  # spectral norm on every layer of D (SAGAN: and of G), the papers' point
+        for net in (model.discriminator, model.generator) if family == "SAGAN" else (model.discriminator,):
+            layers = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.Embedding))]
+            assert layers and all(has_spectral_norm(m) for m in layers), family
     for attr, value in BUDGETS.get(name, {}).items():
         assert cli.config.fit.trainer[attr] == value, attr
     # Its run folder: runs/ + where it lies in configs/ (runs/dcgan_mnist, runs/lab/ring8_hinge).
@@ -207,7 +223,7 @@ def test_config_fits_one_step(config: Path, data_args, monkeypatch):
     if family in ("Autoencoder", "VAE"):
         assert (model.g_steps, model.d_steps) == (1, 0)
     else:
-        assert model.d_steps == 1 and model.g_steps == (1 if model.n_critic == 1 else 0)
+        assert model.d_steps == 1 and model.g_steps == (1 if getattr(model, "n_critic", 1) == 1 else 0)
 
     evaluation = [cb for cb in trainer.callbacks if isinstance(cb, EvaluationCallback)]
     if datamodule == "MNISTDataModule":

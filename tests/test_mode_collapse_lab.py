@@ -88,18 +88,19 @@ def test_lab_config_fits_one_step_through_the_cli(config: Path, monkeypatch, tmp
     assert model.loss in config.stem.replace("wgan_gp", "wasserstein")
     assert model.d_steps == 1 and model.g_steps == (1 if model.n_critic == 1 else 0)
     assert any(isinstance(cb, EvaluationCallback) for cb in cli.trainer.callbacks)
-    options = {"_fm": ("feature_matching_weight", 1.0), "_sn": ("spectral_norm_d", True),
-               "_r1": ("r1_gamma", 1.0), "_ema": ("ema_decay", 0.99)}  # fmt: skip
+    options = {"_fm": ("feature_matching", 1.0), "_sn": ("spectral_norm_d", True), "_r1": ("r1_gamma", 1.0)}
     for suffix, (attr, value) in options.items():
         if config.stem.endswith(suffix):
-            assert getattr(model, attr) == value
+            assert getattr(model.toolbox, attr) == value
+    if config.stem.endswith("_ema"):
+        assert model.hparams.ema_decay == 0.99 and model.generator_ema is not None
     if config.stem == "ring8_wgan_gp":
-        assert (model.gradient_penalty_weight, model.n_critic) == (10.0, 5)
+        assert (model.toolbox.gradient_penalty, model.n_critic) == (10.0, 5)
 
 
 def test_describe_options_names_what_differs_from_the_base():
-    toolbox, optimiser = lab.describe_options({"spectral_norm_d": True, "n_critic": 5, "gradient_penalty": 10.0,
-                                               "lr_g": 1e-3, "lr_d": 1e-3, "betas": [0.5, 0.9]})  # fmt: skip
+    toolbox, optimiser = lab.describe_options({"toolbox": {"spectral_norm_d": True, "gradient_penalty": 10.0},
+                                               "n_critic": 5, "lr_g": 1e-3, "lr_d": 1e-3, "betas": [0.5, 0.9]})
     assert toolbox == "n_critic 5, gradient_penalty 10, spectral_norm_d"
     assert optimiser == "adam 0.001, betas (0.5, 0.9)"
     assert lab.describe_options({"betas": [0.5, 0.999]})[0] == "none"
