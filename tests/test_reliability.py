@@ -309,3 +309,24 @@ def test_a_changed_learning_rate_keeps_its_place_in_the_lr_schedule(tmp_path: Pa
     assert changes == ["optimizer 0 lr 0.0002 -> 0.0001"]
     assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.5e-4)
     assert checkpoint["lr_schedulers"][0]["base_lrs"] == [1e-4]
+
+
+def test_the_last_checkpoint_is_refreshed_on_a_timer(tmp_path: Path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lightning_gans.callbacks.preemption import Preemption
+
+    saved: list[int] = []
+
+    class Spy(ModelCheckpoint):
+        def _save_last_checkpoint(self, trainer, monitor_candidates):
+            saved.append(trainer.lightning_module.g_steps)
+            super()._save_last_checkpoint(trainer, monitor_candidates)
+
+    timer = Preemption(save_every_minutes=1e-9)  # due after every batch
+    checkpoint = Spy(dirpath=tmp_path / "checkpoints", save_last=True, save_top_k=0, every_n_epochs=0)
+    quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=3, enable_checkpointing=True,
+                  callbacks=[timer, checkpoint]).fit(DCGAN(**TINY), _data())
+    assert saved[:3] == [1, 2, 3]
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["lightning_gans"]["g_steps"] == 3
