@@ -56,6 +56,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 import datamodules  # noqa: F401  (registers the datamodules as subclasses for --data NAME)
 import lightning_gans.models  # noqa: F401  (registers the families for --model NAME)
 from lightning_gans.callbacks.common import run_dir
+from lightning_gans.callbacks.divergence import DivergenceGuard
 from lightning_gans.callbacks.image_writer import ImageWriter
 from lightning_gans.callbacks.preemption import Preempted, Preemption
 from lightning_gans.callbacks.sample_grid import SampleGrid
@@ -69,9 +70,10 @@ _CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
 DEFAULTS_FILE = Path(__file__).resolve().with_name("defaults.yaml")
 
 #: Argument groups that each add one callback to every run (``--checkpoint.*``, ``--sample_grid.*``, ``--writer.*``,
-#: ``--preemption.*``: a checkpoint and a clean stop on SIGTERM/SIGINT/SIGUSR1, and ``last`` refreshed every 30 min).
+#: ``--preemption.*``: a checkpoint and a clean stop on SIGTERM/SIGINT/SIGUSR1, and ``last`` refreshed every 30 min;
+#: ``--divergence.*``: stop when a loss explodes past ``max_abs_loss``).
 CALLBACK_GROUPS = {"checkpoint": ModelCheckpoint, "sample_grid": SampleGrid, "writer": ImageWriter,
-                   "preemption": Preemption}
+                   "preemption": Preemption, "divergence": DivergenceGuard}
 
 
 class RunConfigSaver(SaveConfigCallback):

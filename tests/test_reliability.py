@@ -31,6 +31,17 @@ def test_a_non_finite_loss_stops_training_with_the_step_network_and_loss(tmp_pat
     assert model.g_steps <= 2 and model.d_steps <= 2  # within a step or two, not at the end of the run
 
 
+def test_an_exploding_but_finite_run_is_stopped_by_the_guard(tmp_path: Path):
+    from lightning_gans.callbacks.divergence import DivergenceGuard
+
+    torch.manual_seed(0)
+    model = DCGAN(lr_g=1e4, lr_d=1e4, **TINY)  # Adam at lr 1e4: weights run towards 1e22, losses stay finite
+    trainer = quiet_trainer(tmp_path, max_epochs=3, callbacks=[DivergenceGuard(max_abs_loss=1e3)])
+    with pytest.raises(DivergenceError, match=r"exploding at G step \d+.*max_abs_loss=1000"):
+        trainer.fit(model, _data())
+    assert model.g_steps < 24  # stopped before the end of the three epochs
+
+
 def test_non_finite_weights_are_never_written_over_a_good_checkpoint(tmp_path: Path):
     model = DCGAN(**TINY)
     trainer = quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=2)
