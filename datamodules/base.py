@@ -181,9 +181,9 @@ class ImageDataModule(L.LightningDataModule):
         # sees the same worker RNG streams as an uninterrupted one (see ResumableDataLoader).
         return {"batch_size": self.batch_size, "num_workers": self.num_workers, "pin_memory": self.pin_memory}
 
-    def _train_loader(self, dataset: Dataset, drop_last: bool = False) -> ResumableDataLoader:
+    def _train_loader(self, dataset: Dataset, drop_last: bool = False, **overrides: Any) -> ResumableDataLoader:
         """The shuffled training loader, resumable mid-epoch (see :class:`ResumableDataLoader`)."""
-        return ResumableDataLoader(dataset, drop_last=drop_last, **self._loader_kwargs())
+        return ResumableDataLoader(dataset, drop_last=drop_last, **(self._loader_kwargs() | overrides))
 
 
 class SplitFolderDataModule(ImageDataModule):

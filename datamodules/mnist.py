@@ -80,6 +80,21 @@ class TensorImageDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         return self.images[index].float().div_(127.5).sub_(1.0), self.labels[index]
 
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        """A whole batch in one indexing operation (on whatever device the tensors live), the same values as
+        ``__getitem__`` one by one; DataLoaders over this dataset use :func:`whole_batch` as their collate_fn."""
+        index = torch.as_tensor(indices, device=self.images.device)
+        return self.images[index].float().div_(127.5).sub_(1.0), self.labels[index]
+
+    def to(self, device: torch.device | str) -> TensorImageDataset:
+        self.images, self.labels = self.images.to(device), self.labels.to(device)
+        return self
+
+
+def whole_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """The collate function of :class:`TensorImageDataset` loaders: its ``__getitems__`` already made the batch."""
+    return batch
+
 
 def resize_uint8(images: Tensor, size: int, chunk: int = 8192) -> Tensor:
     """Resize [N, H, W] uint8 images to size x size (bilinear with antialiasing), staying uint8."""
@@ -105,6 +120,9 @@ class MNISTDataModule(ImageDataModule):
         num_workers: DataLoader worker processes.
         pin_memory: pin batches in page-locked memory (for GPU training).
         seed: seed of the train/validation split.
+        on_device: hold the splits on the training device (the GPU) as uint8 tensors (47 MB for 60,000 digits) and
+            gather each batch there by index, without DataLoader workers or host-to-device copies: the fastest input
+            pipeline on a GPU. On a CPU it changes nothing but the worker count (0).
     """
 
     def __init__(
@@ -117,7 +135,10 @@ class MNISTDataModule(ImageDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         seed: int = 42,
+        on_device: bool = False,
     ) -> None:
+        if on_device and (num_workers or pin_memory):
+            raise ValueError("on_device keeps MNIST on the training device: set num_workers 0 and pin_memory false")
         super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
         if image_size < 8:
             raise ValueError(f"image_size must be at least 8 (28, 32 or 64 are usual), got {image_size}")
@@ -128,6 +149,7 @@ class MNISTDataModule(ImageDataModule):
         self.image_size = image_size
         self.val_size = val_size
         self.seed = seed
+        self.on_device = on_device
         self.image_shape = (1, image_size, image_size)
         self.num_classes = 10
         self.train_set: Dataset | None = None
@@ -188,12 +210,17 @@ class MNISTDataModule(ImageDataModule):
             self.val_set = TensorImageDataset(images[val_idx], labels[val_idx])
         if stage in (None, "test") and self.test_set is None:
             self.test_set = TensorImageDataset(*self._load("test"))
+        if self.on_device and self.trainer is not None:
+            device = self.trainer.strategy.root_device
+            for dataset in (self.train_set, self.val_set, self.test_set):
+                if dataset is not None:
+                    dataset.to(device)
 
     def train_dataloader(self) -> DataLoader:
-        return self._train_loader(self.train_set, drop_last=True)
+        return self._train_loader(self.train_set, drop_last=True, collate_fn=whole_batch)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, shuffle=False, **self._loader_kwargs())
+        return DataLoader(self.val_set, shuffle=False, collate_fn=whole_batch, **self._loader_kwargs())
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.test_set, shuffle=False, **self._loader_kwargs())
+        return DataLoader(self.test_set, shuffle=False, collate_fn=whole_batch, **self._loader_kwargs())

@@ -58,6 +58,7 @@ import lightning_gans.models  # noqa: F401  (registers the families for --model 
 from lightning_gans.callbacks.common import run_dir
 from lightning_gans.callbacks.divergence import DivergenceGuard
 from lightning_gans.callbacks.image_writer import ImageWriter
+from lightning_gans.callbacks.performance import Performance
 from lightning_gans.callbacks.preemption import Preempted, Preemption
 from lightning_gans.callbacks.sample_grid import SampleGrid
 from lightning_gans.checkpointing import CheckpointMismatchError, DivergenceError
@@ -71,9 +72,10 @@ DEFAULTS_FILE = Path(__file__).resolve().with_name("defaults.yaml")
 
 #: Argument groups that each add one callback to every run (``--checkpoint.*``, ``--sample_grid.*``, ``--writer.*``,
 #: ``--preemption.*``: a checkpoint and a clean stop on SIGTERM/SIGINT/SIGUSR1, and ``last`` refreshed every 30 min;
-#: ``--divergence.*``: stop when a loss explodes past ``max_abs_loss``).
+#: ``--divergence.*``: stop when a loss explodes past ``max_abs_loss``; ``--performance.*``: channels-last and
+#: torch.compile of the networks, off by default).
 CALLBACK_GROUPS = {"checkpoint": ModelCheckpoint, "sample_grid": SampleGrid, "writer": ImageWriter,
-                   "preemption": Preemption, "divergence": DivergenceGuard}
+                   "preemption": Preemption, "divergence": DivergenceGuard, "performance": Performance}
 
 
 class RunConfigSaver(SaveConfigCallback):

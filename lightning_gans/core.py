@@ -27,6 +27,7 @@ arguments (a family's :class:`~lightning_gans.toolbox.Toolbox`) are stored in th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -37,6 +38,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, TensorDataset
 
+from lightning_gans.ema import BN_MODES, batch_statistics, kept_buffers, standing_statistics
 from lightning_gans.checkpointing import (
     DivergenceError,
     adopt_optimizer_settings,
@@ -144,17 +146,30 @@ class GANModule(L.LightningModule):
 
     @torch.no_grad()
     def sample(
-        self, n: int | None = None, *, z: Tensor | None = None, labels: Tensor | None = None, use_ema: bool = True
+        self,
+        n: int | None = None,
+        *,
+        z: Tensor | None = None,
+        labels: Tensor | None = None,
+        use_ema: bool = True,
+        bn: str | None = None,
     ) -> Tensor:
         """Generate images in [-1, 1] on the module's device (eval mode, no grad, EMA generator when on).
 
         Give either ``n`` (fresh noise) or ``z``. Conditional families without ``labels`` draw uniform labels for
         fresh noise, and use the labels 0, 1, ..., K-1, 0, ... for a given ``z`` (so a fixed z is deterministic).
+        ``bn`` chooses the batch-norm statistics (:mod:`lightning_gans.ema`): ``"running"`` (the live generator's
+        default), ``"standing"`` (recomputed for the sampling weights; the EMA generator's default, refreshed after
+        every EMA update) or ``"batch"`` (each sampled batch's own statistics).
         """
         if self.latent_dim == 0:
             raise TypeError(f"{type(self).__name__} draws no noise (latent_dim 0): it translates images, use translate")
         if z is None and n is None:
             raise ValueError("sample() needs n (how many) or z (the noise)")
+        ema = use_ema and self.generator_ema is not None
+        bn = bn or ("standing" if ema else "running")
+        if bn not in BN_MODES:
+            raise ValueError(f"bn must be one of {', '.join(BN_MODES)}, got {bn!r}")
         given_z, z = z is not None, (self.noise(n) if z is None else z.to(self.device))
         if self.conditional:
             if labels is None and given_z:  # the same z always gives the same images: labels 0, 1, ..., K-1, 0, ...
@@ -167,11 +182,37 @@ class GANModule(L.LightningModule):
         generator = self.sampling_generator(use_ema)
         was_training = generator.training
         generator.eval()
-        try:
-            images = self.generate(generator, z, labels if self.conditional else None)
-        finally:
-            generator.train(was_training)
+        with contextlib.ExitStack() as stack:
+            if bn == "standing" and ema:
+                self.refresh_ema_statistics()
+            elif bn == "standing":  # the live generator's own buffers are left as they are
+                stack.enter_context(kept_buffers(generator))
+                self.standing_statistics(generator)
+            elif bn == "batch":
+                stack.enter_context(batch_statistics(generator))
+            try:
+                images = self.generate(generator, z, labels if self.conditional else None)
+            finally:
+                generator.train(was_training)
         return images.clamp(-1.0, 1.0)
+
+    def standing_statistics(self, generator: nn.Module, batches: int = 16, batch_size: int = 64) -> None:
+        """Batch-norm statistics for ``generator``'s current weights, from ``batches`` batches of noise drawn from a
+        fixed seed (the training RNG is not touched, so runs stay reproducible and resumable)."""
+        rng = torch.Generator(device=self.device).manual_seed(20190228)
+
+        def forward() -> None:
+            z = torch.randn(batch_size, self.latent_dim, generator=rng, device=self.device)
+            labels = torch.randint(max(self.num_classes, 1), (batch_size,), generator=rng, device=self.device)
+            self.generate(generator, z, labels if self.conditional else None)
+
+        standing_statistics(generator, forward, batches)
+
+    def refresh_ema_statistics(self) -> None:
+        """Recompute the EMA generator's batch-norm statistics if an update (or a load) made them stale."""
+        if self.generator_ema is not None and self.generator_ema.stale_statistics:
+            self.standing_statistics(self.generator_ema.module)
+            self.generator_ema.stale_statistics = False
 
     def grid_images(self) -> Tensor:
         """Images for the sample-grid callback: the fixed noise (and fixed labels) through ``sample``."""

@@ -1,22 +1,101 @@
-"""Exponential moving average of a network's weights (the "EMA generator" of ProGAN, StyleGAN, BigGAN).
+"""Exponential moving average of a network's weights (the "EMA generator" of ProGAN, StyleGAN, BigGAN), and the
+batch-norm statistics that belong to it.
 
 The average lives in a frozen copy of the network, registered as a submodule so that it is saved in checkpoints
 and moved between devices with the rest of the model.
+
+**Batch norm.** Averaged weights need batch-norm statistics of their own: the live generator's running statistics
+describe the live weights' activations, not the average's (copying them is why an EMA DCGAN sampled worse than the
+live one). :func:`standing_statistics` recomputes them as BigGAN's "standing statistics" do: the running mean and
+variance are reset and re-estimated as a plain average over a number of batches run through the network with
+batch-norm layers in training mode (no weight changes, nothing else in training mode). An :class:`EMA` marks its
+statistics stale at every update; :class:`~lightning_gans.core.GANModule` recomputes them before the next sample
+(grids, evaluation, predict), from its own fixed-seed noise, so training draws no extra random numbers.
+
+Sampling offers the three batch-norm modes (``GANModule.sample(..., bn=...)``): ``"running"`` (eval mode with the
+stored running statistics; the live generator's default), ``"standing"`` (statistics recomputed for the weights
+that sample; the EMA generator's default) and ``"batch"`` (the statistics of the sampled batch itself, train-mode
+batch norm without updating anything; samples then depend on their batch mates).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
+
+BN_MODES = ("running", "standing", "batch")
+
+
+def batch_norms(net: nn.Module) -> list[_BatchNorm]:
+    """The batch-norm layers of ``net`` that keep running statistics."""
+    return [m for m in net.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+
+
+@torch.no_grad()
+def standing_statistics(net: nn.Module, forward: Callable[[], object], batches: int) -> None:
+    """Re-estimate ``net``'s batch-norm running statistics for its current weights: reset them, then average the
+    statistics of ``batches`` calls of ``forward()`` (which runs ``net`` on fresh inputs) with batch-norm layers in
+    training mode and a cumulative average (momentum None). Every other layer keeps its mode; weights are untouched."""
+    norms = batch_norms(net)
+    if not norms:
+        return
+    saved = [(m.momentum, m.training) for m in norms]
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+            m.train()
+        for _ in range(batches):
+            forward()
+    finally:
+        for m, (momentum, training) in zip(norms, saved):
+            m.momentum = momentum
+            m.train(training)
+
+
+@contextlib.contextmanager
+def batch_statistics(net: nn.Module) -> Iterator[None]:
+    """Batch-norm layers normalise with the statistics of each batch (training mode) while their running statistics
+    stay as they are (momentum 0); every other layer keeps its mode."""
+    norms = batch_norms(net)
+    saved = [(m.momentum, m.training) for m in norms]
+    try:
+        for m in norms:
+            m.momentum = 0.0
+            m.train()
+        yield
+    finally:
+        for m, (momentum, training) in zip(norms, saved):
+            m.momentum = momentum
+            m.train(training)
+
+
+@contextlib.contextmanager
+def kept_buffers(net: nn.Module) -> Iterator[None]:
+    """Whatever the block does to ``net``'s batch-norm buffers is undone afterwards."""
+    norms = batch_norms(net)
+    saved = [{k: v.clone() for k, v in m.named_buffers(recurse=False)} for m in norms]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, buffers in zip(norms, saved):
+                for name, value in buffers.items():
+                    getattr(m, name).copy_(value)
 
 
 class EMA(nn.Module):
     """A frozen copy of ``model`` whose parameters track ``decay * ema + (1 - decay) * current``.
 
-    Buffers (batch-norm statistics, spectral-norm vectors) are copied, not averaged.
+    Buffers other than batch-norm statistics (spectral-norm vectors) are copied. Batch-norm statistics are not: they
+    would describe the live weights. After each update they are marked stale (``stale_statistics``) until
+    :func:`standing_statistics` recomputes them for the averaged weights (the owner does, before sampling).
 
     Args:
         model: the network to average; it is deep-copied once.
@@ -29,6 +108,7 @@ class EMA(nn.Module):
             raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
         self.decay = decay
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.stale_statistics = bool(batch_norms(self.module))
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
@@ -40,11 +120,18 @@ class EMA(nn.Module):
         if len(ema_params) != len(params):
             raise ValueError("EMA.update got a model with a different structure from the one it copies")
         torch._foreach_lerp_(ema_params, [p.detach() for p in params], 1.0 - self.decay)
+        norm_buffers = {id(b) for m in batch_norms(self.module) for b in m.buffers(recurse=False)}
         for ema_buf, buf in zip(self.module.buffers(), model.buffers()):
-            ema_buf.copy_(buf)
+            if id(ema_buf) not in norm_buffers:
+                ema_buf.copy_(buf)
+        self.stale_statistics = bool(norm_buffers)
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self.stale_statistics = bool(batch_norms(self.module))  # recompute for the loaded weights before sampling
 
 
 def ema_copy(model: nn.Module, decay: float) -> EMA | None:

@@ -288,8 +288,8 @@ def write_validation_grid(module: GANModule, images: Tensor, nrow: int) -> Path 
     """Save ``images`` as ``<run dir>/val/epoch_XXXX_g_step_YYYYYYY.png`` and log them to TensorBoard/W&B as
     ``val/grid`` (global rank 0, not during the sanity check; several validations per epoch keep their own files)."""
     trainer = module.trainer
-    if trainer.sanity_checking or not trainer.is_global_zero:
-        return None
+    if trainer.sanity_checking or trainer.fast_dev_run or not trainer.is_global_zero:
+        return None  # (a smoke test writes nothing, as Lightning's loggers)
     grid = make_grid_uint8(images, nrow=nrow)
     path = run_dir(trainer) / "val" / f"epoch_{module.current_epoch:04d}_g_step_{module.g_steps:07d}.png"
     save_image(grid, path)

@@ -218,6 +218,7 @@ def test_config_fits_one_step(config: Path, data_args, monkeypatch):
     assert cli.config.fit.trainer.default_root_dir == f"runs/{config.relative_to(CONFIG_DIR).with_suffix('')}"
 
     assert not list(Path.cwd().rglob("*.ckpt")), "fast_dev_run writes no checkpoint (`--ckpt_path last` would find it)"
+    assert not list(Path.cwd().rglob("*.png")), "fast_dev_run writes no sample grid"
 
     # One training batch: one D step (none for the one-network baselines), a G step unless n_critic waits.
     if family in ("Autoencoder", "VAE"):

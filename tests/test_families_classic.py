@@ -178,6 +178,16 @@ def test_wgan_clips_every_critic_weight_after_a_critic_step(tmp_path: Path):
         assert p.min() >= -c and p.max() <= c
 
 
+def test_wgan_critic_warmup_follows_the_official_schedule(tmp_path: Path):
+    model = WGAN(**{**TINY["WGAN"].kwargs, "n_critic": 5, "critic_warmup": True})
+    before = [model.critic_steps_before(g) for g in (1, 25, 26, 500, 501, 502)]
+    assert before == [100, 2500, 2505, 2500 + 475 * 5, 2500 + 475 * 5 + 100, 2500 + 476 * 5 + 100]
+    assert WGAN(**TINY["WGAN"].kwargs).critic_steps_before(7) == 7  # off: n_critic (1 in the tiny entry) each
+    batch = image_batch(MNIST, n=4)()
+    quiet_trainer(tmp_path, max_epochs=1, limit_val_batches=0).fit(model, DataLoader([batch] * 101, batch_size=None))
+    assert (model.d_steps, model.g_steps) == (101, 1)  # the first G step after the 100th critic step
+
+
 # ------------------------------------------------------------------------------------------------------- WGAN-GP
 def test_wgan_gp_defaults_are_the_papers():
     model = WGANGP(image_shape=MNIST, latent_dim=8, g_channels=4, d_channels=4)

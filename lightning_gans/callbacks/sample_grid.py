@@ -39,7 +39,7 @@ class SampleGrid(L.Callback):
         self.write(trainer, pl_module, "final")
 
     def write(self, trainer: L.Trainer, pl_module: Any, name: str) -> Path | None:
-        if not trainer.is_global_zero:
+        if not trainer.is_global_zero or trainer.fast_dev_run:  # a smoke test writes nothing (as Lightning's loggers)
             return None
         images = pl_module.grid_images()
         if images.dim() != 4:  # points, not images: the mixture evaluation draws those

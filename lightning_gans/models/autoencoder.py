@@ -72,8 +72,9 @@ class CodeGaussian(nn.Module):
         z = z.detach().float()
         self.updates += 1
         w = max(self.momentum, 1.0 / float(self.updates))
-        self.mean.lerp_(z.mean(0), w)
-        self.second_moment.lerp_(z.T @ z / z.shape[0], w)
+        with torch.autocast(z.device.type, enabled=False):  # float32 moments under mixed precision too
+            self.mean.lerp_(z.mean(0), w)
+            self.second_moment.lerp_(z.T @ z / z.shape[0], w)
 
     @property
     def covariance(self) -> Tensor:
