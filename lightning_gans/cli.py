@@ -26,7 +26,9 @@
   not keep the images in memory (``return_predictions`` defaults to false: they go to files through the writer).
 - The config of each run is saved in the run's own versioned folder (for W&B too), never over an earlier one,
   and sent to W&B when that is the logger.
-- A ``--ckpt_path`` that does not exist is an error before anything is built.
+- A ``--ckpt_path`` that does not exist is an error before anything is built. The config, not the checkpoint, builds
+  the model: a checkpoint of another family or with other network shapes is refused with a message naming both, and
+  options changed on resume (learning rates included) take effect; ``config.yaml`` is what ran.
 - Errors a user can act on (a bad option value, an unknown config key, missing or corrupt data, a checkpoint that
   does not fit the config, a diverged run) are printed as one line, ``lightning-gans: error: ...``, with exit status
   1 (2 for a bad command line); ``LIGHTNING_GANS_DEBUG=1`` shows the whole traceback. A run stopped by a signal
@@ -161,6 +163,13 @@ class GANCLI(LightningCLI):
             # No predict set in the data (MNIST, CelebA): noise families predict from their own noise loader.
             kwargs["datamodule"] = None
         return kwargs
+
+    def _parse_ckpt_path(self) -> None:
+        """Nothing: the config builds the model. (LightningCLI would replace the config's model arguments, class
+        included, by the checkpoint's hyperparameters, so a checkpoint of another family or options changed on resume
+        silently won over what the config asks for, while config.yaml recorded the config.) The checkpoint is checked
+        against the model when it loads (:func:`lightning_gans.checkpointing.check_matches`): another family or other
+        network shapes fail with a message naming both; learning rates changed on resume take effect."""
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config

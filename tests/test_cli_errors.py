@@ -92,3 +92,34 @@ def test_sigterm_to_the_command_saves_the_step_and_exits_143(tmp_path):
     assert "lightning-gans: interrupted by SIGTERM after G step" in stderr and "--ckpt_path last" in stderr
     ckpt = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert ckpt["lightning_gans"]["g_steps"] >= 10  # past the first periodic checkpoint (20 optimizer steps)
+
+
+def test_a_checkpoint_never_replaces_the_configs_model(tmp_path, capsys):
+    """A checkpoint with other network shapes than the config's model fails naming both (LightningCLI used to build
+    the model from the checkpoint's arguments instead, silently), and a learning rate changed on resume takes effect
+    and is what config.yaml records."""
+    import yaml
+
+    root = tmp_path / "run"
+    common = ["--trainer.default_root_dir", str(root), "--data.init_args.num_samples", "512"]
+    main(["fit", "--config", LAB, *common, "--trainer.max_steps", "4", "--trainer.enable_checkpointing", "true"])
+    ckpt = str(root / "checkpoints" / "last.ckpt")
+    with pytest.raises(SystemExit):
+        main(["validate", "--config", LAB, *common, "--model.init_args.g_hidden_dims", "[64, 64, 64]",
+              "--ckpt_path", ckpt])
+    err = capsys.readouterr().err
+    assert "do not fit the GAN the config builds" in err and "g_hidden_dims=[128, 128, 128] (config: [64, 64, 64])" in err
+
+    class LearningRate(__import__("lightning").Callback):
+        def on_train_start(self, trainer, pl_module):
+            self.lr = pl_module.optimizers()[0].param_groups[0]["lr"]
+
+    from lightning_gans.cli import GANCLI
+
+    spy = LearningRate()
+    cli = GANCLI(args=["fit", "--config", LAB, *common, "--trainer.max_steps", "8", "--model.init_args.lr_g", "5e-4",
+                       "--trainer.enable_checkpointing", "true", "--ckpt_path", ckpt],
+                 trainer_defaults={"callbacks": [spy]})
+    assert spy.lr == 5e-4 and cli.model.hparams.lr_g == 5e-4
+    saved = sorted((root / "logs").rglob("config.yaml"))[-1]
+    assert yaml.safe_load(saved.read_text())["model"]["init_args"]["lr_g"] == 5e-4

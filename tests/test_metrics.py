@@ -143,9 +143,10 @@ def test_precision_recall_mode_dropping_lowers_recall_not_precision():
 
 
 def test_class_coverage_counts_classes_and_kl():
+    sure = 10 * torch.eye(4)  # logits the classifier is confident about
     cov = ClassCoverage(4, threshold=0.1)
-    cov.update(torch.eye(4)[torch.arange(400) % 4], real=True)  # balanced real
-    fake = torch.eye(4)[torch.tensor([0] * 300 + [1] * 99 + [2] * 1)]  # class 3 absent, class 2 below threshold
+    cov.update(sure[torch.arange(400) % 4], real=True)  # balanced real
+    fake = sure[torch.tensor([0] * 300 + [1] * 99 + [2] * 1)]  # class 3 absent, class 2 below threshold
     cov.update(fake, real=False)
     out = cov.compute()
     assert int(out["classes_covered"]) == 2
@@ -153,9 +154,25 @@ def test_class_coverage_counts_classes_and_kl():
     kl = sum(pi * math.log(pi / 0.25) for pi in p if pi > 0)
     assert float(out["class_kl"]) == pytest.approx(kl, rel=1e-5)
     cov.reset()  # keeps the real histogram
-    cov.update(torch.eye(4)[torch.arange(400) % 4], real=False)
+    cov.update(sure[torch.arange(400) % 4], real=False)
     out = cov.compute()
     assert int(out["classes_covered"]) == 4 and float(out["class_kl"]) == pytest.approx(0.0, abs=1e-9)
+    assert float(out["confident_share"]) == 1.0
+
+
+def test_class_coverage_counts_only_confident_predictions():
+    """Samples that look like no digit (the classifier unsure) cover no class, and they count in the total."""
+    sure, unsure = 10 * torch.eye(4), 0.5 * torch.eye(4)  # softmax max ~1.0 vs ~0.36
+    cov = ClassCoverage(4, threshold=0.5, min_confidence=0.5)
+    cov.update(sure[torch.arange(400) % 4], real=True)
+    cov.update(torch.cat([unsure[torch.arange(360) % 4], sure[torch.arange(40) % 4]]), real=False)
+    out = cov.compute()
+    assert int(out["classes_covered"]) == 0  # 10 confident samples a class, where 0.5 x 100 are needed
+    assert float(out["confident_share"]) == pytest.approx(0.1)
+    plain = ClassCoverage(4, threshold=0.5, min_confidence=0.0)  # every argmax counts: all four "covered"
+    plain.update(sure[torch.arange(400) % 4], real=True)
+    plain.update(torch.cat([unsure[torch.arange(360) % 4], sure[torch.arange(40) % 4]]), real=False)
+    assert int(plain.compute()["classes_covered"]) == 4
 
 
 def test_mixture_modes_on_true_and_collapsed_samples():

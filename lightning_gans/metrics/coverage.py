@@ -6,6 +6,10 @@ generated samples is compared with that of the real images (predicted by the sam
 - ``classes_covered``: classes whose generated count is at least ``threshold`` x the count they would get under the
   real class distribution (default 0.1: for MNIST, a digit needs ~1% of the samples). ``threshold=0`` gives the
   count used with stacked MNIST (Metz et al. 2017; Srivastava et al. 2017): classes with at least one sample.
+  A sample counts for its predicted class only when the classifier is confident (softmax at least
+  ``min_confidence``, 0.5 by default), and the needed count is taken of *all* generated samples: images that look
+  like no digit (a grey background, noise: the project's classifier is trained to be unsure of those) cover nothing.
+- ``confident_share``: the share of generated samples the classifier is confident about.
 - ``class_kl``: KL(p_generated || p_real) of the two class histograms (0 when they agree; log K when all samples fall
   in one of K equally likely classes).
 
@@ -37,49 +41,65 @@ def _kl(p_counts: Tensor, q: Tensor, eps: float = 1e-12) -> Tensor:
     return terms.sum()
 
 
-def covered(counts: Tensor, expected_share: Tensor, threshold: float) -> Tensor:
-    """Number of bins with ``count >= threshold * expected_share * total`` and at least one sample."""
-    total = counts.sum()
+def covered(counts: Tensor, expected_share: Tensor, threshold: float, total: Tensor | None = None) -> Tensor:
+    """Number of bins with ``count >= threshold * expected_share * total`` and at least one sample (``total``:
+    the number of samples, by default the sum of ``counts``)."""
+    total = counts.sum() if total is None else total
     needed = threshold * expected_share.double() * total
     return ((counts > 0) & (counts.double() >= needed)).sum()
 
 
 class ClassCoverage(Metric):
-    """Histograms of predicted classes (argmax of logits) of real and generated samples; see the module docstring.
+    """Histograms of confidently predicted classes of real and generated samples; see the module docstring.
 
     Args:
         num_classes: length of the logits.
         threshold: fraction of a class's expected count that makes it covered.
+        min_confidence: softmax probability a prediction needs to count (0: every argmax counts).
         reset_real_features: ``False`` keeps the real histogram through :meth:`reset`.
     """
 
     higher_is_better = True
     full_state_update = False
 
-    def __init__(self, num_classes: int, threshold: float = 0.1, reset_real_features: bool = False, **kwargs: Any):
+    def __init__(
+        self,
+        num_classes: int,
+        threshold: float = 0.1,
+        min_confidence: float = 0.5,
+        reset_real_features: bool = False,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         if num_classes < 2:
             raise ValueError(f"class coverage needs at least 2 classes, got {num_classes}")
+        if not 0.0 <= min_confidence < 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1), got {min_confidence}")
         self.num_classes = num_classes
         self.threshold = threshold
+        self.min_confidence = min_confidence
         self.reset_real_features = reset_real_features
         self.add_state("real_counts", torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("fake_counts", torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("fake_total", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, logits: Tensor, real: bool) -> None:
-        counts = torch.bincount(logits.argmax(dim=1), minlength=self.num_classes)
+        confidence, predicted = logits.float().softmax(dim=1).max(dim=1)
+        counts = torch.bincount(predicted[confidence >= self.min_confidence], minlength=self.num_classes)
         if real:
             self.real_counts += counts
         else:
             self.fake_counts += counts
+            self.fake_total += len(logits)
 
     def compute(self) -> dict[str, Tensor]:
         real_share = self.real_counts.double() / self.real_counts.sum().clamp_min(1)
         if self.real_counts.sum() == 0:  # no real histogram: compare with uniform
             real_share = torch.full_like(real_share, 1.0 / self.num_classes)
         return {
-            "classes_covered": covered(self.fake_counts, real_share, self.threshold).float(),
+            "classes_covered": covered(self.fake_counts, real_share, self.threshold, self.fake_total).float(),
             "class_kl": _kl(self.fake_counts, real_share).float(),
+            "confident_share": (self.fake_counts.sum().double() / self.fake_total.clamp_min(1)).float(),
         }
 
     def reset(self) -> None:
