@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from lightning_gans.callbacks import ImageWriter, SampleGrid
+from lightning_gans.cli import GANCLI
 from lightning_gans.models import StyleGAN
 from lightning_gans.models.stylegan import ema_beta
 from lightning_gans.networks.stylegan import (
@@ -31,6 +32,7 @@ from lightning_gans.networks.stylegan import (
 from lightning_gans.projection import project
 from tests.conftest import quiet_trainer
 from tests.families import TINY, image_batch
+from tests.test_cli import tiny_mnist  # noqa: F401  (the fixture: a fake MNIST in torchvision's layout)
 
 SHAPE = (3, 16, 16)
 
@@ -358,3 +360,23 @@ def test_projection_reconstructs_better_than_the_mean_image():
     for baseline in (mean_image.clamp(-1, 1), population):
         assert error < 0.5 * (baseline - target).square().mean()
     assert result.distances[-1] < result.distances[0]
+
+
+def test_cli_predict_takes_the_sampling_settings_from_the_command_line(tiny_mnist: Path, tmp_path: Path):
+    """LightningCLI replaces saved hyperparameters by the checkpoint's on ``--ckpt_path``; truncation, noise mode and
+    interpolation frames are settings of use, not saved, so the command line wins."""
+    tiny = TINY["StyleGAN"].kwargs
+    common = ["--model", "StyleGAN", "--data", "MNISTDataModule", "--data.init_args.data_dir", str(tiny_mnist),
+              "--data.init_args.download", "false", "--data.init_args.image_size", "16",
+              "--data.init_args.batch_size", "8", "--data.init_args.val_size", "16",
+              "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.enable_progress_bar", "false",
+              *[arg for key in ("latent_dim", "w_dim", "mapping_layers", "channel_base", "channel_max")
+                for arg in (f"--model.init_args.{key}", str(tiny[key]))]]  # fmt: skip
+    GANCLI(args=["fit", *common, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
+                 "--trainer.limit_val_batches", "0"])  # fmt: skip
+    out = tmp_path / "frames"
+    cli = GANCLI(args=["predict", *common, "--ckpt_path", str(tmp_path / "run" / "checkpoints" / "last.ckpt"),
+                       "--model.init_args.truncation_psi", "0.5", "--model.init_args.interpolation_frames", "3",
+                       "--writer.num_samples", "2", "--writer.output_dir", str(out)])  # fmt: skip
+    assert cli.model.truncation_psi == 0.5 and cli.model.g_steps > 0  # the checkpoint's weights, the flag's psi
+    assert len(list((out / "interpolation").glob("*.png"))) == 2 * 3

@@ -72,6 +72,10 @@ from lightning_gans.regularizers import path_length_penalty, r1_penalty
 MIN_PL_BATCH = 4
 #: psi of the truncation-sweep grid's columns
 SWEEP_PSIS = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)
+#: How a trained model is used, not how it was trained: kept out of the saved hyperparameters, so `predict` and
+#: `validate --ckpt_path` take them from the config and command line (LightningCLI replaces every saved
+#: hyperparameter by the checkpoint's value) and `load_from_checkpoint` gives the defaults.
+SAMPLING_OPTIONS = ("truncation_psi", "truncation_cutoff", "noise_mode", "interpolation_frames")
 
 
 def lazy_regularization_ratio(interval: int) -> float:
@@ -126,7 +130,9 @@ class StyleGAN(GANModule):
         ema_rampup: ramp the half-life up to this times the images seen (``auto`` and ``cifar``: 0.05); None = off.
         diffaugment: DiffAugment policy applied to every D input, real and fake, in every phase (e.g.
             "color,translation,cutout"; "" = off). For small datasets.
-        truncation_psi: truncation of sampling, grids, predict and evaluation (1 = none).
+        truncation_psi: truncation of sampling, grids, predict and evaluation (1 = none). Like the next three, a
+            setting of use: not saved in the checkpoint's hyperparameters, so ``predict``/``validate --ckpt_path``
+            take it from the command line.
         truncation_cutoff: truncate only the first this many style inputs (None = all).
         noise_mode: noise when sampling: "const" (fixed maps, the same z gives the same image), "random", "none".
         interpolation_frames: frames between consecutive keyframes when predicting; > 0 makes ``predict`` write a
@@ -173,9 +179,15 @@ class StyleGAN(GANModule):
         super().__init__(
             image_shape=image_shape, num_classes=num_classes, latent_dim=latent_dim, num_grid_samples=num_grid_samples
         )
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=list(SAMPLING_OPTIONS))
         check_resolution(self.image_shape, "StyleGAN")
         self._check_options()
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        if interpolation_frames < 0:
+            raise ValueError(f"interpolation_frames must be 0 (off) or positive, got {interpolation_frames}")
+        self.truncation_psi, self.truncation_cutoff = truncation_psi, truncation_cutoff
+        self.noise_mode, self.interpolation_frames = noise_mode, interpolation_frames
         parse_policy(diffaugment)
         self.generator = StyleGenerator(latent_dim, self.image_shape, w_dim, mapping_layers, mapping_lr_mul,
                                         channel_base, channel_max, style_block, w_avg_beta)  # fmt: skip
@@ -194,12 +206,10 @@ class StyleGAN(GANModule):
         h = self.hparams
         if h.style_block not in STYLE_BLOCKS:
             raise ValueError(f"style_block must be one of {STYLE_BLOCKS}, got {h.style_block!r}")
-        if h.noise_mode not in NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {h.noise_mode!r}")
         for name in ("r1_interval", "pl_interval", "pl_batch_shrink", "mapping_layers", "mbstd_group_size"):
             if h[name] < 1:
                 raise ValueError(f"{name} must be at least 1, got {h[name]}")
-        for name in ("r1_gamma", "pl_weight", "ema_kimg", "interpolation_frames"):
+        for name in ("r1_gamma", "pl_weight", "ema_kimg"):
             if h[name] < 0:
                 raise ValueError(f"{name} must be 0 (off) or positive, got {h[name]}")
         for name in ("lr_g", "lr_d", "mapping_lr_mul"):
@@ -335,7 +345,7 @@ class StyleGAN(GANModule):
             self._sampling = {}
 
     def _setting(self, name: str) -> Any:
-        return self._sampling.get(name, self.hparams[name])
+        return self._sampling.get(name, getattr(self, name))
 
     def generate(self, generator: nn.Module, z: Tensor, labels: Tensor | None = None) -> Tensor:
         psi, cutoff, noise_mode = (self._setting(k) for k in ("truncation_psi", "truncation_cutoff", "noise_mode"))
@@ -347,7 +357,7 @@ class StyleGAN(GANModule):
         was_training = generator.training
         generator.eval()
         try:
-            return generator.synthesis(ws.to(self.device), noise_mode=self.hparams.noise_mode).clamp(-1, 1)
+            return generator.synthesis(ws.to(self.device), noise_mode=self.noise_mode).clamp(-1, 1)
         finally:
             generator.train(was_training)
 
@@ -358,7 +368,7 @@ class StyleGAN(GANModule):
         was_training = generator.mapping.training
         generator.mapping.eval()
         try:
-            return generator.mapping(z.to(self.device), self.hparams.truncation_psi, self.hparams.truncation_cutoff)
+            return generator.mapping(z.to(self.device), self.truncation_psi, self.truncation_cutoff)
         finally:
             generator.mapping.train(was_training)
 
@@ -411,7 +421,7 @@ class StyleGAN(GANModule):
     def predict_dataloader(self) -> DataLoader:
         """Independent samples, or with ``interpolation_frames > 0`` the frames of a loop through ``num_samples``
         keyframes (z from the writer's seed)."""
-        frames = self.hparams.interpolation_frames
+        frames = self.interpolation_frames
         if frames <= 0:
             return super().predict_dataloader()
         req = self.predict_request
