@@ -309,6 +309,25 @@ def test_bf16_mixed_precision_trains_with_finite_losses_on_cpu(tmp_path: Path):
     assert all(bool(p.isfinite().all()) for p in model.parameters())
 
 
+def test_adain_family_trains_all_phases(tmp_path: Path):
+    model = tiny_model(style_block="adain")
+    before = [p.detach().clone() for p in model.generator.synthesis.parameters()]
+    fit_batches(model, tmp_path, batches=2)
+    assert model.pl_mean > 0 and all(bool(p.isfinite().all()) for p in model.parameters())
+    changed = [not torch.equal(a, b) for a, b in zip(before, model.generator.synthesis.parameters())]
+    assert sum(changed) > len(changed) // 2
+
+
+@pytest.mark.slow
+def test_networks_compile_as_one_graph():
+    """No graph breaks (``fullgraph=True``) in G's forward and D's forward and backward (aot_eager: no compiler)."""
+    g, d = tiny_generator(), StyleDiscriminator(SHAPE, 64, 8)
+    z = torch.randn(4, 8)
+    images = torch.compile(g, backend="aot_eager", fullgraph=True)(z, noise_mode="const")
+    torch.testing.assert_close(images, g(z, noise_mode="const"))
+    torch.compile(d, backend="aot_eager", fullgraph=True)(images).sum().backward()
+
+
 # ------------------------------------------------------------------------------------------- using the model
 def test_grids_are_logged_beside_the_samples(tmp_path: Path):
     model = tiny_model()

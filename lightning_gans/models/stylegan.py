@@ -43,6 +43,11 @@ regularisation steps too (prefer ``max_epochs`` or ``max_time``). Path-length re
 first batch when its batch (``batch // pl_batch_shrink`` per device) is below 4: it is not stable there (NaN
 reports at batch 4, rosinality/stylegan2-pytorch#210; the official code fails outright at 1,
 NVlabs/stylegan2-ada-pytorch#24); the official ``cifar`` configuration turns it off (``pl_weight: 0``).
+
+DDP (:class:`~lightning_gans.strategy.GANDDPStrategy`, G and D each in their own DDP): gradients are all-reduced in
+every phase; the images seen count the global batch. ``w_avg`` lives in G, whose DDP broadcasts rank 0's buffers at
+each forward, and the path-length mean is kept per rank: the checkpoint holds rank 0's (the official code tracks
+both per rank and snapshots rank 0's).
 """
 
 from __future__ import annotations
