@@ -27,12 +27,20 @@
 - The config of each run is saved in the run's own versioned folder (for W&B too), never over an earlier one,
   and sent to W&B when that is the logger.
 - A ``--ckpt_path`` that does not exist is an error before anything is built.
+- Errors a user can act on (a bad option value, an unknown config key, missing or corrupt data, a checkpoint that
+  does not fit the config, a diverged run) are printed as one line, ``lightning-gans: error: ...``, with exit status
+  1 (2 for a bad command line); ``LIGHTNING_GANS_DEBUG=1`` shows the whole traceback. A run stopped by a signal
+  (:mod:`lightning_gans.callbacks.preemption`) says where it saved and exits with ``128 + signal``.
 """
 
 from __future__ import annotations
 
 import glob
+import os
+import re
+import shutil
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +56,11 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 import datamodules  # noqa: F401  (registers the datamodules as subclasses for --data NAME)
 import lightning_gans.models  # noqa: F401  (registers the families for --model NAME)
 from lightning_gans.callbacks.common import run_dir
+from lightning_gans.callbacks.divergence import DivergenceGuard
 from lightning_gans.callbacks.image_writer import ImageWriter
+from lightning_gans.callbacks.preemption import Preempted, Preemption
 from lightning_gans.callbacks.sample_grid import SampleGrid
+from lightning_gans.checkpointing import CheckpointMismatchError, DivergenceError
 from lightning_gans.core import GANModule
 from lightning_gans.strategy import GANDDPStrategy
 
@@ -58,8 +69,11 @@ _CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
 #: The default config of every subcommand (see the module docstring and the file's own comments).
 DEFAULTS_FILE = Path(__file__).resolve().with_name("defaults.yaml")
 
-#: Argument groups that each add one callback to every run (``--checkpoint.*``, ``--sample_grid.*``, ``--writer.*``).
-CALLBACK_GROUPS = {"checkpoint": ModelCheckpoint, "sample_grid": SampleGrid, "writer": ImageWriter}
+#: Argument groups that each add one callback to every run (``--checkpoint.*``, ``--sample_grid.*``, ``--writer.*``,
+#: ``--preemption.*``: a checkpoint and a clean stop on SIGTERM/SIGINT/SIGUSR1, and ``last`` refreshed every 30 min;
+#: ``--divergence.*``: stop when a loss explodes past ``max_abs_loss``).
+CALLBACK_GROUPS = {"checkpoint": ModelCheckpoint, "sample_grid": SampleGrid, "writer": ImageWriter,
+                   "preemption": Preemption, "divergence": DivergenceGuard}
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -111,12 +125,13 @@ class GANCLI(LightningCLI):
     def _with_defaults(cls, parser_kwargs: dict[str, Any], run: bool) -> dict[str, Any]:
         """``parser_kwargs`` with omegaconf+ and :data:`DEFAULTS_FILE` for each subcommand's parser (or the one parser
         without subcommands); what the caller gives wins."""
-        own = {"parser_mode": "omegaconf+", "default_config_files": [glob.escape(str(DEFAULTS_FILE))]}
+        own = {"parser_mode": "omegaconf+", "default_config_files": [glob.escape(str(DEFAULTS_FILE))],
+               "exit_on_error": False}  # main() prints parse errors as one line
         subcommands = cls.subcommands()
         main = {k: v for k, v in parser_kwargs.items() if k not in subcommands}
         if not run:
             return {**own, **main}
-        merged = {"parser_mode": own["parser_mode"], **main}
+        merged = {"parser_mode": own["parser_mode"], "exit_on_error": False, **main}
         for name in subcommands:
             merged[name] = {**own, **parser_kwargs.get(name, {})}
         return merged
@@ -155,6 +170,13 @@ class GANCLI(LightningCLI):
                 "last checkpoint of the run folder's checkpoints/."
             )
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        except BaseException:
+            remove_empty_run_folder(self.trainer)
+            raise
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> L.Trainer:
         """The Trainer, with the group callbacks that apply and GANDDPStrategy where Lightning would use plain DDP."""
         if config.get("enable_checkpointing") is False or config.get("fast_dev_run"):
@@ -182,15 +204,75 @@ class GANCLI(LightningCLI):
         return trainer
 
 
+#: What a run folder holds before anything was trained: the logger's bookkeeping and the saved config.
+_BOOKKEEPING = ("events.out.tfevents.*", "hparams.yaml", "config*.yaml", "metrics.csv")
+
+
+def remove_empty_run_folder(trainer: L.Trainer) -> Path | None:
+    """After a failed start, remove the run's log folder (``logs/version_N``) if it holds only bookkeeping, so failed
+    attempts leave no empty versions behind; a folder with samples, grids or checkpoints is always kept."""
+    if not trainer.is_global_zero or trainer.logger is None:
+        return None
+    folder = run_dir(trainer)
+    if not folder.is_dir() or folder.resolve() == Path(trainer.default_root_dir).resolve():
+        return None
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    if any(not any(p.match(pattern) for pattern in _BOOKKEEPING) for p in files):
+        return None
+    shutil.rmtree(folder)
+    for parent in (folder.parent, folder.parent.parent):  # logs/, then the run root, if nothing else is there
+        if parent.is_dir() and not any(parent.iterdir()) and parent.resolve() != Path.cwd().resolve():
+            parent.rmdir()
+    return folder
+
+
 def _refuse_optimizer_flags(argv: list[str]) -> None:
     for arg in argv:
         name = arg.split("=", 1)[0]
         if name in ("--optimizer", "--lr_scheduler") or name.startswith(("--optimizer.", "--lr_scheduler.")):
             raise SystemExit(
-                f"lightning-gans: {name} is not an option here: each family builds its own two optimizers. "
-                "Set them on the model instead, e.g. --model.init_args.lr_g 1e-4 --model.init_args.lr_d 4e-4 "
-                "--model.init_args.optimizer adam (see `lightning-gans fit --model DCGAN --help`)."
+                f"lightning-gans: error: {name} is not an option here: each family builds its own optimizers. "
+                "Set them on the model instead, e.g. --model.init_args.optimizer_g adam --model.init_args.lr_g 1e-4 "
+                "--model.init_args.lr_d 4e-4 (see `lightning-gans fit --model DCGAN --help`)."
             )
+
+
+#: Errors whose message says what to fix: printed as one line unless LIGHTNING_GANS_DEBUG is set.
+_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, CheckpointMismatchError, DivergenceError)
+
+
+def _short_message(err: BaseException) -> str:
+    """The part of an error message a user acts on. jsonargparse wraps an error in reports that list every Union
+    subtype it tried and dump the whole namespace; the innermost report that names a class says what is wrong
+    (``Problem with given class_path '...DCGAN': Option 'foo' is not accepted``, or a constructor's own message)."""
+    if not any(mark in str(err) for mark in ("Does not validate", "Parser key", "Problem with given class_path")):
+        return str(err).strip()  # not a jsonargparse report: the error's own message
+    chain, e = [], err
+    while e is not None and len(chain) < 20:
+        chain.append(" ".join(line.strip() for line in str(e).strip().splitlines()))
+        e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
+    keys = [m.group(1) for m in map(re.compile(r'Parser key "([^"]+)"').search, chain) if m]
+    where = f"--{keys[0]}: " if keys and keys[0] not in ("model", "data") else ""
+    for message in reversed(chain):
+        if message.startswith("Problem with given class_path"):
+            return message
+    for message in reversed(chain):
+        if message and "Does not validate against any of the Union subtypes" not in message:
+            message = message.split(" Given value", 1)[0]
+            return message if message.startswith("Parser key") else where + message
+    return chain[0]
+
+
+def _user_error(err: BaseException) -> bool:
+    """An error of the command line or a config, or one raised by this package's own checks (not a crash)."""
+    if type(err).__name__ == "ArgumentError" or isinstance(err, (CheckpointMismatchError, DivergenceError)):
+        return True
+    if not isinstance(err, _USER_ERRORS):
+        return False
+    frames = traceback.extract_tb(err.__traceback__)
+    where = frames[-1].filename if frames else ""
+    return any(part in where for part in (f"{os.sep}lightning_gans{os.sep}", f"{os.sep}datamodules{os.sep}",
+                                          f"{os.sep}jsonargparse{os.sep}"))
 
 
 def main(args: list[str] | None = None) -> None:
@@ -199,7 +281,17 @@ def main(args: list[str] | None = None) -> None:
     (Use :class:`GANCLI` directly when you want the trainer and model back.)
     """
     _refuse_optimizer_flags(list(sys.argv[1:] if args is None else args))
-    GANCLI(args=args)
+    try:
+        GANCLI(args=args)
+    except Preempted as stop:
+        print(f"lightning-gans: {stop}", file=sys.stderr)
+        raise SystemExit(stop.exit_code) from None
+    except Exception as err:
+        if os.environ.get("LIGHTNING_GANS_DEBUG") or not _user_error(err):
+            raise
+        print(f"lightning-gans: error: {_short_message(err)}\n(LIGHTNING_GANS_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        raise SystemExit(2 if type(err).__name__ == "ArgumentError" else 1) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -164,13 +164,13 @@ def test_missing_data_folder_is_named(tmp_path: Path):
 
 def test_unknown_config_key_is_refused(tiny_mnist: Path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        GANCLI(args=["fit", *tiny_args(tiny_mnist), "--model.init_args.lerning_rate", "0.1"])
-    assert exit_info.value.code != 0
-    assert "lerning_rate" in capsys.readouterr().err
+        main(["fit", *tiny_args(tiny_mnist), "--model.init_args.lerning_rate", "0.1"])
+    assert exit_info.value.code == 2
+    assert "Option 'lerning_rate' is not accepted" in capsys.readouterr().err
 
 
 def test_stray_optimizer_flag_is_refused(tiny_mnist: Path):
-    with pytest.raises(SystemExit, match="each family builds its own two optimizers"):
+    with pytest.raises(SystemExit, match="each family builds its own optimizers"):
         main(["fit", *tiny_args(tiny_mnist), "--optimizer", "Adam"])
 
 

@@ -31,6 +31,17 @@ def test_a_non_finite_loss_stops_training_with_the_step_network_and_loss(tmp_pat
     assert model.g_steps <= 2 and model.d_steps <= 2  # within a step or two, not at the end of the run
 
 
+def test_an_exploding_but_finite_run_is_stopped_by_the_guard(tmp_path: Path):
+    from lightning_gans.callbacks.divergence import DivergenceGuard
+
+    torch.manual_seed(0)
+    model = DCGAN(lr_g=1e4, lr_d=1e4, **TINY)  # Adam at lr 1e4: weights run towards 1e22, losses stay finite
+    trainer = quiet_trainer(tmp_path, max_epochs=3, callbacks=[DivergenceGuard(max_abs_loss=1e3)])
+    with pytest.raises(DivergenceError, match=r"exploding at G step \d+.*max_abs_loss=1000"):
+        trainer.fit(model, _data())
+    assert model.g_steps < 24  # stopped before the end of the three epochs
+
+
 def test_non_finite_weights_are_never_written_over_a_good_checkpoint(tmp_path: Path):
     model = DCGAN(**TINY)
     trainer = quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=2)
@@ -309,3 +320,24 @@ def test_a_changed_learning_rate_keeps_its_place_in_the_lr_schedule(tmp_path: Pa
     assert changes == ["optimizer 0 lr 0.0002 -> 0.0001"]
     assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.5e-4)
     assert checkpoint["lr_schedulers"][0]["base_lrs"] == [1e-4]
+
+
+def test_the_last_checkpoint_is_refreshed_on_a_timer(tmp_path: Path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lightning_gans.callbacks.preemption import Preemption
+
+    saved: list[int] = []
+
+    class Spy(ModelCheckpoint):
+        def _save_last_checkpoint(self, trainer, monitor_candidates):
+            saved.append(trainer.lightning_module.g_steps)
+            super()._save_last_checkpoint(trainer, monitor_candidates)
+
+    timer = Preemption(save_every_minutes=1e-9)  # due after every batch
+    checkpoint = Spy(dirpath=tmp_path / "checkpoints", save_last=True, save_top_k=0, every_n_epochs=0)
+    quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=3, enable_checkpointing=True,
+                  callbacks=[timer, checkpoint]).fit(DCGAN(**TINY), _data())
+    assert saved[:3] == [1, 2, 3]
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["lightning_gans"]["g_steps"] == 3

@@ -173,6 +173,8 @@ class EvaluationCallback(L.Callback):
     # ----------------------------------------------------------------------------------------------------- setup
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "predict":
+            return  # nothing is evaluated (and predict of a noise family runs without the datamodule)
         shape = getattr(pl_module, "image_shape", None) or getattr(trainer.datamodule, "image_shape", None)
         metrics = selection.choose_metrics(self.requested, shape, self.extractor_name)
         feature_metrics = [m for m in metrics if m in FEATURE_METRICS]

@@ -13,6 +13,11 @@ uninterrupted one.
 A second SIGINT stops at once (KeyboardInterrupt), for a user who does not want to wait for the batch. A signal that
 arrives during validation takes effect at the next training batch; the epoch's validation finishes first.
 
+Against what no handler can catch (SIGKILL after the grace period, a node failure), the same ``last`` checkpoint is
+also refreshed every ``save_every_minutes`` of training (30 by default), so such a job loses at most that much.
+The checkpoint is written through the ModelCheckpoint (its ``save_last`` naming: ``last.ckpt``, or ``last-v1.ckpt``
+beside an earlier run's), so ``--ckpt_path last`` finds the newest.
+
 With a plain ``Trainer``: ``Trainer(callbacks=[Preemption(), ModelCheckpoint(dirpath=..., save_last=True)])``,
 and catch :class:`Preempted` if the exit status matters.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,28 +53,40 @@ class Preempted(Exception):
         return 128 + int(self.signum)
 
 
-def checkpoint_folder(trainer: L.Trainer) -> Path | None:
-    """The folder where ``--ckpt_path last`` looks: the first ModelCheckpoint's ``dirpath`` (set up by then)."""
+def save_last(trainer: L.Trainer) -> Path | None:
+    """Write the ``last`` checkpoint of the current step through the first ModelCheckpoint (its naming and version
+    counter, so an earlier run's ``last.ckpt`` is not replaced); returns its path, or None without a ModelCheckpoint."""
     for callback in trainer.checkpoint_callbacks:
         if isinstance(callback, ModelCheckpoint) and callback.dirpath:
-            return Path(callback.dirpath)
+            if not callback.save_last:
+                path = Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+                trainer.save_checkpoint(path)
+                return path
+            callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
+            return Path(callback.last_model_path)
     return None
 
 
 class Preemption(L.Callback):
-    """Save the current step and stop cleanly on a signal (see the module docstring).
+    """Save the current step and stop cleanly on a signal, and refresh the ``last`` checkpoint on a timer (see the
+    module docstring).
 
     Args:
         signals: names of the signals to handle.
+        save_every_minutes: minutes of training between two refreshes of the ``last`` checkpoint (0: never).
     """
 
-    def __init__(self, signals: tuple[str, ...] = ("SIGTERM", "SIGINT", "SIGUSR1")) -> None:
+    def __init__(self, signals: tuple[str, ...] = ("SIGTERM", "SIGINT", "SIGUSR1"), save_every_minutes: float = 30.0):
         unknown = [name for name in signals if not hasattr(signal, name)]
         if unknown:
             raise ValueError(f"unknown signal(s) {unknown}; use names like SIGTERM, SIGINT, SIGUSR1")
+        if save_every_minutes < 0:
+            raise ValueError(f"save_every_minutes must be 0 (never) or positive, got {save_every_minutes}")
         self.signals = tuple(signals)
+        self.save_every_minutes = save_every_minutes
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
+        self._last_save = time.monotonic()
 
     def _handle(self, signum: int, frame: Any) -> None:
         if signum == signal.SIGINT and self.received == signal.SIGINT:
@@ -77,6 +95,7 @@ class Preemption(L.Callback):
         rank_zero_info(f"{signal.Signals(signum).name} received: saving a checkpoint after this training batch")
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._last_save = time.monotonic()
         if stage != "fit" or threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread
         self.received = None
@@ -91,18 +110,19 @@ class Preemption(L.Callback):
         self._previous = {}
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        # Under DDP a signal may reach one rank only: every rank stops at the same batch.
-        if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
-            return
-        folder = checkpoint_folder(trainer)
-        path = None if folder is None else folder / f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}.ckpt"
-        if path is not None:
-            trainer.save_checkpoint(path)
-        signum = self.received if self.received is not None else signal.SIGTERM
-        raise Preempted(signum, int(getattr(pl_module, "g_steps", trainer.global_step)), path)
+        # Under DDP a signal may reach one rank only: every rank stops at the same batch (and rank 0's clock decides
+        # the periodic save, so all ranks enter the checkpoint's collectives together).
+        stop = trainer.strategy.reduce_boolean_decision(self.received is not None, all=False)
+        due = 0 < self.save_every_minutes * 60 <= time.monotonic() - self._last_save
+        if stop or trainer.strategy.broadcast(due):
+            path = save_last(trainer)
+            self._last_save = time.monotonic()
+            if stop:
+                signum = self.received if self.received is not None else signal.SIGTERM
+                raise Preempted(signum, int(getattr(pl_module, "g_steps", trainer.global_step)), path)
 
     def state_dict(self) -> dict[str, Any]:
         return {}
 
 
-__all__ = ["Preempted", "Preemption", "checkpoint_folder"]
+__all__ = ["Preempted", "Preemption", "save_last"]

@@ -1,0 +1,94 @@
+"""The command line for long runs: one-line errors a user can act on, no empty run folders, signals, predict's report."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_gans.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+LAB = str(REPO / "configs" / "lab" / "ring8_nonsaturating.yaml")  # points: needs no dataset on disk
+
+
+@pytest.fixture(autouse=True)
+def _plain_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["lightning-gans"])  # pytest's own arguments are not the CLI's
+    monkeypatch.delenv("LIGHTNING_GANS_DEBUG", raising=False)
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--model.init_args.foo", "1"], 2, "Problem with given class_path 'lightning_gans.models.GAN': Option 'foo'"),
+        (["--model.init_args.toolbox.r2", "1"], 2, "class_path 'lightning_gans.toolbox.Toolbox': Option 'r2'"),
+        (["--model.init_args.loss", "wgan"], 1, "Unknown adversarial loss 'wgan'. Valid losses: nonsaturating"),
+        (["--trainer.max_epochs", "x"], 2, "--trainer.max_epochs: Expected a <class 'int'>"),
+        (["--optimizer", "Adam"], 1, "--optimizer is not an option here.*--model.init_args.optimizer_g"),
+    ],
+)
+def test_errors_are_one_line_that_names_the_fix(args, code, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "--config", LAB, "--trainer.default_root_dir", str(tmp_path / "run"), *args])
+    err = capsys.readouterr().err
+    assert (stop.value.code or 1) == code or str(stop.value.code).startswith("lightning-gans: error")
+    text = err + (str(stop.value.code) if isinstance(stop.value.code, str) else "")
+    lines = [line for line in text.splitlines() if line.startswith("lightning-gans: error:")]
+    assert len(lines) == 1 and __import__("re").search(message, lines[0]), text[-2000:]
+    assert "Traceback" not in text and "Given value" not in text and "usage:" not in text
+
+
+def test_the_debug_flag_shows_the_traceback(monkeypatch, tmp_path):
+    monkeypatch.setenv("LIGHTNING_GANS_DEBUG", "1")
+    with pytest.raises(ValueError, match="Unknown adversarial loss"):
+        main(["fit", "--config", LAB, "--model.init_args.loss", "wgan", "--trainer.default_root_dir", str(tmp_path)])
+
+
+def test_a_failed_start_leaves_no_empty_run_folder(tmp_path, capsys):
+    empty = tmp_path / "no_facades"
+    empty.mkdir()
+    run = tmp_path / "runs" / "pix2pix"
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(REPO / "configs" / "pix2pix_facades.yaml"), "--data.init_args.data_dir",
+              str(empty), "--trainer.default_root_dir", str(run)])
+    assert "Images of the 'train' split not found" in capsys.readouterr().err
+    assert not run.exists()  # the logger's version folder was made before the data failed: removed again
+
+
+def test_predict_says_where_it_wrote(tmp_path, caplog):
+    root = tmp_path / "run"
+    args = ["--config", LAB, "--trainer.default_root_dir", str(root), "--trainer.logger", "false"]
+    main(["fit", *args, "--trainer.max_steps", "2", "--trainer.enable_checkpointing", "true",
+          "--data.init_args.num_samples", "512"])
+    with caplog.at_level("INFO"):
+        main(["predict", *args, "--ckpt_path", str(root / "checkpoints" / "last.ckpt"), "--writer.num_samples", "3"])
+    out = root / "predictions"
+    assert f"predict wrote 3 points (points.csv) to {out.resolve()}" in caplog.text  # 2-D points: rows, not PNGs
+    rows = (out / "points.csv").read_text().splitlines()
+    assert rows[0] == "name,x0,x1" and len(rows) == 4
+
+
+def test_sigterm_to_the_command_saves_the_step_and_exits_143(tmp_path):
+    root = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lightning_gans", "fit", "--config", LAB, "--trainer.default_root_dir", str(root),
+           "--trainer.enable_checkpointing", "true", "--trainer.max_epochs", "1000",
+           "--checkpoint.every_n_epochs", "null", "--checkpoint.every_n_train_steps", "20"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while not list((root / "checkpoints").glob("*.ckpt")):  # training is under way: the handler is in place
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() is not None else ""
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 143, stderr[-3000:]
+    assert "lightning-gans: interrupted by SIGTERM after G step" in stderr and "--ckpt_path last" in stderr
+    ckpt = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert ckpt["lightning_gans"]["g_steps"] >= 10  # past the first periodic checkpoint (20 optimizer steps)
