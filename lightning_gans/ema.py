@@ -111,15 +111,21 @@ class EMA(nn.Module):
         self.stale_statistics = bool(batch_norms(self.module))
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """Move the average towards ``model``'s current weights (``model`` may be wrapped in DDP)."""
+    def update(self, model: nn.Module, decay: float | None = None) -> None:
+        """Move the average towards ``model``'s current weights (``model`` may be wrapped in DDP).
+
+        ``decay`` overrides the constant one for this update (StyleGAN's decay follows the images seen).
+        """
+        decay = self.decay if decay is None else decay
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
         if isinstance(model, DistributedDataParallel):
             model = model.module
         ema_params = list(self.module.parameters())
         params = list(model.parameters())
         if len(ema_params) != len(params):
             raise ValueError("EMA.update got a model with a different structure from the one it copies")
-        torch._foreach_lerp_(ema_params, [p.detach() for p in params], 1.0 - self.decay)
+        torch._foreach_lerp_(ema_params, [p.detach() for p in params], 1.0 - decay)
         norm_buffers = {id(b) for m in batch_norms(self.module) for b in m.buffers(recurse=False)}
         for ema_buf, buf in zip(self.module.buffers(), model.buffers()):
             if id(ema_buf) not in norm_buffers:

@@ -88,6 +88,13 @@ TINY: dict[str, FamilySpec] = {
         kwargs=dict(image_shape=(3, 32, 32), num_classes=0, latent_dim=8, g_channels=8, d_channels=8, n_critic=1),
         batch=image_batch((3, 32, 32)),
     ),
+    "StyleGAN": FamilySpec(
+        kwargs=dict(image_shape=(3, 16, 16), num_classes=0, latent_dim=8, w_dim=8, mapping_layers=2, channel_base=64,
+                    channel_max=8, r1_gamma=1.0, r1_interval=2, pl_weight=2.0, pl_interval=2, ema_kimg=0.01,
+                    ema_rampup=0.05, num_grid_samples=8),
+        batch=image_batch((3, 16, 16), n=8),
+        extra={"batch_size": 8},  # path-length regularisation needs batches of 8 (tests/test_resume.py)
+    ),
     "SAGAN": FamilySpec(
         kwargs=dict(image_shape=MNIST_SHAPE, num_classes=10, latent_dim=8, g_channels=8, d_channels=8, n_critic=1),
         batch=image_batch(MNIST_SHAPE),

@@ -8,6 +8,7 @@ place of ``--trainer.strategy ddp`` by itself (tests/test_cli.py).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,7 @@ import pytest
 import torch
 
 pytestmark = pytest.mark.ddp
+ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = textwrap.dedent(
     """
@@ -131,3 +133,54 @@ def test_ddp_cyclegan_four_networks_stay_in_sync(tmp_path: Path):
     # 16 pairs / 2 ranks / batch 2 = 4 steps an epoch, 2 epochs; the LR decayed to 0 after the last epoch
     assert (tmp_path / "rank0.steps").read_text() == (tmp_path / "rank1.steps").read_text()
     assert (tmp_path / "rank0.steps").read_text().startswith("8 8 ")
+
+
+STYLEGAN_SCRIPT = textwrap.dedent(
+    """
+    import sys, torch, lightning as L
+    from pathlib import Path
+    from torch.utils.data import DataLoader, TensorDataset
+    from lightning_gans import GANDDPStrategy
+    from lightning_gans.models import StyleGAN
+    from tests.families import TINY
+
+    out = Path(sys.argv[1])
+    L.seed_everything(0)
+    model = StyleGAN(**TINY["StyleGAN"].kwargs)  # R1 every 2 D steps, path length every 2 G steps
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    data = TensorDataset(torch.rand(64, 3, 16, 16) * 2 - 1, torch.zeros(64, dtype=torch.long))
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy=GANDDPStrategy(), max_epochs=1, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                        default_root_dir=out, limit_val_batches=0)
+    trainer.fit(model, DataLoader(data, batch_size=8))
+    rank = trainer.global_rank
+    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out / f"rank{rank}.pt")
+    torch.save(before, out / f"before{rank}.pt")
+    ema = model.generator_ema.module
+    params = [n for n, _ in model.named_parameters()] + [f"generator_ema.module.{n}" for n, _ in ema.named_parameters()]
+    (out / "params.txt").write_text(" ".join(params))
+    (out / f"rank{rank}.steps").write_text(f"{model.d_steps} {model.g_steps} {int(model.images_seen)}")
+    """
+)
+
+
+def test_ddp_stylegan_regularisation_only_backward_passes_keep_ranks_in_sync(tmp_path: Path):
+    """StyleGAN's lazy R1 and path-length steps are backward passes of a penalty alone, which leave some parameters
+    out of the graph (DDP's "expected to have finished reduction" error) unless ``0 * output`` keeps them in: both
+    ranks run them and end with identical parameters and EMA."""
+    script = tmp_path / "train_stylegan_ddp.py"
+    script.write_text(STYLEGAN_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    rank0, rank1, before = (torch.load(tmp_path / f) for f in ("rank0.pt", "rank1.pt", "before0.pt"))
+    params = (tmp_path / "params.txt").read_text().split()
+    for key in params:
+        assert torch.equal(rank0[key], rank1[key]), f"{key} differs between ranks"
+    for net in ("generator.mapping", "generator.synthesis", "discriminator", "generator_ema"):
+        assert any(not torch.equal(rank0[k], before[k]) for k in params if k.startswith(net)), net
+    assert rank0["pl_mean"] > 0 and rank1["pl_mean"] > 0  # the path-length steps ran on both ranks
+    # 64 images / 2 ranks / batch 8 = 4 steps; the images seen count the global batch of 16
+    assert (tmp_path / "rank0.steps").read_text() == (tmp_path / "rank1.steps").read_text() == "4 4 64"

@@ -91,7 +91,7 @@ def test_every_family_resumes_mid_epoch_exactly_with_workers(name: str, tmp_path
     def run(callbacks=(), ckpt_path=None):
         L.seed_everything(11)
         model = FAMILIES[name](**spec.kwargs)
-        loader = ResumableDataLoader(samples, batch_size=2, num_workers=2)
+        loader = ResumableDataLoader(samples, batch_size=spec.extra.get("batch_size", 2), num_workers=2)
         trainer = quiet_trainer(tmp_path, max_epochs=2, limit_val_batches=0, callbacks=list(callbacks))
         try:
             trainer.fit(model, loader, ckpt_path=ckpt_path)

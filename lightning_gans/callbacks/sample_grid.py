@@ -16,6 +16,10 @@ class SampleGrid(L.Callback):
     TensorBoard (``add_image``) or W&B (``log_image``) as ``samples``; CSV logs keep only the PNG files.
     Only global rank 0 generates and writes.
 
+    A family with more to show defines ``extra_grids()`` returning ``{tag: (images, nrow)}`` (StyleGAN: its
+    style-mixing grid and truncation sweep); each is written to ``samples/<tag>/<name>.png`` and logged as ``<tag>``
+    at the same steps.
+
     Args:
         every_n_steps: generator steps between grids; 0 only writes the final grid.
         nrow: images per row.
@@ -50,4 +54,11 @@ class SampleGrid(L.Callback):
         self.written.append(path)
         step = int(getattr(pl_module, "g_steps", trainer.global_step))
         log_image(trainer, "samples", grid, step, caption=f"g_step {step}")
+        extra_grids = getattr(pl_module, "extra_grids", None)
+        for tag, (extra, nrow) in (extra_grids() if callable(extra_grids) else {}).items():
+            extra_grid = make_grid_uint8(extra, nrow)
+            extra_path = run_dir(trainer) / "samples" / tag / f"{name}.png"
+            save_image(extra_grid, extra_path)
+            self.written.append(extra_path)
+            log_image(trainer, tag, extra_grid, step, caption=f"g_step {step}")
         return path

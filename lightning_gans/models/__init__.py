@@ -14,6 +14,7 @@ from lightning_gans.models.gaugan import GauGAN
 from lightning_gans.models.pix2pix import Pix2Pix
 from lightning_gans.models.sagan import SAGAN
 from lightning_gans.models.sngan import SNGAN
+from lightning_gans.models.stylegan import StyleGAN
 from lightning_gans.models.vae import VAE
 from lightning_gans.models.wgan import WGAN
 from lightning_gans.models.wgan_gp import WGANGP
