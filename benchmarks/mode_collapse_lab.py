@@ -43,9 +43,7 @@ if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported: tiny MLPs gain nothing from more
     sys.path.insert(0, str(REPO))  # `datamodules` and `lightning_gans` from this checkout
 
-import lightning as L  # noqa: E402
-
-from lightning_gans.callbacks.evaluation import EvaluationCallback  # noqa: E402
+from benchmarks._runs import fit  # noqa: E402
 
 CONFIG_DIR = REPO / "configs" / "lab"
 BEGIN = "<!-- mode-collapse-lab:begin (written by benchmarks/mode_collapse_lab.py) -->"
@@ -132,61 +130,31 @@ def describe_options(hparams: dict[str, Any]) -> tuple[str, str]:
     return (", ".join(toolbox) or "none"), f"{opt} {lr}, betas ({_fmt(betas[0])}, {_fmt(betas[1])})"
 
 
-class EvaluationHistory(L.Callback):
-    """Records (G steps, modes covered, high-quality share) after each evaluation of the run's EvaluationCallback."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[int, float, float]] = []
-        self.final: dict[str, float] = {}
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
-        for cb in trainer.callbacks:  # on_validation_end runs after every callback's on_validation_epoch_end
-            if isinstance(cb, EvaluationCallback) and cb.last_results:
-                self.final = dict(cb.last_results)
-                self.rows.append((int(pl_module.g_steps), self.final["modes_covered"], self.final["high_quality"]))
-                return
-
-
 def run_config(config: Path, runs_dir: Path, extra_args: list[str] = ()) -> LabResult:
     """Fit one config through the CLI in-process into ``runs_dir/<name>`` and collect its :class:`LabResult`."""
-    from lightning_gans.cli import GANCLI
-
     name = Path(config).stem
     out = Path(runs_dir) / name
-    args = ["fit", "--config", str(config), "--trainer.default_root_dir", str(out),
-            "--trainer.logger.init_args.save_dir", str(out), *extra_args]  # fmt: skip
-    argv, sys.argv = sys.argv, ["lightning-gans"]  # the CLI reads its arguments from `args`, not from ours
-    try:
-        start = time.perf_counter()
-        history = EvaluationHistory()
-        cli = GANCLI(args=args, trainer_defaults={"callbacks": [history]})
-        wall = time.perf_counter() - start
-    finally:
-        sys.argv = argv
-    trainer, model = cli.trainer, cli.model
-    evaluation = [cb for cb in trainer.callbacks if isinstance(cb, EvaluationCallback)]
-    if not evaluation or not history.rows or history.rows[-1][0] != model.g_steps:
+    run = fit(config, out, ["--trainer.logger.init_args.save_dir", str(out), *extra_args], name=name)
+    if run.history[-1][0] != run.g_steps:
         raise RuntimeError(f"{config}: no evaluation at the end of training; a lab config needs an EvaluationCallback "
-                           "and check_val_every_n_epoch dividing max_epochs")  # fmt: skip
-    results, cb = history.final, evaluation[0]
-    toolbox, optimiser = describe_options(dict(model.hparams))
+                           "and check_val_every_n_epoch dividing max_epochs")
+    toolbox, optimiser = describe_options(run.hparams)
+    cb = run.evaluation
     return LabResult(
         name=name,
-        loss=model.loss,
+        loss=run.loss,
         toolbox=toolbox,
         optimiser=optimiser,
-        modes_covered=results["modes_covered"],
-        num_modes=len(trainer.datamodule.mode_centers),
-        high_quality=results["high_quality"],
-        mode_kl=results["mode_kl"],
-        history=history.rows,
-        g_steps=model.g_steps,
-        d_steps=model.d_steps,
-        wall_s=wall,
+        modes_covered=run.final["modes_covered"],
+        num_modes=len(run.mode_centers),
+        high_quality=run.final["high_quality"],
+        mode_kl=run.final["mode_kl"],
+        history=[(g, m["modes_covered"], m["high_quality"]) for g, m in run.history],
+        g_steps=run.g_steps,
+        d_steps=run.d_steps,
+        wall_s=run.wall_s,
         scatter=cb.last_scatter,
-        run_dir=str(trainer.logger.log_dir),
+        run_dir=run.run_dir,
         protocol={"num_samples": cb.num_samples, "num_std": cb.mode_num_std, "threshold": cb.coverage_threshold,
                   "seed": cb.seed, "use_ema": cb.use_ema, "scatter_points": cb.scatter_points},
     )

@@ -1,0 +1,105 @@
+"""Running a config through the CLI in-process and collecting what its evaluation logged (the zoo, the sweep).
+
+:func:`fit` runs ``lightning-gans fit --config CONFIG ARGS...`` in this process, with a callback that records the
+results of the config's :class:`~lightning_gans.callbacks.EvaluationCallback` at every validation, and returns a
+:class:`Run` (final metrics, their history, G/D steps, wall time, the run folder and its final sample grid).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from lightning_gans.callbacks.evaluation import EvaluationCallback
+
+
+@dataclass
+class Run:
+    """What one fit gave."""
+
+    name: str
+    final: dict[str, float]
+    history: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (G steps, metrics) per evaluation
+    g_steps: int = 0
+    d_steps: int = 0
+    wall_s: float = 0.0
+    batch_size: int = 0
+    run_dir: str = ""
+    grid: str | None = None  # the final sample grid (samples/final.png), when written
+    hparams: dict[str, Any] = field(default_factory=dict)
+    loss: str = ""
+    evaluation: Any = None  # the run's EvaluationCallback (its settings, the last mixture scatter plot)
+    mode_centers: Any = None  # the datamodule's, for 2-D mixtures
+
+
+class EvaluationHistory(L.Callback):
+    """Records the EvaluationCallback's results after each validation (not the sanity check)."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, dict[str, float]]] = []
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        for callback in trainer.callbacks:  # on_validation_end runs after every callback's on_validation_epoch_end
+            if isinstance(callback, EvaluationCallback) and callback.last_results:
+                self.rows.append((int(getattr(pl_module, "g_steps", trainer.global_step)), dict(callback.last_results)))
+                return
+
+
+def fit(
+    config: str | Path, run_dir: str | Path, args: list[str] = (), name: str | None = None, final_validation: bool = False
+) -> Run:
+    """Fit ``config`` (plus CLI ``args``) into ``run_dir`` in this process and return its :class:`Run`.
+
+    ``final_validation``: validate once more after training when the last evaluation was not at the final step (a run
+    stopped by ``max_time`` in the middle of an epoch); its time is not part of ``wall_s``."""
+    from lightning_gans.cli import GANCLI
+
+    history = EvaluationHistory()
+    argv, sys.argv = sys.argv, ["lightning-gans"]  # the CLI reads its arguments from `args`, not from ours
+    try:
+        start = time.perf_counter()
+        cli = GANCLI(
+            args=["fit", "--config", str(config), "--trainer.default_root_dir", str(run_dir), *args],
+            trainer_defaults={"callbacks": [history]},
+        )
+        wall = time.perf_counter() - start
+    finally:
+        sys.argv = argv
+    trainer, model = cli.trainer, cli.model
+    if final_validation and (not history.rows or history.rows[-1][0] != model.g_steps):
+        trainer.validate(model, datamodule=cli.datamodule, verbose=False)
+    if not history.rows:
+        raise RuntimeError(f"{config}: no evaluation ran; the config needs an EvaluationCallback and a validation")
+    log_dir = Path(trainer.logger.log_dir) if trainer.logger is not None else Path(run_dir)
+    grid = log_dir / "samples" / "final.png"
+    evaluation = next(cb for cb in trainer.callbacks if isinstance(cb, EvaluationCallback))
+    return Run(
+        name=name or Path(config).stem,
+        final=history.rows[-1][1],
+        history=history.rows,
+        g_steps=int(model.g_steps),
+        d_steps=int(model.d_steps),
+        wall_s=wall,
+        batch_size=int(getattr(cli.datamodule, "batch_size", 0) or 0),
+        run_dir=str(log_dir),
+        grid=str(grid) if grid.is_file() else None,
+        hparams=dict(model.hparams),
+        loss=str(getattr(model, "loss", "")),
+        evaluation=evaluation,
+        mode_centers=getattr(trainer.datamodule, "mode_centers", None),
+    )
+
+
+def replace_between(text: str, begin: str, end: str, new: str) -> str:
+    """``text`` with what lies between the ``begin`` and ``end`` markers replaced by ``new`` (markers appended if
+    absent)."""
+    if begin in text and end in text:
+        return text[: text.index(begin) + len(begin)] + "\n" + new.strip() + "\n" + text[text.index(end) :]
+    return text.rstrip() + f"\n\n{begin}\n{new.strip()}\n{end}\n"

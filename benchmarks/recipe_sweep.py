@@ -1,0 +1,96 @@
+"""A recipe sweep: one config trained under a wall-clock budget with variations, one table of what each gave.
+
+    python benchmarks/recipe_sweep.py benchmarks/sweeps/dcgan_mnist.yaml            # every variant of the sweep
+    python benchmarks/recipe_sweep.py benchmarks/sweeps/dcgan_mnist.yaml --only ema  # the variants named *ema*
+
+A sweep file names the config, the budget in minutes, arguments every run gets and the variants, each a list of
+``lightning-gans`` arguments (architecture width, loss, learning rates, batch size, EMA, n_critic, toolbox
+options...)::
+
+    config: configs/dcgan_mnist.yaml
+    minutes: 10
+    common: [--trainer.max_epochs, "-1", --trainer.check_val_every_n_epoch, "1000"]
+    variants:
+      paper: []
+      ema: [--model.init_args.ema_decay, "0.999"]
+
+Each variant trains with ``--trainer.max_time`` = the budget (the config's evaluation is then run once on the
+final model; its time is outside the budget), in this process, one after the other, into ``runs/sweeps/<sweep>/``.
+The table goes to ``benchmarks/results/<sweep>.md`` (FID, IS analogue, classes covered, precision, recall, G steps,
+images per second), so every recipe choice in ``configs/`` can point at its evidence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from benchmarks._runs import Run, fit  # noqa: E402
+
+
+def load_sweep(path: Path) -> dict:
+    sweep = yaml.safe_load(Path(path).read_text())
+    missing = {"config", "minutes", "variants"} - set(sweep)
+    if missing:
+        raise ValueError(f"{path}: a sweep file needs {sorted(missing)} (see benchmarks/recipe_sweep.py)")
+    return sweep
+
+
+def markdown_table(runs: list[Run]) -> str:
+    lines = ["| variant | arguments | MNIST FID | IS analogue | classes | precision | recall | G steps | images/s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        m, args = r.final, " ".join(r.hparams.get("_sweep_args", [])) or "(the config)"
+        rate = r.g_steps * r.batch_size / r.wall_s if r.wall_s else float("nan")
+        lines.append(f"| `{r.name}` | `{args}` | {m['fid']:.1f} | {m.get('is', float('nan')):.2f} "
+                     f"| {int(m.get('classes_covered', 0))}/10 | {m['precision']:.3f} | {m['recall']:.3f} "
+                     f"| {r.g_steps:,} | {rate:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[Run]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep", type=Path, help="a sweep file (benchmarks/sweeps/*.yaml)")
+    parser.add_argument("--only", default=None, help="run only the variants whose name contains this")
+    parser.add_argument("--minutes", type=float, default=None, help="override the sweep's budget")
+    parser.add_argument("--out", type=Path, default=None, help="the table (default benchmarks/results/<sweep>.md)")
+    args = parser.parse_args(argv)
+    sweep = load_sweep(args.sweep)
+    minutes = args.minutes or float(sweep["minutes"])
+    seconds = max(1, round(minutes * 60))
+    budget = f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    name = args.sweep.stem
+    runs = []
+    for variant, extra in sweep["variants"].items():
+        if args.only and args.only not in variant:
+            continue
+        extra = [str(a) for a in (extra or [])]
+        run = fit(REPO / sweep["config"], REPO / "runs" / "sweeps" / name / variant,
+                  [*map(str, sweep.get("common", [])), "--trainer.max_time", budget, *extra], name=variant,
+                  final_validation=True)
+        run.hparams["_sweep_args"] = extra
+        runs.append(run)
+        print(f"[sweep] {variant}: FID {run.final['fid']:.1f}, {int(run.final.get('classes_covered', 0))}/10 classes, "
+              f"{run.g_steps} G steps", flush=True)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    out = args.out or REPO / "benchmarks" / "results" / f"{name}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# Recipe sweep `{name}`\n\n`{sweep['config']}`, {minutes:g} minutes of training each on {machine}; "
+                   f"`python benchmarks/recipe_sweep.py {args.sweep}`. Common arguments: "
+                   f"`{' '.join(map(str, sweep.get('common', [])))}`.\n\n{markdown_table(runs)}\n")
+    print(f"[sweep] wrote {out}")
+    return runs
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The zoo and the recipe sweep: configs found, a real tiny run through each, tables written (not their results)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import real_data_dir
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+zoo, sweep = _load("mnist_zoo"), _load("recipe_sweep")
+TINY = ["--model.init_args.g_channels", "8", "--model.init_args.d_channels", "8", "--data.init_args.num_workers", "0",
+        "--data.init_args.val_size", "256", "--trainer.callbacks.init_args.num_samples", "256",
+        "--trainer.callbacks.init_args.batch_size", "128", "--data.init_args.download", "false"]
+
+
+def test_the_zoo_finds_every_mnist_config_with_the_classifier_evaluation():
+    names = [p.stem for p in zoo.zoo_configs()]
+    assert {"dcgan_mnist", "gan_mnist", "wgan_gp_mnist", "vae_mnist"} <= set(names)
+    assert all("mnist" in n for n in names) and zoo.zoo_configs("dcgan") == [REPO / "configs" / "dcgan_mnist.yaml"]
+
+
+def test_zoo_and_sweep_run_a_real_tiny_config_and_write_their_tables(tmp_path, monkeypatch):
+    real_data_dir("MNIST/raw")
+    monkeypatch.setattr(sys, "argv", ["zoo"])
+    runs = zoo.main(["--only", "dcgan_mnist", "--runs-dir", str(tmp_path / "zoo"), "--out-dir", str(tmp_path),
+                     "--", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", *TINY])
+    assert len(runs) == 1 and runs[0].g_steps == 3 and 0 <= runs[0].final["classes_covered"] <= 10
+    report = (tmp_path / "mnist_zoo.md").read_text()
+    assert "| `dcgan_mnist` |" in report and (tmp_path / "zoo" / "dcgan_mnist.png").is_file()
+
+    file = tmp_path / "tiny.yaml"
+    file.write_text("config: configs/dcgan_mnist.yaml\nminutes: 0.05\n"
+                    f"common: {TINY + ['--trainer.max_epochs', '-1', '--trainer.check_val_every_n_epoch', '1000']}\n"
+                    "variants:\n  base: []\n  ema: [--model.init_args.ema_decay, '0.9']\n")
+    out = tmp_path / "sweep.md"
+    runs = sweep.main([str(file), "--out", str(out)])
+    assert [r.name for r in runs] == ["base", "ema"] and all(r.g_steps > 0 for r in runs)
+    text = out.read_text()
+    assert "| `ema` | `--model.init_args.ema_decay 0.9` |" in text and "3 seconds" not in text
+
+
+def test_a_sweep_file_must_name_its_config_budget_and_variants(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("config: configs/dcgan_mnist.yaml\n")
+    with pytest.raises(ValueError, match=r"needs \['minutes', 'variants'\]"):
+        sweep.load_sweep(bad)
