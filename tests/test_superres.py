@@ -24,13 +24,13 @@ from lightning_gans.callbacks import ImageWriter
 from lightning_gans.checkpointing import CheckpointMismatchError
 from lightning_gans.metrics.superres import SRMetrics, crop_border, psnr, rgb_to_y, sr_scores, ssim, to_unit
 from lightning_gans.models import ESRGAN, SRGAN, SRResNet
-from lightning_gans.networks.rrdb import RRDBNet, ResidualDenseBlock
+from lightning_gans.networks.rrdb import ResidualDenseBlock, RRDBNet
 from lightning_gans.networks.srresnet import SRResNetGenerator, interpolate
 from lightning_gans.networks.vgg_discriminator import VGGStyleDiscriminator
 from lightning_gans.perceptual import VGG19_LAYERS, VGGFeatures, resolve_vgg_weights, vgg19_features
 from lightning_gans.superres import interpolated, upscale
 from tests.conftest import quiet_trainer
-from tests.families import SR_SHAPE, TINY, sr_batch
+from tests.families import TINY, sr_batch
 
 FAMILY = {"SRResNet": SRResNet, "SRGAN": SRGAN, "ESRGAN": ESRGAN}
 
@@ -109,7 +109,8 @@ def test_sr_metrics_average_per_image_values_under_each_name():
     metrics.update(sr[:2], hr[:2])
     metrics.update(sr[2:], hr[2:])
     metrics.update(hr, hr, "bicubic")
-    assert metrics.means["psnr_y"].compute().item() == pytest.approx(sr_scores(sr, hr, 2)["psnr_y"].mean().item(), rel=1e-5)
+    expected = sr_scores(sr, hr, 2)["psnr_y"].mean().item()
+    assert metrics.means["psnr_y"].compute().item() == pytest.approx(expected, rel=1e-5)
     assert metrics.means["ssim_bicubic"].compute().item() == pytest.approx(1.0)
 
 
@@ -184,7 +185,8 @@ def test_vgg19_layers_are_torchvisions_and_named_as_in_the_papers():
 def test_vgg_features_normalise_like_imagenet_and_stay_frozen(random_vgg19_file: Path):
     vgg = VGGFeatures("conv1_2", random_vgg19_file)
     x = torch.rand(1, 3, 8, 8) * 2 - 1
-    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     torch.testing.assert_close(vgg(x), vgg.features(((x + 1) / 2 - mean) / std))
     assert not any(p.requires_grad for p in vgg.parameters())
     assert not vgg.train().training  # stays in eval mode
@@ -455,12 +457,13 @@ def test_training_patches_are_random_on_the_scale_grid_and_match_ready_lr_images
         hr = np.asarray(Image.open(hr_files[0]).convert("RGB"), dtype=np.float32) / 127.5 - 1
         lr = np.asarray(Image.open(lr_files[0]).convert("RGB"), dtype=np.float32) / 127.5 - 1
         target = item["target"].permute(1, 2, 0).numpy()
-        found = [(t, l) for t in range(0, 48 - 16 + 1, 4) for l in range(0, 40 - 16 + 1, 4)
-                 if np.allclose(hr[t : t + 16, l : l + 16], target)]  # fmt: skip
+        found = [(top, left) for top in range(0, 48 - 16 + 1, 4) for left in range(0, 40 - 16 + 1, 4)
+                 if np.allclose(hr[top : top + 16, left : left + 16], target)]  # fmt: skip
         assert len(found) == 1
-        t, l = found[0]
+        top, left = found[0]
         corners.add(found[0])
-        np.testing.assert_allclose(item["input"].permute(1, 2, 0).numpy(), lr[t // 4 : t // 4 + 4, l // 4 : l // 4 + 4])
+        lr_patch = lr[top // 4 : top // 4 + 4, left // 4 : left // 4 + 4]
+        np.testing.assert_allclose(item["input"].permute(1, 2, 0).numpy(), lr_patch)
     assert len(corners) > 3  # random positions
 
 
@@ -471,10 +474,11 @@ def test_datamodule_errors_name_the_problem_and_the_fix(tmp_path: Path):
         SuperResolutionDataModule(scale=8)
     with pytest.raises(ValueError, match="load_size resizes"):
         SuperResolutionDataModule(load_size=128, train_lr_dir="lr")
-    with pytest.raises(DatasetNotFoundError, match=r"(?s)train HR images.*nothing.*train_dir"):
+    with pytest.raises(DatasetNotFoundError, match=r"(?s)The train images not found.*nothing.*train_dir"):
         SuperResolutionDataModule(data_dir=str(tmp_path), train_dir="nothing").setup("fit")
     _write_images(tmp_path / "small", {"a.png": (20, 20), "b.png": (20, 20)})
-    dm = SuperResolutionDataModule(data_dir=str(tmp_path), train_dir="small", val_dir=None, val_fraction=0.5, hr_size=32)
+    dm = SuperResolutionDataModule(data_dir=str(tmp_path), train_dir="small", val_dir=None, val_fraction=0.5,
+                                   hr_size=32)  # fmt: skip
     dm.setup("fit")
     with pytest.raises(DatasetNotFoundError, match="smaller than hr_size=32"):
         dm.datasets["val"][0]
@@ -487,3 +491,37 @@ def test_datamodule_errors_name_the_problem_and_the_fix(tmp_path: Path):
     with pytest.raises(DatasetNotFoundError, match="must be 5x5"):
         SuperResolutionDataModule(data_dir=str(tmp_path), train_dir="small", val_dir=None, val_fraction=0.5,
                                   train_lr_dir="lr", hr_size=16).setup("fit")  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ the benchmark
+def test_superres_table_scores_baselines_and_checkpoints_on_the_configs_validation_split(tmp_path: Path):
+    """benchmarks/superres_table.py: the bicubic row is sr_scores of bicubic upscaling, a checkpoint's row is that of
+    its translate, on the validation split of the config's datamodule; the table, KID and the figure are written."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import superres_table as st
+
+    _write_images(tmp_path / "hr", {f"{i}.png": (32, 32) for i in range(8)})
+    config = tmp_path / "sr.yaml"
+    config.write_text("data:\n  class_path: datamodules.superres.SuperResolutionDataModule\n  init_args:\n"
+                      f"    data_dir: {tmp_path}\n    train_dir: hr\n    val_dir: null\n    val_fraction: 0.5\n"
+                      "    hr_size: 32\n    num_workers: 4\n")  # fmt: skip
+    model = _tiny("SRResNet")
+    trainer = _trainer(tmp_path, max_steps=1)
+    trainer.fit(model, DataLoader([sr_batch()()], batch_size=None))
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    out, fig = tmp_path / "table.md", tmp_path / "fig.png"
+    report = st.main(["--config", str(config), "--data_dir", str(tmp_path), "--ckpt", f"tiny={tmp_path / 'm.ckpt'}",
+                      "--extractor", "identity", "--kid_subset_size", "2", "--out", str(out), "--figure", str(fig),
+                      "--figure_images", "2"])  # fmt: skip
+    lr, hr, _ = st.validation_pairs(st.datamodule_from_config(str(config)))
+    rows = {line.split("|")[1].strip(): line.split("|")[2:] for line in report.splitlines() if line.startswith("| ")}
+    assert list(rows) == ["output", "nearest", "bicubic", "tiny (SRResNet)"]
+    bicubic = sr_scores(interpolated(lr, 4), hr, 4)["psnr_y"].mean().item()
+    assert float(rows["bicubic"][0]) == pytest.approx(bicubic, abs=0.006)
+    tiny = sr_scores(model.translate(lr), hr, 4)["psnr_y"].mean().item()
+    assert float(rows["tiny (SRResNet)"][0]) == pytest.approx(tiny, abs=0.006)
+    assert "+-" in rows["bicubic"][4] and out.read_text().strip() == report.strip()
+    with Image.open(fig) as img:  # 2 faces x (LR, bicubic, tiny, HR) under a header
+        assert img.size == (4 * 34 + 2, 2 * 34 + 2 + 14)
