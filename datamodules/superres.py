@@ -36,7 +36,14 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.base import DatasetNotFoundError, ImageDataModule, missing_data_message, resolve_data_dir
-from datamodules.transforms import channels_to_mode, image_size, list_images, load_image, to_signed_tensor, verify_images
+from datamodules.transforms import (
+    channels_to_mode,
+    image_size,
+    list_images,
+    load_image,
+    to_signed_tensor,
+    verify_images,
+)
 
 SCALES: tuple[int, ...] = (2, 3, 4)
 
@@ -84,9 +91,9 @@ def lr_partners(hr_files: list[Path], lr_dir: Path, scale: int) -> list[Path]:
         partners.append(lr)
     if missing:
         raise DatasetNotFoundError(
-            f"{len(missing)} of {len(hr_files)} HR images have no LR image in '{lr_dir}' (looked for '<stem>x{scale}.*' "
-            f"as DIV2K names them, or '<stem>.*'): {missing[:5]}. Point the LR folder at the X{scale} images of these "
-            "HR images, or leave it unset to make LR images by bicubic downscaling."
+            f"{len(missing)} of {len(hr_files)} HR images have no LR image in '{lr_dir}' (looked for "
+            f"'<stem>x{scale}.*' as DIV2K names them, or '<stem>.*'): {missing[:5]}. Point the LR folder at the "
+            f"X{scale} images of these HR images, or leave it unset to make LR images by bicubic downscaling."
         )
     for hr, lr in zip(hr_files[:1], partners[:1]):  # headers only; the rest are checked as they are read
         _check_lr_size(hr, lr, image_size(hr), image_size(lr), scale)
@@ -97,8 +104,8 @@ def _check_lr_size(hr: Path, lr: Path, hr_wh: tuple[int, int], lr_wh: tuple[int,
     if (lr_wh[0] * scale, lr_wh[1] * scale) != (hr_wh[0] - hr_wh[0] % scale, hr_wh[1] - hr_wh[1] % scale):
         raise DatasetNotFoundError(
             f"'{lr}' is {lr_wh[0]}x{lr_wh[1]} but its HR image '{hr}' is {hr_wh[0]}x{hr_wh[1]}: at scale {scale} the "
-            f"LR image must be {hr_wh[0] // scale}x{hr_wh[1] // scale} (check scale, or the LR folder: DIV2K has X2, X3 "
-            "and X4 folders)"
+            f"LR image must be {hr_wh[0] // scale}x{hr_wh[1] // scale} (check scale, or the LR folder: DIV2K has X2, "
+            "X3 and X4 folders)"
         )
 
 
@@ -266,14 +273,14 @@ class SuperResolutionDataModule(ImageDataModule):
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.root / p
 
-    def _images(self, path: str, what: str) -> list[Path]:
+    def _images(self, path: str, split: str) -> list[Path]:
         folder = self.folder(path)
         files = list_images(folder)
         if not files:
             raise DatasetNotFoundError(missing_data_message(
-                f"The {what} images", folder, f"a folder of images (.png/.jpg...) at '{path}' under data_dir",
-                f"Set the datamodule's {what.split()[0]}_dir (CLI: --data.init_args.{what.split()[0]}_dir PATH, relative "
-                "to data_dir or absolute).",
+                f"The {split} images", folder, f"a folder of images (.png/.jpg...) at '{path}' under data_dir",
+                f"Set the datamodule's {split}_dir (CLI: --data.init_args.{split}_dir PATH, relative to data_dir or "
+                "absolute).",
             ))  # fmt: skip
         return files
 
@@ -284,9 +291,9 @@ class SuperResolutionDataModule(ImageDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """List the images of the splits (and match ready LR images); missing or malformed data raises here."""
-        train_files = self._images(self.train_dir, "train HR")
+        train_files = self._images(self.train_dir, "train")
         if self.val_dir is not None:
-            val_files, val_lr = self._images(self.val_dir, "val HR"), self.val_lr_dir
+            val_files, val_lr = self._images(self.val_dir, "val"), self.val_lr_dir
             train_lr = self.train_lr_dir
             train_index = range(len(train_files))
         else:  # hold out a seeded share, as the CelebA datamodule does
@@ -302,7 +309,7 @@ class SuperResolutionDataModule(ImageDataModule):
         self.datasets.update(train=train, val=val, test=val)
         if stage == "predict":
             if self.predict_dir is not None:
-                self.datasets["predict"] = LowResolutionImages(self._images(self.predict_dir, "predict LR"), self.mode)
+                self.datasets["predict"] = LowResolutionImages(self._images(self.predict_dir, "predict"), self.mode)
             else:
                 self.datasets["predict"] = _PredictFromPairs(val)
         if self.verify:

@@ -86,8 +86,10 @@ def resolve_vgg_weights(path: str | None, family: str = "this model") -> Path:
     if path is not None:
         file = Path(path).expanduser()
         if not file.is_file():
-            raise FileNotFoundError(f"{family}: vgg_weights={path!r}: no such file (resolved to {file.resolve()}); "
-                                    f"give the path of a torchvision VGG19 state dict ({VGG19_FILE}), {options}.")  # fmt: skip
+            raise FileNotFoundError(
+                f"{family}: vgg_weights={path!r}: no such file (resolved to {file.resolve()}); give the path of a "
+                f"torchvision VGG19 state dict ({VGG19_FILE}), {options}."
+            )
         return file
     file = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
     if not file.is_file():

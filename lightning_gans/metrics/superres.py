@@ -105,7 +105,8 @@ def sr_scores(sr: Tensor, hr: Tensor, scale: int) -> dict[str, Tensor]:
         raise ValueError(f"SR output {tuple(sr.shape)} and HR target {tuple(hr.shape)} differ in shape")
     sr_u, hr_u = crop_border(to_unit(sr).double(), scale), crop_border(to_unit(hr).double(), scale)
     sr_y, hr_y = rgb_to_y(sr_u), rgb_to_y(hr_u)
-    scores = {"psnr_y": psnr(sr_y, hr_y), "ssim_y": ssim(sr_y, hr_y), "psnr": psnr(sr_u, hr_u), "ssim": ssim(sr_u, hr_u)}
+    scores = {"psnr_y": psnr(sr_y, hr_y), "ssim_y": ssim(sr_y, hr_y),
+              "psnr": psnr(sr_u, hr_u), "ssim": ssim(sr_u, hr_u)}  # fmt: skip
     return {k: v.float() for k, v in scores.items()}
 
 

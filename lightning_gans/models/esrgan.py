@@ -2,10 +2,11 @@
 
 G is RRDBNet (:class:`~lightning_gans.networks.rrdb.RRDBNet`: 23 residual-in-residual dense blocks, no batch norm,
 residual scaling 0.2, dense-block weights initialised at 0.1 x Kaiming, nearest-neighbour + convolution upsampling);
-D the VGG-style network BasicSR trains it with (:class:`~lightning_gans.networks.vgg_discriminator.VGGStyleDiscriminator`
-with 4x4 stride-2 convolutions and a 100-unit dense layer; its depth follows the HR size). The adversarial game is
-the relativistic average GAN (:func:`~lightning_gans.losses.relativistic_discriminator_loss`, D estimates whether a
-real image is *more realistic than the average fake* one); G minimises ``L_percep + lambda * L_G^Ra + eta * L1``
+D the VGG-style network BasicSR trains it with
+(:class:`~lightning_gans.networks.vgg_discriminator.VGGStyleDiscriminator` with 4x4 stride-2 convolutions and a
+100-unit dense layer; its depth follows the HR size). The adversarial game is the relativistic average GAN
+(:func:`~lightning_gans.losses.relativistic_discriminator_loss`: D estimates whether a real image is *more realistic
+than the average fake* one); G minimises ``L_percep + lambda * L_G^Ra + eta * L1``
 with the perceptual loss on VGG19 ``conv5_4`` features *before* the activation (L1 between feature maps), lambda
 5e-3 and eta 1e-2. Validation, grids and predict use an EMA copy of G (decay 0.999).
 
@@ -155,7 +156,8 @@ class ESRGAN(GANModule):
         if self.hparams.relativistic:
             return (relativistic_discriminator_loss(real_logits, fake_logits),
                     relativistic_generator_loss(real_logits, fake_logits))  # fmt: skip
-        return discriminator_loss("nonsaturating", real_logits, fake_logits), generator_loss("nonsaturating", fake_logits)
+        d_loss = discriminator_loss("nonsaturating", real_logits, fake_logits)
+        return d_loss, generator_loss("nonsaturating", fake_logits)
 
     def generator_losses(self, sr: Tensor, hr: Tensor) -> dict[str, Tensor]:
         """``lambda_pixel * L1 + perceptual terms + lambda_adv * L_G^Ra`` (D's real predictions detached)."""
@@ -178,7 +180,8 @@ class ESRGAN(GANModule):
         real_logits = self.discriminator(hr)
         fake_logits = self.discriminator(sr.detach())
         d_loss = self.adversarial_losses(real_logits, fake_logits)[0]
-        return {"d_loss": d_loss, "d_real_logit": real_logits.detach().mean(), "d_fake_logit": fake_logits.detach().mean()}
+        means = {"d_real_logit": real_logits.detach().mean(), "d_fake_logit": fake_logits.detach().mean()}
+        return {"d_loss": d_loss, **means}
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:

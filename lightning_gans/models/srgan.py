@@ -66,7 +66,7 @@ class SRGAN(GANModule):
         num_blocks: G's residual blocks (16).
         batch_norm: batch norm in G (the paper's).
         kernel_size: G's first and last convolutions (9).
-        skip: "none" (the paper) or "bilinear"/"bicubic" (G adds the interpolated input); as the SRResNet it starts from.
+        skip: "none" (the paper) or "bilinear"/"bicubic" (G adds the interpolated input); as its SRResNet.
         d_base_channels: D's first filters (64).
         d_down_kernel: D's stride-2 kernel: 3 (the paper) or 4 (BasicSR).
         d_dense_features: D's hidden dense units: 1024 (the paper) or 100 (BasicSR).
@@ -174,7 +174,8 @@ class SRGAN(GANModule):
         real_logits = self.discriminator(hr)
         fake_logits = self.discriminator(sr.detach())
         d_loss = discriminator_loss(self.loss, real_logits, fake_logits)
-        return {"d_loss": d_loss, "d_real_logit": real_logits.detach().mean(), "d_fake_logit": fake_logits.detach().mean()}
+        means = {"d_real_logit": real_logits.detach().mean(), "d_fake_logit": fake_logits.detach().mean()}
+        return {"d_loss": d_loss, **means}
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:

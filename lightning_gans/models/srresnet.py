@@ -13,10 +13,10 @@ the borders, for the model and for bicubic upscaling side by side (``val/psnr_y`
 :mod:`lightning_gans.metrics.superres`); the grid shows LR | bicubic | SR | HR; ``predict`` upscales images of any
 size, tile by tile when they are large (``tile_size``).
 
-Deviations: inputs and outputs both in [-1, 1] (the project's convention); ``pixel_loss: l1``, ``batch_norm: false``,
-``kernel_size: 3`` and ``skip: bilinear`` give BasicSR's MSRResNet (XPixelGroup/BasicSR, ``train_MSRResNet_x4.yml``:
-L1, Adam 2e-4 with betas (0.9, 0.99), EMA 0.999, cosine restarts), the modern PSNR baseline; the residual blocks are
-initialised as BasicSR's (Kaiming-normal x 0.1), the paper does not say; no learning-rate schedule.
+Deviations: inputs and outputs both in [-1, 1] (the project's convention); the residual blocks are initialised as
+BasicSR's (Kaiming-normal x 0.1), the paper does not say; no learning-rate schedule. ``pixel_loss: l1``,
+``batch_norm: false``, ``kernel_size: 3`` and ``skip: bilinear`` come close to BasicSR's MSRResNet
+(``train_MSRResNet_x4.yml``: L1, Adam 2e-4 with betas (0.9, 0.99), EMA 0.999), the modern PSNR baseline.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ class RRDBNet(nn.Module):
         super().__init__()
         self.scale = check_scale(scale, "RRDBNet")
         if num_blocks < 1 or channels < 1 or growth < 1:
-            raise ValueError(f"num_blocks, channels and growth must be positive, got {num_blocks}, {channels}, {growth}")
+            raise ValueError(f"num_blocks, channels, growth must be positive, got {num_blocks}, {channels}, {growth}")
         self.stages = upsample_stages(self.scale)
         self.head = nn.Conv2d(in_channels, channels, 3, 1, 1)
         self.body = nn.Sequential(*(RRDB(channels, growth, res_scale, init_scale) for _ in range(num_blocks)))

@@ -1,5 +1,5 @@
 """SRResNet: the generator of SRGAN (Ledig et al. 2017, "Photo-Realistic Single Image Super-Resolution Using a
-Generative Adversarial Network", arXiv:1609.04802, Figure 4), with the options of BasicSR's ``MSRResNet``.
+Generative Adversarial Network", arXiv:1609.04802, Figure 4), with options towards BasicSR's ``MSRResNet``.
 
 The paper's network: a 9x9 convolution with 64 filters and PReLU; B = 16 residual blocks, each conv 3x3 -> BN ->
 PReLU -> conv 3x3 -> BN plus the block's input; a 3x3 convolution and BN whose output is added to the first
@@ -7,11 +7,13 @@ features (the long skip); log2(scale) sub-pixel stages (conv 3x3 to 256 channels
 final 9x9 convolution to the image channels. No output activation: the network predicts pixel values directly.
 
 BasicSR's ``MSRResNet`` (XPixelGroup/BasicSR, ``basicsr/archs/srresnet_arch.py``) is the "modified" version the
-SR literature trains as its PSNR baseline: no batch norm (``batch_norm=False``), 3x3 head and tail
-(``kernel_size=3``), and the bilinearly upsampled input added to the output (``skip="bilinear"``), so that the
-network learns only the residual over interpolation. Its weights are Kaiming-normal scaled by 0.1 (BasicSR's
-``default_init_weights``), which keeps every residual branch small at the start; the same scaling is used here for
-the residual blocks' convolutions (``init_scale``). The paper does not give an initialisation.
+SR literature trains as its PSNR baseline: no batch norm, 3x3 head and tail, and the bilinearly upsampled input added
+to the output, so that the network learns only the residual over interpolation. ``batch_norm=False``,
+``kernel_size=3`` and ``skip="bilinear"`` take those three changes; the network keeps the paper's PReLU activations
+and long skip (MSRResNet has LeakyReLU/ReLU, no long skip and one more 3x3 convolution before its last), so it is
+close to MSRResNet, not the same. The residual blocks' weights are Kaiming-normal scaled by 0.1 (BasicSR's
+``default_init_weights``; ``init_scale``), which keeps every residual branch small at the start; the paper does not
+give an initialisation.
 
 Scale 3 uses one x3 sub-pixel stage (conv to 9 x 64 channels, PixelShuffle(3)), as MSRResNet does.
 """

@@ -52,7 +52,7 @@ class VGGStyleDiscriminator(nn.Module):
             raise ValueError(f"VGGStyleDiscriminator needs images of at least 16x16, got {sides[0]}x{sides[1]}")
         if down_kernel not in (3, 4):
             raise ValueError(f"down_kernel must be 3 (SRGAN) or 4 (BasicSR), got {down_kernel}")
-        self.num_halvings = int(math.floor(math.log2(min(sides)))) - 2
+        self.num_halvings = math.floor(math.log2(min(sides))) - 2
         stages: list[nn.Module] = []
         in_ch = in_channels
         for i in range(self.num_halvings):
