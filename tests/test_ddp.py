@@ -168,7 +168,7 @@ SUPERRES_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("name", ["SRGAN", "ESRGAN"])
+@pytest.mark.parametrize("name", [pytest.param("SRGAN", marks=pytest.mark.slow), "ESRGAN"])  # one in the default run
 def test_ddp_superres_gans_stay_in_sync(name: str, tmp_path: Path):
     """SRGAN (batch norm in G and D, D feature matching) and ESRGAN (relativistic loss: D on real and fake twice per
     step, EMA G) under 2-process DDP: each network its own DDP, every parameter identical on both ranks."""

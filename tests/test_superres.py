@@ -525,3 +525,22 @@ def test_superres_table_scores_baselines_and_checkpoints_on_the_configs_validati
     assert "+-" in rows["bicubic"][4] and out.read_text().strip() == report.strip()
     with Image.open(fig) as img:  # 2 faces x (LR, bicubic, tiny, HR) under a header
         assert img.size == (4 * 34 + 2, 2 * 34 + 2 + 14)
+
+
+# ------------------------------------------------------------------------------------------------ real data (slow)
+@pytest.mark.slow
+def test_srresnet_beats_bicubic_on_real_faces_within_minutes(tmp_path: Path):
+    """configs/srresnet_celeba.yaml's network and recipe, 200 steps (~3 minutes on one idle CPU thread): PSNR-Y on
+    256 held-out faces rises more than 1 dB above bicubic upscaling (measured: +1.5 dB at 200 steps, +2.0 at 300)."""
+    from tests.conftest import real_data_dir
+
+    real_data_dir("celeba_small/img_align_celeba_89x109")
+    L.seed_everything(0)
+    dm = SuperResolutionDataModule(train_dir="celeba_small/img_align_celeba_89x109", val_dir=None, val_fraction=0.25,
+                                   hr_size=64, load_size=64)  # fmt: skip
+    model = SRResNet(image_shape=dm.image_shape, skip="bicubic", pixel_loss="l1", lr=2e-4)
+    trainer = quiet_trainer(tmp_path, max_steps=200, val_check_interval=200, limit_val_batches=16)
+    trainer.fit(model, datamodule=dm)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    assert metrics["val/psnr_y"] > metrics["val/psnr_y_bicubic"] + 1.0, metrics
+    assert metrics["val/ssim_y"] > metrics["val/ssim_y_bicubic"], metrics
