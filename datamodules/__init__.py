@@ -5,9 +5,11 @@ from datamodules.celeba import CelebADataModule
 from datamodules.mixtures import GaussianMixtureDataModule
 from datamodules.mnist import MNISTDataModule
 from datamodules.paired import PairedImageDataModule
+from datamodules.superres import SuperResolutionDataModule
 from datamodules.unpaired import UnpairedImageDataModule
 
 __all__ = [
     "DATA_DIR_ENV", "DatasetNotFoundError", "ImageDataModule", "resolve_data_dir",
-    "CelebADataModule", "GaussianMixtureDataModule", "MNISTDataModule", "PairedImageDataModule", "UnpairedImageDataModule",
+    "CelebADataModule", "GaussianMixtureDataModule", "MNISTDataModule", "PairedImageDataModule", "SuperResolutionDataModule",
+    "UnpairedImageDataModule",
 ]

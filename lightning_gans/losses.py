@@ -17,6 +17,10 @@ Goodfellow et al. 2014 (minimax and the non-saturating trick), Lim & Ye 2017 / M
 Arjovsky et al. 2017 (Wasserstein), Mao et al. 2017 (least squares, a=0, b=c=1). Each term is averaged over all
 logits, so patch discriminators (one logit per patch) work unchanged.
 
+ESRGAN's relativistic average losses take both real and fake logits:
+:func:`relativistic_discriminator_loss` and :func:`relativistic_generator_loss` (RaGAN, Jolicoeur-Martineau 2019).
+:func:`paired_feature_matching_loss` matches a discriminator's features of each output with its target's.
+
 One-sided label smoothing (Salimans et al. 2016) is ``real_label < 1`` for the losses that have targets
 (nonsaturating, minimax, lsgan); hinge and wasserstein have no target to smooth and refuse it.
 """
@@ -81,6 +85,47 @@ def generator_loss(name: str, fake_logits: Tensor) -> Tensor:
     if name in ("hinge", "wasserstein"):
         return -fake_logits.mean()
     return 0.5 * (fake_logits - 1.0).pow(2).mean()
+
+
+def _relativistic(real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+    return real_logits - fake_logits.mean(), fake_logits - real_logits.mean()
+
+
+def relativistic_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """D's relativistic average loss (RaGAN, Jolicoeur-Martineau 2019; ESRGAN, Wang et al. 2018, eq. 2) with the
+    standard GAN's cross-entropy: ``-1/2 (E_r[log D_Ra(x_r, x_f)] + E_f[log(1 - D_Ra(x_f, x_r))])``, where
+    ``D_Ra(a, b) = sigmoid(C(a) - E[C(b)])``, ``C`` the raw logits and ``E`` the batch mean.
+
+    Pass the logits of detached generated images. The 1/2 is ESRGAN's official code (BasicSR ``esrgan_model.py``:
+    ``(l_d_real + l_d_fake) / 2``; the paper writes the sum), and ESRGAN's 5e-3 weight goes with it. The gradient
+    flows through both means, as in the formula; BasicSR's current D step detaches the other side's mean in each
+    term (a workaround for an in-place error under its DDP).
+    """
+    real_rel, fake_rel = _relativistic(real_logits, fake_logits)
+    return 0.5 * (F.softplus(-real_rel).mean() + F.softplus(fake_rel).mean())  # -log s(.), -log(1 - s(.))
+
+
+def relativistic_generator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """G's relativistic average loss (ESRGAN eq. 3): ``-1/2 (E_r[log(1 - D_Ra(x_r, x_f))] + E_f[log D_Ra(x_f,
+    x_r)])``. G's gradient comes from both terms, the real images' term too, through the mean of the fake logits.
+    Pass ``real_logits`` detached, as the official G step does (halved as in :func:`relativistic_discriminator_loss`).
+    """
+    real_rel, fake_rel = _relativistic(real_logits, fake_logits)
+    return 0.5 * (F.softplus(real_rel).mean() + F.softplus(-fake_rel).mean())  # -log(1 - s(.)), -log s(.)
+
+
+def paired_feature_matching_loss(real_features: Sequence[Tensor], fake_features: Sequence[Tensor]) -> Tensor:
+    """Discriminator feature matching for paired data (pix2pixHD; a "perceptual" loss that needs no pretrained
+    network): the L1 distance between the features of each output and those of its own target, averaged over the
+    elements of each layer and over the layers. The real features are detached: only the generator is pushed.
+
+    Unlike :func:`feature_matching_loss` (Salimans et al. 2016), which matches batch means, this matches sample to
+    sample, which super-resolution can do because each output has its target.
+    """
+    if len(real_features) != len(fake_features) or not fake_features:
+        raise ValueError(f"got {len(real_features)} real and {len(fake_features)} fake feature layers")
+    losses = [F.l1_loss(fake, real.detach()) for real, fake in zip(real_features, fake_features)]
+    return torch.stack(losses).mean()
 
 
 def feature_matching_loss(real_features: Tensor | Sequence[Tensor], fake_features: Tensor | Sequence[Tensor]) -> Tensor:

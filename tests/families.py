@@ -173,3 +173,57 @@ TINY["GauGAN"] = FamilySpec(
     samples_from_noise=False,
     extra={"predict_loader": predict_batches(channels=4, one_hot=True), "predict_files": 3},
 )
+
+
+# ---------------------------------------------------------------- super-resolution families (SRResNet, SRGAN, ESRGAN)
+SR_SHAPE = (3, 32, 32)  # HR 32x32, LR 8x8 at x4
+
+
+def sr_batch(n: int = 2, shape: tuple[int, int, int] = SR_SHAPE, scale: int = 4) -> Callable[[], Any]:
+    """A batch like SuperResolutionDataModule's: {"input": LR, "target": HR, "name"} (LR = HR average-pooled)."""
+
+    def make() -> dict[str, Any]:
+        g = torch.Generator().manual_seed(0)
+        hr = torch.rand(n, *shape, generator=g) * 2 - 1
+        lr = torch.nn.functional.avg_pool2d(hr, scale)
+        return {"input": lr, "target": hr, "name": [f"{i}.png" for i in range(n)]}
+
+    return make
+
+
+def sr_predict_batches(scale: int = 4) -> Callable[[], Any]:
+    """Predict batches like SuperResolutionDataModule's: one LR image each, at its own size."""
+
+    def loader() -> torch.utils.data.DataLoader:
+        g = torch.Generator().manual_seed(1)
+        batches = [{"input": torch.rand(1, 3, h, w, generator=g) * 2 - 1, "name": [f"img{i}.jpg"],
+                    "size": torch.tensor([[h, w]])} for i, (h, w) in enumerate([(8, 8), (10, 6), (5, 12)])]  # fmt: skip
+        return torch.utils.data.DataLoader(batches, batch_size=None)
+
+    return loader
+
+
+_SR_G = dict(channels=4, num_blocks=1)
+_SR_D = dict(d_base_channels=4, d_dense_features=8)
+TINY["SRResNet"] = FamilySpec(
+    kwargs=dict(image_shape=SR_SHAPE, **_SR_G, kernel_size=3, num_grid_samples=2),
+    batch=sr_batch(),
+    trained=("generator",),
+    samples_from_noise=False,
+    adversarial=False,
+    extra={"predict_loader": sr_predict_batches(), "predict_files": 3},
+)
+TINY["SRGAN"] = FamilySpec(  # offline content loss: D features + SSIM + pixel, no VGG weights needed
+    kwargs=dict(image_shape=SR_SHAPE, **_SR_G, kernel_size=3, **_SR_D, lambda_vgg=0.0, lambda_pixel=1.0,
+                lambda_d_features=1.0, lambda_ssim=1.0, num_grid_samples=2),  # fmt: skip
+    batch=sr_batch(),
+    samples_from_noise=False,
+    extra={"predict_loader": sr_predict_batches(), "predict_files": 3},
+)
+TINY["ESRGAN"] = FamilySpec(
+    kwargs=dict(image_shape=SR_SHAPE, **_SR_G, growth=4, **_SR_D, lambda_vgg=0.0, lambda_d_features=1.0,
+                lambda_ssim=1.0, ema_decay=0.9, num_grid_samples=2),  # fmt: skip
+    batch=sr_batch(),
+    samples_from_noise=False,
+    extra={"predict_loader": sr_predict_batches(), "predict_files": 3},
+)

@@ -71,6 +71,11 @@ PAPER_SETTINGS: dict[str, dict[str, Any]] = {
                         "mbstd_group_size": 4, "latent_dim": 512, "w_dim": 512, "style_block": "modulated"},
     "stylegan_celeba32": {"mapping_layers": 2, "lr_g": 0.0025, "betas": (0.0, 0.99), "r1_gamma": 0.0002 * 32**2 / 32,
                           "pl_weight": 0.0, "style_mixing_prob": 0.9, "ema_kimg": 10.0, "ema_rampup": 0.05},
+    "srresnet_celeba": {"num_blocks": 16, "channels": 64, "batch_norm": True, "kernel_size": 9, "scale": 4},
+    "srgan_celeba": {"num_blocks": 16, "batch_norm": True, "loss": "nonsaturating", "lambda_adv": 1e-3,
+                     "d_down_kernel": 3, "scale": 4},  # fmt: skip
+    "esrgan_facades": {"growth": 32, "relativistic": True, "lambda_pixel": 1e-2, "lambda_adv": 5e-3,
+                       "ema_decay": 0.999, "betas": (0.9, 0.99), "scale": 4},  # fmt: skip
 }
 
 #: config -> its budget and run settings (what reproduces the README's results), read from the built Trainer.
@@ -87,6 +92,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "stylegan_celeba": {"max_epochs": 30, "check_val_every_n_epoch": 5},
     "stylegan_celeba32": {"max_time": "00:01:00:00", "limit_val_batches": 0},
     "dcgan_celeba32": {"max_time": "00:01:00:00", "limit_val_batches": 0},
+    "srresnet_celeba": {"max_epochs": 4}, "srgan_celeba": {"max_epochs": 2},
 }  # fmt: skip
 #: CelebA configs -> (image size, batch size as shipped, their evaluation's (metrics, generated samples))
 CELEBA: dict[str, tuple[int, int, tuple[str, ...], int]] = {
@@ -164,6 +170,13 @@ def fake_facades(root: Path) -> Path:
     return root
 
 
+def fake_superres(root: Path) -> Path:
+    """The folders the super-resolution configs read under one root: CelebA's faces and the facades photos."""
+    fake_celeba(root / "celeba_small")
+    fake_facades_unpaired(root / "facades_unpaired")
+    return root
+
+
 def fake_facades_unpaired(root: Path) -> Path:
     """CycleGAN's layout: ``trainA/ trainB/ testA/ testB/`` of 256x256 JPEGs."""
     rng = np.random.default_rng(0)
@@ -198,6 +211,10 @@ def data_args(tmp_path_factory):
         elif datamodule == "UnpairedImageDataModule":
             root = _real("facades_unpaired") or fake_facades_unpaired(tmp_path_factory.mktemp("facades_unpaired"))
             args = ["--data.init_args.data_dir", str(root), *QUICK_CPU_SIZE]
+        elif datamodule == "SuperResolutionDataModule":  # folders relative to one root: the shared data, or fakes
+            real = _real("celeba_small/img_align_celeba_89x109") and _real("facades_unpaired/trainA")
+            root = Path(os.environ[DATA_ENV]) if real else fake_superres(tmp_path_factory.mktemp("superres"))
+            args = ["--data.init_args.data_dir", str(root), "--data.init_args.batch_size", "2"]
         elif datamodule == "GaussianMixtureDataModule":  # sampled, no files
             args = ["--data.init_args.num_samples", "512"]
         else:
@@ -225,15 +242,22 @@ def test_config_fits_one_step(config: Path, full: bool, data_args, monkeypatch):
     narrower = {} if full else CPU_WIDTHS.get(name, {})
     width = [arg for key, value in narrower.items() for arg in (f"--model.init_args.{key}", str(value))]
     datamodule = shipped["data"]["class_path"].rsplit(".", 1)[-1]
+    module, family = shipped["model"]["class_path"].rsplit(".", 1)
     monkeypatch.setattr(sys, "argv", ["lightning-gans"])  # pytest's own arguments are not the CLI's
     # StyleGAN refuses path-length regularisation below batch 8 (the overrides' 4 is for speed only)
     batch = ["--data.init_args.batch_size", "8"] if "StyleGAN" in shipped["model"]["class_path"] else []
+    # A config that starts from another run's checkpoint (SRGAN from SRResNet) is run from scratch here; the path it
+    # names is checked below. The GPU-sized ESRGAN (23 RRDBs, 128x128 patches: tens of seconds a step on a CPU) runs
+    # with 2 RRDBs at 64x64, like the image-to-image configs at their quick CPU size.
+    init_from = (shipped["model"].get("init_args") or {}).get("init_from")
+    overrides = ["--model.init_args.init_from", "null"] if init_from else []
+    if family == "ESRGAN":
+        overrides += ["--data.init_args.hr_size", "64", "--model.init_args.num_blocks", "2"]
     cli = GANCLI(args=["fit", "--config", str(config), "--trainer.fast_dev_run", "1",
                        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-                       *data_args(datamodule), *batch, *width])  # fmt: skip
+                       *data_args(datamodule), *batch, *width, *overrides])  # fmt: skip
     model, dm, trainer = cli.model, cli.datamodule, cli.trainer
 
-    module, family = shipped["model"]["class_path"].rsplit(".", 1)
     assert type(model) is getattr(importlib.import_module(module), family)
     assert model.image_shape == dm.image_shape and model.num_classes == dm.num_classes  # linked from the datamodule
     for attr, value in PAPER_SETTINGS.get(name, {}).items():
@@ -251,7 +275,7 @@ def test_config_fits_one_step(config: Path, full: bool, data_args, monkeypatch):
     assert not list(Path.cwd().rglob("*.png")), "fast_dev_run writes no sample grid"
 
     # One training batch: one D step (none for the one-network baselines), a G step unless n_critic waits.
-    if family in ("Autoencoder", "VAE"):
+    if family in ("Autoencoder", "VAE", "SRResNet"):
         assert (model.g_steps, model.d_steps) == (1, 0)
     else:
         assert model.d_steps == 1 and model.g_steps == (1 if getattr(model, "n_critic", 1) == 1 else 0)
@@ -278,6 +302,15 @@ def test_config_fits_one_step(config: Path, full: bool, data_args, monkeypatch):
     elif datamodule in ("PairedImageDataModule", "UnpairedImageDataModule"):
         assert model.image_shape == (3, 64, 64) and model.num_classes == (12 if family == "GauGAN" else 0)
         assert ("val/cycle_l1" if family == "CycleGAN" else "val/l1") in trainer.callback_metrics
+        assert not evaluation
+    elif datamodule == "SuperResolutionDataModule":
+        assert model.scale == dm.scale == 4 and model.image_shape == dm.image_shape == (3, 64, 64)
+        assert {"val/psnr_y", "val/ssim_y", "val/psnr_y_bicubic"} <= set(trainer.callback_metrics)
+        lr = next(iter(dm.val_dataloader()))["input"]
+        assert lr.shape[-2:] == (16, 16) and model.translate(lr).shape[-2:] == (64, 64)
+        if init_from:  # the checkpoint another shipped config writes
+            source = next(p for p in EXPERIMENTS if init_from.startswith(f"runs/{p.stem}/checkpoints/"))
+            assert yaml.safe_load(source.read_text())["model"]["class_path"].endswith(".SRResNet")
         assert not evaluation
     elif datamodule == "GaussianMixtureDataModule":
         assert model.image_shape == (2,) and dm.kind == "ring8" and dm.batch_size == 256

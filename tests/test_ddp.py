@@ -160,6 +160,37 @@ STYLEGAN_SCRIPT = textwrap.dedent(
     params = [n for n, _ in model.named_parameters()] + [f"generator_ema.module.{n}" for n, _ in ema.named_parameters()]
     (out / "params.txt").write_text(" ".join(params))
     (out / f"rank{rank}.steps").write_text(f"{model.d_steps} {model.g_steps} {int(model.images_seen)}")
+SUPERRES_SCRIPT = textwrap.dedent(
+    """
+    import sys, torch, lightning as L
+    from pathlib import Path
+    from torch.utils.data import DataLoader, Dataset
+    from lightning_gans import GANDDPStrategy
+    from lightning_gans.models import FAMILIES
+
+    class Pairs(Dataset):
+        def __len__(self):
+            return 16
+        def __getitem__(self, i):
+            hr = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(i)) * 2 - 1
+            return {"input": torch.nn.functional.avg_pool2d(hr[None], 4)[0], "target": hr, "name": f"{i}.png"}
+
+    out, name = Path(sys.argv[1]), sys.argv[2]
+    L.seed_everything(0)
+    kwargs = dict(image_shape=(3, 32, 32), channels=4, num_blocks=1, d_base_channels=4, d_dense_features=8,
+                  lambda_vgg=0.0, lambda_d_features=1.0, lambda_ssim=1.0)
+    kwargs.update(kernel_size=3, lambda_pixel=1.0) if name == "SRGAN" else kwargs.update(growth=4, ema_decay=0.9)
+    model = FAMILIES[name](**kwargs)
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy=GANDDPStrategy(), max_epochs=2, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                        default_root_dir=out, limit_val_batches=0)
+    trainer.fit(model, DataLoader(Pairs(), batch_size=2))
+    rank = trainer.global_rank
+    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out / f"rank{rank}.pt")
+    torch.save(before, out / "before.pt")
+    (out / "params.txt").write_text(" ".join(n for n, p in model.named_parameters() if p.requires_grad))
+    (out / f"rank{rank}.steps").write_text(f"{model.d_steps} {model.g_steps}")
     """
 )
 
@@ -184,3 +215,25 @@ def test_ddp_stylegan_regularisation_only_backward_passes_keep_ranks_in_sync(tmp
     assert rank0["pl_mean"] > 0 and rank1["pl_mean"] > 0  # the path-length steps ran on both ranks
     # 64 images / 2 ranks / batch 8 = 4 steps; the images seen count the global batch of 16
     assert (tmp_path / "rank0.steps").read_text() == (tmp_path / "rank1.steps").read_text() == "4 4 64"
+@pytest.mark.parametrize("name", [pytest.param("SRGAN", marks=pytest.mark.slow), "ESRGAN"])  # one in the default run
+def test_ddp_superres_gans_stay_in_sync(name: str, tmp_path: Path):
+    """SRGAN (batch norm in G and D, D feature matching) and ESRGAN (relativistic loss: D on real and fake twice per
+    step, EMA G) under 2-process DDP: each network its own DDP, every parameter identical on both ranks."""
+    script = tmp_path / "train_superres_ddp.py"
+    script.write_text(SUPERRES_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), name], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    rank0, rank1, before = (torch.load(tmp_path / f) for f in ("rank0.pt", "rank1.pt", "before.pt"))
+    params = (tmp_path / "params.txt").read_text().split()
+    assert {p.split(".")[0] for p in params} == {"generator", "discriminator"}
+    for key in params:
+        assert torch.equal(rank0[key], rank1[key]), f"{key} differs between ranks"
+    for net in ("generator", "discriminator"):
+        assert any(not torch.equal(rank0[k], before[k]) for k in params if k.startswith(net + ".")), net
+    if name == "ESRGAN":  # the EMA copy follows the synchronised G, so it agrees too
+        for key in (k for k in rank0 if k.startswith("generator_ema.") and rank0[k].is_floating_point()):
+            torch.testing.assert_close(rank0[key], rank1[key])
+    # 16 pairs / 2 ranks / batch 2 = 4 steps an epoch, 2 epochs
+    assert (tmp_path / "rank0.steps").read_text() == (tmp_path / "rank1.steps").read_text() == "8 8"

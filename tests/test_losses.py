@@ -126,3 +126,41 @@ def test_r1_backpropagates_to_critic_weights_and_not_to_the_real_batch():
     r1_penalty(lambda x: torch.tanh(lin(x)).squeeze(1), real).backward()
     assert lin.weight.grad is not None and lin.weight.grad.abs().sum() > 0
     assert real.grad is None  # the gradient is taken with respect to a detached copy
+
+
+# ------------------------------------------------------------------------------ ESRGAN's relativistic average losses
+def test_relativistic_average_losses_against_the_esrgan_formula():
+    """D_Ra(a, b) = sigmoid(C(a) - mean C(b)); D: -1/2 (E log D_Ra(r, f) + E log(1 - D_Ra(f, r))), G: the mirror."""
+    from lightning_gans.losses import relativistic_discriminator_loss, relativistic_generator_loss
+
+    mean_r, mean_f = mean(REAL.tolist()), mean(FAKE.tolist())
+    d_ra_real = [sigmoid(r - mean_f) for r in REAL.tolist()]
+    d_ra_fake = [sigmoid(f - mean_r) for f in FAKE.tolist()]
+    d = 0.5 * (mean(-math.log(p) for p in d_ra_real) + mean(-math.log(1 - p) for p in d_ra_fake))
+    g = 0.5 * (mean(-math.log(1 - p) for p in d_ra_real) + mean(-math.log(p) for p in d_ra_fake))
+    assert relativistic_discriminator_loss(REAL, FAKE).item() == pytest.approx(d, rel=1e-6)
+    assert relativistic_generator_loss(REAL, FAKE).item() == pytest.approx(g, rel=1e-6)
+
+    # G's gradient reaches the fake logits through both terms: the real term depends on the mean of the fakes
+    fake = FAKE.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(relativistic_generator_loss(REAL, fake), fake)
+    # d/df_k: 1/2 (-mean_i D_Ra(r_i, f) / n  -  (1 - D_Ra(f_k, r)) / n); the first part is the real images' term
+    n = len(FAKE)
+    expected = [0.5 * (-mean(d_ra_real) / n - (1 - p) / n) for p in d_ra_fake]
+    torch.testing.assert_close(grad, torch.tensor(expected), rtol=1e-5, atol=1e-7)
+    # shifting every logit by the same amount changes nothing: only differences to the other side's mean count
+    assert relativistic_discriminator_loss(REAL + 3, FAKE + 3).item() == pytest.approx(d, rel=1e-6)
+
+
+def test_paired_feature_matching_is_mean_l1_per_layer_and_pushes_only_the_fakes():
+    from lightning_gans.losses import paired_feature_matching_loss
+
+    real = [torch.zeros(2, 3), torch.ones(2, 1, 2, 2)]
+    fake = [torch.full((2, 3), 0.5, requires_grad=True), torch.full((2, 1, 2, 2), 3.0, requires_grad=True)]
+    loss = paired_feature_matching_loss(real, fake)
+    assert loss.item() == pytest.approx((0.5 + 2.0) / 2)
+    real = [r.requires_grad_(True) for r in real]
+    grads = torch.autograd.grad(paired_feature_matching_loss(real, fake), [*real, *fake], allow_unused=True)
+    assert grads[0] is None and grads[1] is None and grads[2] is not None
+    with pytest.raises(ValueError, match="feature layers"):
+        paired_feature_matching_loss(real[:1], fake)

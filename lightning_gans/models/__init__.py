@@ -9,12 +9,15 @@ from lightning_gans.models.bigan import BiGAN
 from lightning_gans.models.cgan import CGAN
 from lightning_gans.models.cyclegan import CycleGAN
 from lightning_gans.models.dcgan import DCGAN
+from lightning_gans.models.esrgan import ESRGAN
 from lightning_gans.models.gan import GAN
 from lightning_gans.models.gaugan import GauGAN
 from lightning_gans.models.pix2pix import Pix2Pix
 from lightning_gans.models.sagan import SAGAN
 from lightning_gans.models.sngan import SNGAN
 from lightning_gans.models.stylegan import StyleGAN
+from lightning_gans.models.srgan import SRGAN
+from lightning_gans.models.srresnet import SRResNet
 from lightning_gans.models.vae import VAE
 from lightning_gans.models.wgan import WGAN
 from lightning_gans.models.wgan_gp import WGANGP
