@@ -264,19 +264,19 @@ def measure_digits(images: Tensor) -> dict[str, Tensor]:
     x = images.squeeze(1) if images.dim() == 4 else images
     n, h, w = x.shape
     ink = x > 127
-    area = ink.sum((1, 2)).float()
+    area = ink.count_nonzero((1, 2)).float()
     padded = torch.nn.functional.pad(ink, (1, 1, 1, 1))
-    perimeter = (padded[:, 1:, :] != padded[:, :-1, :]).sum((1, 2)) + (padded[:, :, 1:] != padded[:, :, :-1]).sum((1, 2))
+    perimeter = (padded[:, 1:, :] != padded[:, :-1, :]).count_nonzero((1, 2)) + (
+        padded[:, :, 1:] != padded[:, :, :-1]).count_nonzero((1, 2))  # fmt: skip
     thickness = 2 * area / perimeter.float().clamp_min(1)
+    # Intensity-weighted moments as contractions with the coordinate vectors (no N x H x W temporaries).
     weight = x.float() / 255
-    mass = weight.sum((1, 2)).clamp_min(1e-6)
-    ys = torch.arange(h, dtype=torch.float32).view(1, h, 1)
-    xs = torch.arange(w, dtype=torch.float32).view(1, 1, w)
-    cx = (weight * xs).sum((1, 2)) / mass
-    cy = (weight * ys).sum((1, 2)) / mass
-    dx, dy = xs - cx.view(-1, 1, 1), ys - cy.view(-1, 1, 1)
-    cov = (weight * dx * dy).sum((1, 2)) / mass
-    var_y = (weight * dy * dy).sum((1, 2)) / mass
+    ys, xs = torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32)
+    rows, cols = weight.sum(2), weight.sum(1)  # [N, H], [N, W]
+    mass = rows.sum(1).clamp_min(1e-6)
+    cy, cx = rows @ ys / mass, cols @ xs / mass
+    var_y = rows @ (ys * ys) / mass - cy * cy
+    cov = torch.einsum("nhw,h,w->n", weight, ys, xs) / mass - cx * cy
     slant = -cov / var_y.clamp_min(1e-6)
 
     def extent(occupied: Tensor) -> Tensor:
@@ -347,13 +347,20 @@ def _join(items: Sequence[str]) -> str:
 def mnist_caption(digit: int, words: dict[str, str | None], rng: np.random.Generator) -> tuple[str, dict]:
     """One caption of a digit with the property ``words`` it earns (see :meth:`MNISTCaptionRules.words`), and its
     facts (the digit and each property it mentions)."""
+    return _mnist_caption(digit, words, rng.random(_MNIST_DRAWS))
+
+
+_MNIST_DRAWS = 5  # uniforms one MNIST caption uses: three mentions, the slant phrase, the template
+
+
+def _mnist_caption(digit: int, words: dict[str, str | None], u: Sequence[float]) -> tuple[str, dict]:
     facts: dict[str, Any] = {"digit": int(digit)}
-    mentioned = {k: v for k, v in words.items() if v is not None and rng.random() < _MENTION}
+    mentioned = {k: v for (k, v), x in zip(words.items(), u) if v is not None and x < _MENTION}
     facts.update(mentioned)
     adjectives = [mentioned[k] for k in ("size", "thickness") if k in mentioned]
-    slant = SLANT_PHRASES[mentioned["slant"]][int(rng.integers(2))] if "slant" in mentioned else None
+    slant = SLANT_PHRASES[mentioned["slant"]][int(u[3] < 0.5)] if "slant" in mentioned else None
     name = DIGIT_WORDS[digit]
-    if rng.random() < 0.5:  # "a small thick seven slanted to the right"
+    if u[4] < 0.5:  # "a small thick seven slanted to the right"
         head = " ".join([*adjectives, name])
         text = f"{_article(head)} {head}" + (f" {slant}" if slant else "")
     else:  # "the digit seven, small, thick and slanted to the right"
@@ -426,16 +433,19 @@ class MNISTCaptionsDataModule(CaptionDataModule):
         images, labels = self._digits(split)
         measures = measure_digits(images)
         if self.rules is None:
-            train_images, train_labels = (images, labels) if split == "train" else self._digits("train")
-            self.rules = MNISTCaptionRules.fit(measure_digits(train_images), train_labels)
+            if split == "train":
+                self.rules = MNISTCaptionRules.fit(measures, labels)
+            else:
+                self.rules = MNISTCaptionRules.fit(measure_digits(self._digits("train")[0]), self._digits("train")[1])
         offset = {"train": 0, "val": 1, "test": 2}[split]
-        rng = np.random.default_rng([self.caption_seed, offset])
+        uniforms = np.random.default_rng([self.caption_seed, offset]).random(
+            (len(labels), self.captions_per_image, _MNIST_DRAWS)
+        ).tolist()
         captions, facts = [], []
-        for i in range(len(labels)):
-            d = int(labels[i])
-            words = self.rules.words(d, float(measures["thickness"][i]), float(measures["slant"][i]),
-                                     float(measures["size"][i]))  # fmt: skip
-            made = [mnist_caption(d, words, rng) for _ in range(self.captions_per_image)]
+        digits, values = labels.tolist(), torch.stack([measures[k] for k in ("thickness", "slant", "size")], 1).tolist()
+        for i, d in enumerate(digits):
+            words = self.rules.words(d, *values[i])
+            made = [_mnist_caption(d, words, u) for u in uniforms[i]]
             captions.append([t for t, _ in made])
             facts.append([f for _, f in made])
         resized = resize_uint8(images, self.image_size).unsqueeze(1)

@@ -90,13 +90,15 @@ class Vocabulary:
         """
         if max_length < 1:
             raise ValueError(f"max_length must be at least 1, got {max_length}")
-        out = torch.zeros(len(texts), max_length, dtype=torch.long)
-        cut = 0
-        for i, text in enumerate(texts):
-            ids = self.encode(text) or [UNK_ID]
+        rows, unknown, cut, index = [], Counter(), 0, self.index
+        for text in texts:
+            words = tokenize(text)
+            ids = [index.get(w, UNK_ID) for w in words] or [UNK_ID]
+            if UNK_ID in ids and words:
+                unknown.update(w for w in words if w not in index)
             cut += len(ids) > max_length
-            out[i, : min(len(ids), max_length)] = torch.tensor(ids[:max_length], dtype=torch.long)
-        unknown = self.unknown_words(texts)
+            rows.append(ids[:max_length] + [PAD_ID] * (max_length - len(ids)))
+        out = torch.tensor(rows, dtype=torch.long).view(len(texts), max_length)
         if unknown or cut:
             parts = []
             if unknown:

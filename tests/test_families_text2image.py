@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from datamodules.vocabulary import UnknownWordsWarning, Vocabulary
 from lightning_gans.callbacks import ImageWriter, SampleGrid
+from lightning_gans.callbacks.common import captioned_grid_uint8
 from lightning_gans.losses import fake_term, matching_aware_discriminator_loss, real_term
 from lightning_gans.models import DCGAN, DFGAN, GANINTCLS
 from lightning_gans.networks.dfgan import Affine, DFGenerator
@@ -214,8 +215,15 @@ def test_sample_grid_rows_carry_their_captions(tmp_path: Path):
     from PIL import Image
 
     width = Image.open(grid.written[-1]).width
-    assert width > 4 * 30 + 100  # four 28px samples per row plus the caption column
-    assert trainer is not None
+    assert width > 4 * 32 + 40 and trainer is not None  # four 28px samples per row plus the caption column
+
+
+def test_captioned_grid_starts_a_row_for_each_caption_and_wraps_long_runs():
+    images = torch.zeros(5, 1, 28, 28)
+    grid = captioned_grid_uint8(images, ["a one"] * 3 + ["a thick seven"] * 2, nrow=2)
+    assert grid.dtype == torch.uint8 and grid.shape[0] == 3 * 32 and grid.shape[2] == 3  # rows: 2 + 1 ones, 2 sevens
+    with pytest.raises(ValueError, match="5 images but 4 captions"):
+        captioned_grid_uint8(images, ["a"] * 4)
 
 
 def test_writer_writes_images_per_prompt_captions_and_an_interpolation(tmp_path: Path):

@@ -77,15 +77,20 @@ def captioned_grid_uint8(images: Tensor, captions: list[str], nrow: int = 8, lab
             runs[-1][1].append(i)
         else:
             runs.append((caption, [i]))
-    font = ImageFont.load_default()
-    line_height, char_width, margin = 12, 6, 4
-    label_width = label_chars * char_width + 2 * margin
+    try:
+        font = ImageFont.load_default(size=11)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        font = ImageFont.load_default()
+    line_height, margin = 13, 4
     rows: list[tuple[list[str], Tensor]] = []
     for caption, indices in runs:
         for start in range(0, len(indices), nrow):
             chunk = indices[start : start + nrow]
             lines = (textwrap.wrap(caption, label_chars) or [""]) if start == 0 else []
-            rows.append((lines, make_grid_uint8(images[chunk], nrow=nrow)))
+            tiles = torch.nn.functional.pad(images[chunk].detach().float().cpu().clamp(-1, 1), (2, 2, 2, 2), value=1.0)
+            rows.append((lines, to_uint8(torch.cat(list(tiles), dim=-1).unsqueeze(0))[0]))
+    text_width = max([font.getlength(line) for lines, _ in rows for line in lines] or [0.0])
+    label_width = int(text_width) + 2 * margin
     width = label_width + max(tile.shape[1] for _, tile in rows)
     heights = [max(tile.shape[0], len(lines) * line_height + 2 * margin) for lines, tile in rows]
     canvas = Image.new("RGB", (width, sum(heights)), "white")
