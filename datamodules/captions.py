@@ -262,7 +262,7 @@ def measure_digits(images: Tensor) -> dict[str, Tensor]:
     Vectorised: MNIST's 60,000 digits take about a second.
     """
     x = images.squeeze(1) if images.dim() == 4 else images
-    n, h, w = x.shape
+    _, h, w = x.shape
     ink = x > 127
     area = ink.count_nonzero((1, 2)).float()
     padded = torch.nn.functional.pad(ink, (1, 1, 1, 1))
@@ -454,12 +454,13 @@ class MNISTCaptionsDataModule(CaptionDataModule):
 
 # ============================================================================================ CelebA captions
 CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair Blond_Hair "
-    "Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup High_Cheekbones "
-    "Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose Receding_Hairline "
-    "Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick "
-    "Wearing_Necklace Wearing_Necktie Young"
-).split()
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips", "Big_Nose",
+    "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses",
+    "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache",
+    "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks",
+    "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick",
+    "Wearing_Necklace", "Wearing_Necktie", "Young",
+)
 
 #: "is": adjectives before the noun. (attribute, value that earns the word, word)
 _ADJECTIVES = [("Smiling", 1, "smiling"), ("Young", 1, "young"), ("Young", 0, "older"), ("Attractive", 1, "attractive"),

@@ -160,7 +160,7 @@ def test_celeba_captions_datamodule_keeps_captions_and_their_facts(tmp_path: Pat
     dm.setup("fit")
     train = dm.datasets["train"]
     assert len(train) == 9 * 2 and len(dm.datasets["val"]) == 3
-    image, tokens, text = train[3]
+    image, _, text = train[3]
     assert image.shape == (3, 16, 16) and text == train.captions[1][1]
     attributes = dm.attributes("train")
     assert attributes.shape == (9, 40)
@@ -174,7 +174,7 @@ def test_celeba_captions_need_celeba_s_attribute_names(tmp_path: Path):
     text = (root / "list_attr_celeba.txt").read_text().replace("Male", "Man")
     (root / "list_attr_celeba.txt").write_text(text)
     with pytest.raises(Exception, match="lacks CelebA's attributes Male"):
-        CelebACaptionsDataModule(data_dir=str(root), image_folder="faces", image_size=16).vocabulary
+        _ = CelebACaptionsDataModule(data_dir=str(root), image_folder="faces", image_size=16).vocabulary
 
 
 def test_caption_folder_pairs_images_with_their_text_files(tmp_path: Path):
@@ -199,4 +199,4 @@ def test_caption_folder_pairs_images_with_their_text_files(tmp_path: Path):
         "a bird with long wings", "a small red bird", "a white bird", "a yellow flower"]  # fmt: skip
     assert train[0][0].shape == (3, 8, 8)
     with pytest.raises(Exception, match="an image folder 'pictures/'"):
-        CaptionFolderDataModule(data_dir=str(tmp_path), image_folder="pictures").vocabulary
+        _ = CaptionFolderDataModule(data_dir=str(tmp_path), image_folder="pictures").vocabulary

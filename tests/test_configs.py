@@ -65,12 +65,12 @@ PAPER_SETTINGS: dict[str, dict[str, Any]] = {
     "sngan_celeba": {"loss": "hinge", "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.0, 0.9),
                      "latent_dim": 128, "n_critic": 5},  # fmt: skip
     "gan_int_cls_mnist": {"loss": "nonsaturating", "lr_g": 2e-4, "betas": (0.5, 0.999), "mismatch_weight": 0.5,
-                          "interpolation_weight": 1.0, "projection_dim": 128, "latent_dim": 100},  # fmt: skip
+                          "interpolation_weight": 1.0, "projection_dim": 128, "latent_dim": 100},
     "gan_int_cls_celeba": {"loss": "nonsaturating", "lr_d": 2e-4, "mismatch_weight": 0.5, "g_channels": 64},
     "dfgan_mnist": {"loss": "hinge", "lr_g": 1e-4, "lr_d": 4e-4, "betas": (0.0, 0.9), "magp_weight": 2.0,
-                    "magp_power": 6.0, "mismatch_weight": 0.5},  # fmt: skip
+                    "magp_power": 6.0, "mismatch_weight": 0.5},
     "dfgan_celeba": {"loss": "hinge", "lr_g": 1e-4, "lr_d": 4e-4, "betas": (0.0, 0.9), "magp_weight": 2.0,
-                     "g_channels": 32, "latent_dim": 100, "conditioning_augmentation": 0},  # fmt: skip
+                     "g_channels": 32, "latent_dim": 100, "conditioning_augmentation": 0},
     "text_encoder_mnist": {"temperature": 0.1, "sentence_dim": 128},
     "text_encoder_celeba": {"temperature": 0.1, "sentence_dim": 128},
 }

@@ -53,7 +53,7 @@ class ImageWriter(BasePredictionWriter):
         output_dir: str = "predictions",
         num_samples: int = 64,
         label: int | None = None,
-        text: str | list[str] | None = None,
+        text: list[str] | str | None = None,
         prompts_file: str | None = None,
         interpolation_steps: int = 0,
         seed: int = 0,

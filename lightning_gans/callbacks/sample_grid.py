@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+
 from lightning_gans.callbacks.common import captioned_grid_uint8, log_image, make_grid_uint8, run_dir, save_image
 
 

@@ -19,6 +19,8 @@ images against mismatched sentences by rolling its features (as the official tra
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -124,7 +126,7 @@ class DFGenerator(nn.Module):
         widths = _widths(base_channels, k)[::-1]
         self.fc = nn.Linear(latent_dim, widths[0] * self.base * self.base)
         cond_dim = latent_dim + text_dim
-        self.blocks = nn.ModuleList(_UpBlock(cond_dim, a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.blocks = nn.ModuleList(_UpBlock(cond_dim, a, b) for a, b in itertools.pairwise(widths))
         self.to_rgb = nn.Sequential(nn.LeakyReLU(0.2, True), nn.Conv2d(widths[-1], channels, 3, 1, 1), nn.Tanh())
         self.first_width = widths[0]
 
@@ -161,7 +163,7 @@ class DFDiscriminator(nn.Module):
         self.base, k = dcgan_stages(height)
         widths = _widths(base_channels, k)
         self.conv_img = nn.Conv2d(channels, widths[0], 3, 1, 1)
-        self.blocks = nn.Sequential(*(_DownBlock(a, b) for a, b in zip(widths[:-1], widths[1:])))
+        self.blocks = nn.Sequential(*(_DownBlock(a, b) for a, b in itertools.pairwise(widths)))
         self.joint = nn.Sequential(
             nn.Conv2d(widths[-1] + text_dim, base_channels * 2, 3, 1, 1, bias=False), nn.LeakyReLU(0.2, True),
             nn.Conv2d(base_channels * 2, 1, self.base, 1, 0, bias=False),
