@@ -111,6 +111,11 @@ def test_gan_int_cls_g_step_sees_the_batch_and_its_interpolations(tmp_path: Path
     model.generator.register_forward_hook(lambda m, args, out: sizes.append(len(args[0])) and None)
     _fit(model, tmp_path, n=4)
     assert sizes == [4, 4 + 2]  # D step: n fakes; G step: n + n/2 (GAN-INT's (t1 + t2) / 2)
+    gan_cls = GANINTCLS(**{**TINY["GANINTCLS"].kwargs, "interpolation_weight": 0.0})  # GAN-CLS alone
+    sizes.clear()
+    gan_cls.generator.register_forward_hook(lambda m, args, out: sizes.append(len(args[0])) and None)
+    _fit(gan_cls, tmp_path, n=4)
+    assert sizes == [4, 4]
     assert (model.hparams.mismatch_weight, model.hparams.interpolation_weight) == (0.5, 1.0)
     assert (model.hparams.lr_g, model.hparams.betas) == (2e-4, (0.5, 0.999))
 

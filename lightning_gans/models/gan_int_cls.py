@@ -145,11 +145,11 @@ class GANINTCLS(GANModule):
 
         # 2. G step (GAN-INT): fool D with the batch's texts and with (t1 + t2) / 2 of its two halves.
         with self.toggled_optimizer(opt_g):
-            h = n // 2
+            h = n // 2 if self.interpolation_weight else 0  # GAN-CLS alone: no interpolations
             t_all = torch.cat([sentence, 0.5 * (sentence[:h] + sentence[h : 2 * h])])
             logits = self.discriminator(self.generator(self.noise(n + h), t_all), t_all)
             g_loss = generator_loss(self.loss, logits[:n]) * n
-            if h and self.interpolation_weight:
+            if h:
                 g_loss = g_loss + self.interpolation_weight * h * generator_loss(self.loss, logits[n:])
             g_loss = g_loss / (n + h)  # one weighted mean over the n + n/2 samples, as the official criterion
             opt_g.zero_grad(set_to_none=True)
