@@ -1,6 +1,7 @@
 """Datamodules for lightning-gans: images in [-1, 1], `data_dir` per the convention in :mod:`datamodules.base`."""
 
 from datamodules.base import DATA_DIR_ENV, DatasetNotFoundError, ImageDataModule, resolve_data_dir
+from datamodules.captions import CaptionFolderDataModule, CelebACaptionsDataModule, MNISTCaptionsDataModule
 from datamodules.celeba import CelebADataModule
 from datamodules.mixtures import GaussianMixtureDataModule
 from datamodules.mnist import MNISTDataModule
@@ -10,6 +11,7 @@ from datamodules.unpaired import UnpairedImageDataModule
 
 __all__ = [
     "DATA_DIR_ENV", "DatasetNotFoundError", "ImageDataModule", "resolve_data_dir",
+    "CaptionFolderDataModule", "CelebACaptionsDataModule", "MNISTCaptionsDataModule",
     "CelebADataModule", "GaussianMixtureDataModule", "MNISTDataModule", "PairedImageDataModule", "SuperResolutionDataModule",
     "UnpairedImageDataModule",
 ]

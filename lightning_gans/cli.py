@@ -14,7 +14,9 @@
   where ``predict`` writes images). ``trainer.callbacks`` holds only an experiment's own callbacks (its
   evaluation), so a config's list never has to repeat the shared ones. A later YAML list replaces an earlier one;
   ``--trainer.callbacks+=CLASS_OR_FILE`` on the command line appends one more.
-- ``image_shape`` and ``num_classes`` come from the datamodule (linked when it is instantiated), never from YAML.
+- ``image_shape`` and ``num_classes`` come from the datamodule (linked when it is instantiated), never from YAML; so
+  does ``vocabulary`` where both have one (the caption datamodules and the text-to-image models: the words of the
+  training captions). A link whose source or target does not exist is skipped.
 - The optimizers come from the family's ``configure_optimizers``: ``auto_configure_optimizers=False``, and a stray
   ``--optimizer``/``--lr_scheduler`` flag is refused (LightningCLI would otherwise replace a GAN's two optimizers
   by one over all parameters, with only a warning).
@@ -143,6 +145,9 @@ class GANCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.image_shape", "model.init_args.image_shape", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        # Text-to-image: the training captions' words. jsonargparse skips the link for a datamodule without the
+        # attribute or a model without the argument.
+        parser.link_arguments("data.vocabulary", "model.init_args.vocabulary", apply_on="instantiate")
         for key, callback_class in CALLBACK_GROUPS.items():
             parser.add_lightning_class_args(callback_class, key)
 

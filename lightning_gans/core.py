@@ -68,6 +68,8 @@ class GANModule(L.LightningModule):
 
     #: True for class-conditional families: ``sample`` then draws labels when none are given.
     conditional: bool = False
+    #: True for text-to-image families: ``predict`` takes prompts (the image writer's ``text``/``prompts_file``).
+    takes_text: bool = False
 
     def __init__(
         self, *, image_shape: tuple[int, ...], num_classes: int = 0, latent_dim: int = 0, num_grid_samples: int = 64
@@ -88,7 +90,9 @@ class GANModule(L.LightningModule):
         self.generator_ema: nn.Module | None = None  # a family that keeps an EMA copy of G sets it (lightning_gans.ema)
         self.d_steps = 0
         self.g_steps = 0
-        self.predict_request: dict[str, Any] = {"num_samples": 64, "label": None, "seed": 0, "batch_size": 64}
+        self.predict_request: dict[str, Any] = {
+            "num_samples": 64, "label": None, "seed": 0, "batch_size": 64, "text": None, "interpolation_steps": 0
+        }
         if latent_dim > 0:  # fixed noise for sample grids, seeded on its own so grids of two runs compare
             gen = torch.Generator().manual_seed(20140610)
             self.register_buffer("fixed_noise", torch.randn(num_grid_samples, latent_dim, generator=gen))
@@ -230,6 +234,8 @@ class GANModule(L.LightningModule):
                 f"{name} translates images: predict needs input images from a datamodule (e.g. --data "
                 "datamodules.paired.PairedImageDataModule with --data.init_args.predict_dir PATH) or dataloaders"
             )
+        if req.get("text"):
+            raise ValueError(f"{name} does not take text prompts; the text-to-image families do (GANINTCLS, DFGAN)")
         n, gen = int(req["num_samples"]), torch.Generator().manual_seed(int(req["seed"]))
         z = torch.randn(n, self.latent_dim, generator=gen)
         if req["label"] is not None:

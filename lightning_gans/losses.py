@@ -13,6 +13,10 @@ name               discriminator                                 generator
 ``lsgan``          1/2 (D(x) - 1)^2 + 1/2 D(G(z))^2              1/2 (D(G(z)) - 1)^2
 =================  ============================================  ====================================
 
+:func:`real_term` and :func:`fake_term` are the two halves of ``discriminator_loss``;
+:func:`matching_aware_discriminator_loss` weighs them for text-conditional D's (real, mismatched-text and fake
+pairs).
+
 Goodfellow et al. 2014 (minimax and the non-saturating trick), Lim & Ye 2017 / Miyato et al. 2018 (hinge),
 Arjovsky et al. 2017 (Wasserstein), Mao et al. 2017 (least squares, a=0, b=c=1). Each term is averaged over all
 logits, so patch discriminators (one logit per patch) work unchanged.
@@ -57,22 +61,54 @@ def check_real_label(name: str, real_label: float) -> float:
     return real_label
 
 
-def discriminator_loss(name: str, real_logits: Tensor, fake_logits: Tensor, real_label: float = 1.0) -> Tensor:
-    """The discriminator's (critic's) loss for ``name``, given logits on real and on generated samples."""
+def real_term(name: str, real_logits: Tensor, real_label: float = 1.0) -> Tensor:
+    """The part of ``discriminator_loss`` that scores real samples (what D minimises to call them real)."""
     check_loss_name(name)
     check_real_label(name, real_label)
     if name in ("nonsaturating", "minimax"):
         if real_label == 1.0:
-            real_term = F.softplus(-real_logits).mean()  # -log sigmoid(D(x))
-        else:
-            real_term = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_label))
-        return real_term + F.softplus(fake_logits).mean()  # -log(1 - sigmoid(D(G(z))))
+            return F.softplus(-real_logits).mean()  # -log sigmoid(D(x))
+        return F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_label))
     if name == "hinge":
-        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+        return F.relu(1.0 - real_logits).mean()
     if name == "wasserstein":
-        return fake_logits.mean() - real_logits.mean()
-    # lsgan
-    return 0.5 * (real_logits - real_label).pow(2).mean() + 0.5 * fake_logits.pow(2).mean()
+        return -real_logits.mean()
+    return 0.5 * (real_logits - real_label).pow(2).mean()  # lsgan
+
+
+def fake_term(name: str, fake_logits: Tensor) -> Tensor:
+    """The part of ``discriminator_loss`` that scores generated (or otherwise rejected) samples."""
+    check_loss_name(name)
+    if name in ("nonsaturating", "minimax"):
+        return F.softplus(fake_logits).mean()  # -log(1 - sigmoid(D(G(z))))
+    if name == "hinge":
+        return F.relu(1.0 + fake_logits).mean()
+    if name == "wasserstein":
+        return fake_logits.mean()
+    return 0.5 * fake_logits.pow(2).mean()  # lsgan
+
+
+def discriminator_loss(name: str, real_logits: Tensor, fake_logits: Tensor, real_label: float = 1.0) -> Tensor:
+    """The discriminator's (critic's) loss for ``name``, given logits on real and on generated samples."""
+    return real_term(name, real_logits, real_label) + fake_term(name, fake_logits)
+
+
+def matching_aware_discriminator_loss(
+    name: str, real_logits: Tensor, mismatched_logits: Tensor, fake_logits: Tensor, mismatch_weight: float = 0.5
+) -> Tensor:
+    """The matching-aware D loss of text-conditional GANs: real images with their own text are real; real images
+    with a mismatched text and generated images are fake, weighted ``mismatch_weight`` and ``1 - mismatch_weight``.
+
+    GAN-CLS (Reed et al. 2016, ``main_cls_int.lua`` with ``cls_weight=0.5``): BCE, ``real + 0.5 (wrong + fake)``.
+    DF-GAN (Tao et al. 2022, ``code/lib/modules.py``): hinge, ``real + (fake + mismatched) / 2``. An empty
+    ``mismatched_logits`` (no pair in the batch has a different text) contributes nothing to that term.
+    """
+    if not 0.0 <= mismatch_weight < 1.0:
+        raise ValueError(f"mismatch_weight must be in [0, 1), got {mismatch_weight}")
+    loss = real_term(name, real_logits) + (1.0 - mismatch_weight) * fake_term(name, fake_logits)
+    if mismatched_logits.numel():
+        loss = loss + mismatch_weight * fake_term(name, mismatched_logits)
+    return loss
 
 
 def generator_loss(name: str, fake_logits: Tensor) -> Tensor:

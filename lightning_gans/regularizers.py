@@ -1,4 +1,5 @@
-"""Regularisers as plain functions: WGAN-GP's gradient penalty and R1 (discriminator), path length (generator).
+"""Regularisers as plain functions: WGAN-GP's gradient penalty, R1 and DF-GAN's MA-GP (discriminator), path
+length (generator).
 
 Each differentiates a network's output with respect to its *input* (``create_graph=True``), so its value can be
 added to a loss and back-propagated in the same backward pass. Under DDP that keeps one backward per step, which is
@@ -75,3 +76,19 @@ def path_length_penalty(images: Tensor, ws: Tensor, pl_mean: Tensor, decay: floa
     lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()
     new_mean = pl_mean.lerp(lengths.mean().to(pl_mean.dtype), decay)
     return (lengths - new_mean).square(), new_mean.detach()
+
+
+def matching_aware_gradient_penalty(logits: Tensor, images: Tensor, sentences: Tensor, power: float = 6.0) -> Tensor:
+    """DF-GAN's MA-GP (Tao et al. 2022): ``E[||(grad_x D(x, s), grad_s D(x, s))||_2 ^ power]`` on real images with
+    their own sentence vectors, without its weight (the official k = 2; ``MA_GP`` in tobran/DF-GAN
+    ``code/lib/modules.py``, which puts its ``grad_outputs`` on CUDA; this runs on any device).
+
+    Args:
+        logits: D's outputs for (``images``, ``sentences``), computed from these very tensors.
+        images: the real images, a leaf with ``requires_grad`` (``real.detach().requires_grad_(True)``).
+        sentences: their sentence vectors, likewise.
+        power: the exponent p (6 in the paper).
+    """
+    grad_x, grad_s = torch.autograd.grad(outputs=logits.sum(), inputs=(images, sentences), create_graph=True)
+    grad = torch.cat([grad_x.flatten(1), grad_s.flatten(1)], dim=1)
+    return grad.norm(2, dim=1).pow(power).mean()

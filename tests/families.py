@@ -191,6 +191,26 @@ def sr_batch(n: int = 2, shape: tuple[int, int, int] = SR_SHAPE, scale: int = 4)
     return make
 
 
+# ---------------------------------------------------------------- text-to-image families (GANINTCLS, DFGAN)
+TEXT_VOCABULARY = ["<pad>", "<unk>", "a", "the", "digit", "thick", "thin", "seven", "one", "slanted", "to", "right"]
+TEXT_CAPTIONS = ["a thick seven", "a thin one", "the digit seven", "a thick seven", "a one slanted to the right",
+                 "a thin seven", "the digit one", "a seven slanted to the right"]  # fmt: skip
+
+
+def caption_batch(n: int = 4, shape: tuple[int, ...] = MNIST_SHAPE, max_length: int = 8) -> Callable[[], Any]:
+    """A batch like the caption datamodules': (images, word ids, caption texts), two captions the same text."""
+
+    def make() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        from datamodules.vocabulary import Vocabulary
+
+        g = torch.Generator().manual_seed(0)
+        texts = TEXT_CAPTIONS[:n]
+        tokens = Vocabulary(TEXT_VOCABULARY).encode_batch(texts, max_length)
+        return torch.rand(n, *shape, generator=g) * 2 - 1, tokens, texts
+
+    return make
+
+
 def sr_predict_batches(scale: int = 4) -> Callable[[], Any]:
     """Predict batches like SuperResolutionDataModule's: one LR image each, at its own size."""
 
@@ -226,4 +246,16 @@ TINY["ESRGAN"] = FamilySpec(
     batch=sr_batch(),
     samples_from_noise=False,
     extra={"predict_loader": sr_predict_batches(), "predict_files": 3},
+)
+
+
+_TEXT = dict(vocabulary=TEXT_VOCABULARY, word_dim=8, sentence_dim=8, max_caption_length=8, caption_pool_size=16,
+             latent_dim=8, num_grid_samples=8, grid_prompts=["a thick seven", "a thin one"])  # fmt: skip
+TINY["GANINTCLS"] = FamilySpec(
+    kwargs=dict(image_shape=MNIST_SHAPE, g_channels=4, d_channels=4, projection_dim=8, **_TEXT),
+    batch=caption_batch(),
+)
+TINY["DFGAN"] = FamilySpec(
+    kwargs=dict(image_shape=MNIST_SHAPE, g_channels=4, d_channels=4, **_TEXT),
+    batch=caption_batch(),
 )

@@ -27,6 +27,7 @@ import torch
 import yaml
 from PIL import Image
 
+from datamodules.captions import CELEBA_ATTRIBUTES
 from lightning_gans.networks.blocks import has_spectral_norm
 from lightning_gans.callbacks import EvaluationCallback
 from lightning_gans.cli import CALLBACK_GROUPS, DEFAULTS_FILE, GANCLI
@@ -76,6 +77,15 @@ PAPER_SETTINGS: dict[str, dict[str, Any]] = {
                      "d_down_kernel": 3, "scale": 4},  # fmt: skip
     "esrgan_facades": {"growth": 32, "relativistic": True, "lambda_pixel": 1e-2, "lambda_adv": 5e-3,
                        "ema_decay": 0.999, "betas": (0.9, 0.99), "scale": 4},  # fmt: skip
+    "gan_int_cls_mnist": {"loss": "nonsaturating", "lr_g": 2e-4, "betas": (0.5, 0.999), "mismatch_weight": 0.5,
+                          "interpolation_weight": 1.0, "projection_dim": 128, "latent_dim": 100},
+    "gan_int_cls_celeba": {"loss": "nonsaturating", "lr_d": 2e-4, "mismatch_weight": 0.5, "g_channels": 64},
+    "dfgan_mnist": {"loss": "hinge", "lr_g": 1e-4, "lr_d": 4e-4, "betas": (0.0, 0.9), "magp_weight": 2.0,
+                    "magp_power": 6.0, "mismatch_weight": 0.5},
+    "dfgan_celeba": {"loss": "hinge", "lr_g": 1e-4, "lr_d": 4e-4, "betas": (0.0, 0.9), "magp_weight": 2.0,
+                     "g_channels": 32, "latent_dim": 100, "conditioning_augmentation": 0},
+    "text_encoder_mnist": {"temperature": 0.1, "sentence_dim": 128},
+    "text_encoder_celeba": {"temperature": 0.1, "sentence_dim": 128},
 }
 
 #: config -> its budget and run settings (what reproduces the README's results), read from the built Trainer.
@@ -93,6 +103,10 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "stylegan_celeba32": {"max_time": "00:01:00:00", "limit_val_batches": 0},
     "dcgan_celeba32": {"max_time": "00:01:00:00", "limit_val_batches": 0},
     "srresnet_celeba": {"max_epochs": 4}, "srgan_celeba": {"max_epochs": 2},
+    "text_encoder_mnist": {"max_steps": 1500}, "gan_int_cls_mnist": {"max_steps": 8000},
+    "dfgan_mnist": {"max_steps": 8000}, "text_encoder_celeba": {"max_steps": 3000},
+    "gan_int_cls_celeba": {"max_epochs": 100, "check_val_every_n_epoch": 10},
+    "dfgan_celeba": {"max_epochs": 100, "check_val_every_n_epoch": 10},
 }  # fmt: skip
 #: CelebA configs -> (image size, batch size as shipped, their evaluation's (metrics, generated samples))
 CELEBA: dict[str, tuple[int, int, tuple[str, ...], int]] = {
@@ -154,7 +168,7 @@ def fake_celeba(root: Path) -> Path:
     names = [f"{i:06d}.jpg" for i in range(1, 17)]
     for name in names:
         _noise_image(rng, 89, 109).save(folder / name)
-    attributes = [f"Attribute_{i}" for i in range(40)]
+    attributes = list(CELEBA_ATTRIBUTES)  # the official names (the caption grammar reads them)
     rows = [f"{name} " + " ".join(str(v) for v in rng.choice([-1, 1], 40)) for name in names]
     (root / "list_attr_celeba.txt").write_text("\n".join([str(len(names)), " ".join(attributes), *rows]) + "\n")
     return root
@@ -195,16 +209,18 @@ def data_args(tmp_path_factory):
     def args_for(datamodule: str) -> list[str]:
         if datamodule in made:
             return made[datamodule]
-        if datamodule == "MNISTDataModule":
+        if datamodule in ("MNISTDataModule", "MNISTCaptionsDataModule"):
             root = _real("MNIST/raw")
             root = root.parent.parent if root else fake_mnist(tmp_path_factory.mktemp("mnist"))
             args = ["--data.init_args.data_dir", str(root), "--data.init_args.download", "false",
                     "--data.init_args.batch_size", "8", "--data.init_args.val_size", "16"]  # fmt: skip
-        elif datamodule == "CelebADataModule":
+        elif datamodule in ("CelebADataModule", "CelebACaptionsDataModule"):
             root = _real("celeba_small/img_align_celeba_89x109")
             root = root.parent if root else fake_celeba(tmp_path_factory.mktemp("celeba_small"))
             args = ["--data.init_args.data_dir", str(root), "--data.init_args.image_folder", "img_align_celeba_89x109",
                     "--data.init_args.batch_size", "4", "--data.init_args.pin_memory", "false"]  # fmt: skip
+            if datamodule == "CelebACaptionsDataModule":  # decoding all 10,000 faces would take the test's time
+                args += ["--data.init_args.in_memory", "false"]
         elif datamodule == "PairedImageDataModule":
             root = _real("facades") or fake_facades(tmp_path_factory.mktemp("facades"))
             args = ["--data.init_args.data_dir", str(root), "--data.init_args.batch_size", "1", *QUICK_CPU_SIZE]
@@ -253,6 +269,9 @@ def test_config_fits_one_step(config: Path, full: bool, data_args, monkeypatch):
     overrides = ["--model.init_args.init_from", "null"] if init_from else []
     if family == "ESRGAN":
         overrides += ["--data.init_args.hr_size", "64", "--model.init_args.num_blocks", "2"]
+    # Text-to-image configs read a pretrained text encoder's checkpoint, which a fresh checkout lacks: a random one.
+    if "text_encoder" in (shipped["model"].get("init_args") or {}):
+        overrides += ["--model.init_args.text_encoder", "null"]
     cli = GANCLI(args=["fit", "--config", str(config), "--trainer.fast_dev_run", "1",
                        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
                        *data_args(datamodule), *batch, *width, *overrides])  # fmt: skip
@@ -275,7 +294,7 @@ def test_config_fits_one_step(config: Path, full: bool, data_args, monkeypatch):
     assert not list(Path.cwd().rglob("*.png")), "fast_dev_run writes no sample grid"
 
     # One training batch: one D step (none for the one-network baselines), a G step unless n_critic waits.
-    if family in ("Autoencoder", "VAE", "SRResNet"):
+    if family in ("Autoencoder", "VAE", "SRResNet", "TextEncoderPretraining"):
         assert (model.g_steps, model.d_steps) == (1, 0)
     else:
         assert model.d_steps == 1 and model.g_steps == (1 if getattr(model, "n_critic", 1) == 1 else 0)
@@ -299,6 +318,19 @@ def test_config_fits_one_step(config: Path, full: bool, data_args, monkeypatch):
         assert ev.num_samples == num_samples and ev.extractor is not None and ev.extractor.num_features == 2048
         with torch.no_grad():
             assert model.sample(2).shape == (2, 3, size, size)  # G at the size also where no G step ran
+    elif datamodule in ("MNISTCaptionsDataModule", "CelebACaptionsDataModule"):
+        mnist = datamodule == "MNISTCaptionsDataModule"
+        assert model.image_shape == ((1, 28, 28) if mnist else (3, 64, 64))
+        assert model.vocab.words == dm.vocabulary  # linked from the training captions
+        if family == "TextEncoderPretraining":
+            assert not evaluation and "val/top1" in trainer.callback_metrics
+        else:
+            assert model.grid_prompts == dm.example_captions  # the sample grid's rows: validation captions
+            assert shipped["model"]["init_args"]["text_encoder"] == f"runs/text_encoder_{'mnist' if mnist else 'celeba'}/checkpoints/last.ckpt"
+            [ev] = evaluation
+            assert ev.extractor_name == ("mnist_classifier" if mnist else "inception_local")
+            with torch.no_grad():
+                assert model.sample(2, text="a one").shape == (2, *model.image_shape)
     elif datamodule in ("PairedImageDataModule", "UnpairedImageDataModule"):
         assert model.image_shape == (3, 64, 64) and model.num_classes == (12 if family == "GauGAN" else 0)
         assert ("val/cycle_l1" if family == "CycleGAN" else "val/l1") in trainer.callback_metrics

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from PIL import Image
@@ -55,3 +56,51 @@ def log_image(trainer: L.Trainer, tag: str, image_hwc: Tensor, step: int, captio
             logger.experiment.add_image(tag, image_hwc.permute(2, 0, 1), step)
         elif isinstance(logger, WandbLogger):
             logger.log_image(key=tag, images=[image_hwc.numpy()], caption=[caption or f"step {step}"])
+
+
+def captioned_grid_uint8(images: Tensor, captions: list[str], nrow: int = 8, label_chars: int = 36) -> Tensor:
+    """[-1, 1] images with one caption each -> one uint8 (H, W, 3) grid whose rows carry their captions.
+
+    Consecutive images with the same caption form a run; each run starts a new row, wraps after ``nrow`` images,
+    and its caption is written (wrapped at ``label_chars`` characters) in a column left of its first row.
+    """
+    import textwrap
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    if len(captions) != len(images):
+        raise ValueError(f"{len(images)} images but {len(captions)} captions")
+    nrow = max(1, int(nrow))
+    runs: list[tuple[str, list[int]]] = []
+    for i, caption in enumerate(captions):
+        if runs and runs[-1][0] == caption:
+            runs[-1][1].append(i)
+        else:
+            runs.append((caption, [i]))
+    try:
+        font = ImageFont.load_default(size=11)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        font = ImageFont.load_default()
+    line_height, margin = 13, 4
+    rows: list[tuple[list[str], Tensor]] = []
+    for caption, indices in runs:
+        for start in range(0, len(indices), nrow):
+            chunk = indices[start : start + nrow]
+            lines = (textwrap.wrap(caption, label_chars) or [""]) if start == 0 else []
+            tiles = torch.nn.functional.pad(images[chunk].detach().float().cpu().clamp(-1, 1), (2, 2, 2, 2), value=1.0)
+            rows.append((lines, to_uint8(torch.cat(list(tiles), dim=-1).unsqueeze(0))[0]))
+    text_width = max([font.getlength(line) for lines, _ in rows for line in lines] or [0.0])
+    label_width = int(text_width) + 2 * margin
+    width = label_width + max(tile.shape[1] for _, tile in rows)
+    heights = [max(tile.shape[0], len(lines) * line_height + 2 * margin) for lines, tile in rows]
+    canvas = Image.new("RGB", (width, sum(heights)), "white")
+    draw = ImageDraw.Draw(canvas)
+    top = 0
+    for (lines, tile), height in zip(rows, heights):
+        array = tile.numpy()
+        tile_image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).convert("RGB")
+        canvas.paste(tile_image, (label_width, top))
+        for k, line in enumerate(lines):
+            draw.text((margin, top + margin + k * line_height), line, fill="black", font=font)
+        top += height
+    return torch.from_numpy(np.asarray(canvas).copy())

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning_gans.callbacks.common import log_image, make_grid_uint8, run_dir, save_image
+
+from lightning_gans.callbacks.common import captioned_grid_uint8, log_image, make_grid_uint8, run_dir, save_image
 
 
 class SampleGrid(L.Callback):
@@ -14,7 +15,8 @@ class SampleGrid(L.Callback):
 
     Files: ``<run dir>/samples/g_step_000500.png`` and ``samples/final.png`` at the end of training. Logged to
     TensorBoard (``add_image``) or W&B (``log_image``) as ``samples``; CSV logs keep only the PNG files.
-    Only global rank 0 generates and writes.
+    Only global rank 0 generates and writes. A model with ``grid_captions()`` (the text-to-image families: one
+    prompt per image) gets a grid whose rows carry their captions.
 
     A family with more to show defines ``extra_grids()`` returning ``{tag: (images, nrow)}`` (StyleGAN: its
     style-mixing grid and truncation sweep); each is written to ``samples/<tag>/<name>.png`` and logged as ``<tag>``
@@ -48,7 +50,8 @@ class SampleGrid(L.Callback):
         images = pl_module.grid_images()
         if images.dim() != 4:  # points, not images: the mixture evaluation draws those
             return None
-        grid = make_grid_uint8(images, self.nrow)
+        captions = pl_module.grid_captions() if callable(getattr(pl_module, "grid_captions", None)) else None
+        grid = captioned_grid_uint8(images, captions, self.nrow) if captions else make_grid_uint8(images, self.nrow)
         path = run_dir(trainer) / "samples" / f"{name}.png"
         save_image(grid, path)
         self.written.append(path)

@@ -9,8 +9,10 @@ from lightning_gans.models.bigan import BiGAN
 from lightning_gans.models.cgan import CGAN
 from lightning_gans.models.cyclegan import CycleGAN
 from lightning_gans.models.dcgan import DCGAN
+from lightning_gans.models.dfgan import DFGAN
 from lightning_gans.models.esrgan import ESRGAN
 from lightning_gans.models.gan import GAN
+from lightning_gans.models.gan_int_cls import GANINTCLS
 from lightning_gans.models.gaugan import GauGAN
 from lightning_gans.models.pix2pix import Pix2Pix
 from lightning_gans.models.sagan import SAGAN
