@@ -160,6 +160,10 @@ STYLEGAN_SCRIPT = textwrap.dedent(
     params = [n for n, _ in model.named_parameters()] + [f"generator_ema.module.{n}" for n, _ in ema.named_parameters()]
     (out / "params.txt").write_text(" ".join(params))
     (out / f"rank{rank}.steps").write_text(f"{model.d_steps} {model.g_steps} {int(model.images_seen)}")
+    """
+)
+
+
 SUPERRES_SCRIPT = textwrap.dedent(
     """
     import sys, torch, lightning as L
@@ -215,6 +219,8 @@ def test_ddp_stylegan_regularisation_only_backward_passes_keep_ranks_in_sync(tmp
     assert rank0["pl_mean"] > 0 and rank1["pl_mean"] > 0  # the path-length steps ran on both ranks
     # 64 images / 2 ranks / batch 8 = 4 steps; the images seen count the global batch of 16
     assert (tmp_path / "rank0.steps").read_text() == (tmp_path / "rank1.steps").read_text() == "4 4 64"
+
+
 @pytest.mark.parametrize("name", [pytest.param("SRGAN", marks=pytest.mark.slow), "ESRGAN"])  # one in the default run
 def test_ddp_superres_gans_stay_in_sync(name: str, tmp_path: Path):
     """SRGAN (batch norm in G and D, D feature matching) and ESRGAN (relativistic loss: D on real and fake twice per
