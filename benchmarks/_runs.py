@@ -53,7 +53,11 @@ class EvaluationHistory(L.Callback):
 
 
 def fit(
-    config: str | Path, run_dir: str | Path, args: list[str] = (), name: str | None = None, final_validation: bool = False
+    config: str | Path,
+    run_dir: str | Path,
+    args: list[str] = (),
+    name: str | None = None,
+    final_validation: bool = False,
 ) -> Run:
     """Fit ``config`` (plus CLI ``args``) into ``run_dir`` in this process and return its :class:`Run`.
 

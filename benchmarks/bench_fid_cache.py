@@ -67,9 +67,15 @@ def build_callback(cache_dir: str, args: argparse.Namespace):
             self._timed(super().on_validation_batch_end, *a, **k)
 
     metrics = args.metrics.split(",")
-    return Timed(num_samples=args.num_samples, batch_size=args.batch_size, extractor=args.extractor,
-                 extractor_path=args.extractor_path, metrics=metrics, num_real_samples=args.num_real,
-                 cache_dir=cache_dir)  # fmt: skip
+    return Timed(
+        num_samples=args.num_samples,
+        batch_size=args.batch_size,
+        extractor=args.extractor,
+        extractor_path=args.extractor_path,
+        metrics=metrics,
+        num_real_samples=args.num_real,
+        cache_dir=cache_dir,
+    )
 
 
 def evaluate_once(cache_dir: str, args: argparse.Namespace) -> tuple[float, float, dict, object]:
@@ -82,8 +88,15 @@ def evaluate_once(cache_dir: str, args: argparse.Namespace) -> tuple[float, floa
     model = DCGAN(image_shape=(1, 28, 28), latent_dim=64)
     dm = MNISTDataModule(data_dir=args.data_dir, download=False, batch_size=args.batch_size)
     cb = build_callback(cache_dir, args)
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, enable_checkpointing=False, callbacks=[cb])  # fmt: skip
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        callbacks=[cb],
+    )
     start = time.perf_counter()
     results = trainer.validate(model, datamodule=dm, verbose=False)[0]
     return time.perf_counter() - start, cb.real_seconds, results, cb
@@ -113,8 +126,10 @@ def main(argv: list[str] | None = None) -> None:
         warm_total, warm_real, warm_res, warm_cb = evaluate_once(cache_dir, args)
     assert cold_cb.cache_saves == 1 and warm_cb.cache_hits == 1 and warm_cb.real_images_extracted == 0
 
-    print(f"extractor={args.extractor} metrics={args.metrics} real={cold_cb.num_real} generated={args.num_samples} "
-          f"batch={args.batch_size} threads={torch.get_num_threads()}")  # fmt: skip
+    print(
+        f"extractor={args.extractor} metrics={args.metrics} real={cold_cb.num_real} generated={args.num_samples} "
+        f"batch={args.batch_size} threads={torch.get_num_threads()}"
+    )
     print(f"{'':22s}{'1st (cold)':>12s}{'2nd (cache)':>13s}{'ratio':>9s}")
     print(f"{'real features (s)':22s}{cold_real:12.3f}{warm_real:13.3f}{cold_real / max(warm_real, 1e-3):8.0f}x")
     print(f"{'whole evaluation (s)':22s}{cold_total:12.2f}{warm_total:13.2f}{cold_total / warm_total:8.2f}x")

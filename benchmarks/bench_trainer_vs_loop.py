@@ -107,8 +107,15 @@ def run_trainer(args, queue) -> None:
 
     timer = Timer()
     trainer = L.Trainer(
-        accelerator=args["device"], devices=1, precision=args["precision"], max_epochs=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+        accelerator=args["device"],
+        devices=1,
+        precision=args["precision"],
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
         log_every_n_steps=50,
     )
     loader = DataLoader(TensorDataset(data, torch.zeros(len(data), dtype=torch.long)), batch_size=bs, shuffle=False)
@@ -158,7 +165,10 @@ def main() -> None:
         "ratio_trainer_over_plain": round(t / p, 3),
         "plain_peak_mb": round(max(r["peak_mb"] for r in plain), 1),
         "trainer_peak_mb": round(max(r["peak_mb"] for r in trainer), 1),
-        "all_rounds": {"plain": [round(r["images_per_s"], 1) for r in plain], "trainer": [round(r["images_per_s"], 1) for r in trainer]},
+        "all_rounds": {
+            "plain": [round(r["images_per_s"], 1) for r in plain],
+            "trainer": [round(r["images_per_s"], 1) for r in trainer],
+        },
     }
     print(json.dumps(report, indent=2))
 

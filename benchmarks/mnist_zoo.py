@@ -42,7 +42,11 @@ def zoo_configs(only: str | None = None) -> list[Path]:
     paths = []
     for path in sorted((REPO / "configs").glob("*mnist*.yaml")):
         text = path.read_text()
-        if "MNISTDataModule" in text and "evaluation/mnist_classifier.yaml" in text and (only is None or only in path.stem):
+        if (
+            "MNISTDataModule" in text
+            and "evaluation/mnist_classifier.yaml" in text
+            and (only is None or only in path.stem)
+        ):
             paths.append(path)
     return paths
 
@@ -70,7 +74,9 @@ def write_report(runs: list[Run], out_dir: Path, command: str, readme: Path | No
     for r in runs:
         if r.grid:
             shutil.copyfile(r.grid, grids / f"{r.name}.png")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     table = markdown_table(runs)
     grid_list = "\n".join(f"- `{r.name}`: ![{r.name}](zoo/{r.name}.png)" for r in runs if r.grid)
     text = f"""# The MNIST zoo
@@ -111,8 +117,11 @@ def main(argv: list[str] | None = None) -> list[Run]:
         start = time.perf_counter()
         run = fit(config, Path(args.runs_dir) / config.stem, list(args.cli_args))
         runs.append(run)
-        print(f"[zoo] {config.stem}: FID {run.final['fid']:.1f}, {int(run.final['classes_covered'])}/10 classes, "
-              f"{run.g_steps} G steps, {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+        print(
+            f"[zoo] {config.stem}: FID {run.final['fid']:.1f}, {int(run.final['classes_covered'])}/10 classes, "
+            f"{run.g_steps} G steps, {(time.perf_counter() - start) / 60:.1f} min",
+            flush=True,
+        )
     command = "python benchmarks/mnist_zoo.py" + (f" --only {args.only}" if args.only else "")
     report = write_report(runs, out_dir, command, REPO / "README.md" if whole else None)
     print(f"[zoo] wrote {report}")

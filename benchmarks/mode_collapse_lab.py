@@ -36,7 +36,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 REPO = Path(__file__).resolve().parents[1]
 if __name__ == "__main__":
@@ -45,14 +45,28 @@ if __name__ == "__main__":
 
 from benchmarks._runs import fit  # noqa: E402
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 CONFIG_DIR = REPO / "configs" / "lab"
 BEGIN = "<!-- mode-collapse-lab:begin (written by benchmarks/mode_collapse_lab.py) -->"
 END = "<!-- mode-collapse-lab:end -->"
 
 #: Options shown in the "toolbox" column when they differ from the GAN family's defaults: its own n_critic and
 #: ema_decay, then every field of its ``toolbox`` group (lightning_gans.toolbox.Toolbox).
-TOOLBOX = ("n_critic", "gradient_penalty", "r1_gamma", "spectral_norm_d", "spectral_norm_g", "feature_matching",
-           "real_label", "instance_noise", "instance_noise_anneal_steps", "ema_decay", "diffaugment")
+TOOLBOX = (
+    "n_critic",
+    "gradient_penalty",
+    "r1_gamma",
+    "spectral_norm_d",
+    "spectral_norm_g",
+    "feature_matching",
+    "real_label",
+    "instance_noise",
+    "instance_noise_anneal_steps",
+    "ema_decay",
+    "diffaugment",
+)
 
 
 @dataclass
@@ -136,8 +150,10 @@ def run_config(config: Path, runs_dir: Path, extra_args: list[str] = ()) -> LabR
     out = Path(runs_dir) / name
     run = fit(config, out, ["--trainer.logger.init_args.save_dir", str(out), *extra_args], name=name)
     if run.history[-1][0] != run.g_steps:
-        raise RuntimeError(f"{config}: no evaluation at the end of training; a lab config needs an EvaluationCallback "
-                           "and check_val_every_n_epoch dividing max_epochs")
+        raise RuntimeError(
+            f"{config}: no evaluation at the end of training; a lab config needs an EvaluationCallback "
+            "and check_val_every_n_epoch dividing max_epochs"
+        )
     toolbox, optimiser = describe_options(run.hparams)
     cb = run.evaluation
     return LabResult(
@@ -155,8 +171,14 @@ def run_config(config: Path, runs_dir: Path, extra_args: list[str] = ()) -> LabR
         wall_s=run.wall_s,
         scatter=cb.last_scatter,
         run_dir=run.run_dir,
-        protocol={"num_samples": cb.num_samples, "num_std": cb.mode_num_std, "threshold": cb.coverage_threshold,
-                  "seed": cb.seed, "use_ema": cb.use_ema, "scatter_points": cb.scatter_points},
+        protocol={
+            "num_samples": cb.num_samples,
+            "num_std": cb.mode_num_std,
+            "threshold": cb.coverage_threshold,
+            "seed": cb.seed,
+            "use_ema": cb.use_ema,
+            "scatter_points": cb.scatter_points,
+        },
     )
 
 
@@ -170,8 +192,11 @@ def markdown_table(results: list[LabResult]) -> str:
     count of covered modes means little while that share is near 0 (a few stray samples near centres).
     """
     evals = sorted({g for r in results for g, _, _ in r.history})
-    when = f" at {', '.join(f'{g:,}' for g in evals)} G steps" if all(
-        [g for g, _, _ in r.history] == evals for r in results) else " at each evaluation"  # fmt: skip
+    when = (
+        f" at {', '.join(f'{g:,}' for g in evals)} G steps"
+        if all([g for g, _, _ in r.history] == evals for r in results)
+        else " at each evaluation"
+    )
     lines = [
         "| config | loss | toolbox options | optimiser | modes covered | high-quality share | mode KL "
         f"| modes (high-quality share){when} | G / D steps | wall time |",
@@ -200,7 +225,7 @@ def _font(size: int):
 
 def compose_figure(
     panels: list[tuple[str, Any]], columns: int = 5, title_height: int = 40, scale: int = 1
-) -> "Image.Image":
+) -> Image.Image:
     """Scatter plots (``3 x H x W`` uint8 tensors or HWC arrays) side by side on a grid, each under its title.
 
     A title may have two lines (``"name\\nmetrics"``). Returns a PIL image.
@@ -239,15 +264,22 @@ def data_panel(config: Path, num_points: int = 2000) -> tuple[str, Any]:
     from lightning_gans.metrics.coverage import scatter_image
 
     settings = yaml.safe_load(Path(config).read_text())["data"]["init_args"]
-    dm = GaussianMixtureDataModule(kind=settings.get("kind", "ring8"), std=settings.get("std"),
-                                   scale=settings.get("scale"))  # fmt: skip
+    dm = GaussianMixtureDataModule(
+        kind=settings.get("kind", "ring8"), std=settings.get("std"), scale=settings.get("scale")
+    )
     points, _ = dm.sample(num_points, torch.Generator().manual_seed(0))
     image = scatter_image(points, dm.mode_centers, 3.0 * dm.mode_std)
     return f"data ({dm.kind})\nreal points, 3-std circles", image
 
 
-def write_report(results: list[LabResult], out_dir: Path, command: str, total_s: float,
-                 data: tuple[str, Any] | None = None, columns: int = 5) -> tuple[Path, Path]:  # fmt: skip
+def write_report(
+    results: list[LabResult],
+    out_dir: Path,
+    command: str,
+    total_s: float,
+    data: tuple[str, Any] | None = None,
+    columns: int = 5,
+) -> tuple[Path, Path]:
     """Write ``out_dir/mode_collapse.md`` (table between markers, other text kept) and ``mode_collapse.png``."""
     import lightning
     import torch
@@ -257,8 +289,10 @@ def write_report(results: list[LabResult], out_dir: Path, command: str, total_s:
     panels = [data] if data is not None else []
     for r in results:
         if r.scatter is not None:
-            title = (f"{r.name.removeprefix('ring8_')}\n"
-                     f"{int(r.modes_covered)}/{r.num_modes} modes, {100 * r.high_quality:.0f}% high quality")
+            title = (
+                f"{r.name.removeprefix('ring8_')}\n"
+                f"{int(r.modes_covered)}/{r.num_modes} modes, {100 * r.high_quality:.0f}% high quality"
+            )
             panels.append((title, r.scatter))
     figure = out_dir / "mode_collapse.png"
     if panels:
@@ -270,32 +304,37 @@ def write_report(results: list[LabResult], out_dir: Path, command: str, total_s:
         raise ValueError(f"the configs evaluate differently ({protocols}); one table needs one protocol")
     p = protocols[0]
     num_modes = results[0].num_modes
-    generated = "\n".join([
-        BEGIN,
-        "",
-        f"Command: `{command}`. Total wall time {total_s / 60:.1f} min ({total_s:.0f} s) for {len(results)} configs, "
-        f"one after another in one process on {torch.get_num_threads()} CPU thread(s) ({platform.machine()}, torch "
-        f"{torch.__version__}, lightning {lightning.__version__}); wall times depend on the machine's load.",
-        "",
-        f"Protocol: every run is seeded (`seed_everything` and the data seed in its config) and trained for "
-        f"{' / '.join(f'{s:,}' for s in steps)} generator steps. The config's EvaluationCallback then draws "
-        f"{p['num_samples']:,} samples from G (eval mode{', the EMA copy where there is one' if p['use_ema'] else ''}, "
-        f"seed {p['seed']}), assigns each to its nearest mode centre and counts it as *high quality* within "
-        f"{p['num_std']:g} standard deviations of that centre. A mode is *covered* when it holds at least "
-        f"{100 * p['threshold']:g}% of the high-quality samples a uniform share (1/{num_modes}) would give it, so with "
-        "a high-quality share near 0 a handful of stray samples can \"cover\" modes: read the two columns together. "
-        f"Mode KL: KL(nearest-mode histogram of all samples || uniform); 0 is uniform, log {num_modes} = "
-        f"{math.log(num_modes):.2f} is a single mode.",
-        "",
-        markdown_table(results),
-        "",
-        f"![scatter plots of every config]({figure.name})",
-        "",
-        f"*Final samples of each config (blue; {p['scatter_points']:,} points), mode centres (red crosses) and "
-        f"their {p['num_std']:g}-std circles (green); the first panel is the real data.*",
-        "",
-        END,
-    ])
+    ema_note = ", the EMA copy where there is one" if p["use_ema"] else ""
+    generated = "\n".join(
+        [
+            BEGIN,
+            "",
+            f"Command: `{command}`. Total wall time {total_s / 60:.1f} min ({total_s:.0f} s) for {len(results)} "
+            "configs, "
+            f"one after another in one process on {torch.get_num_threads()} CPU thread(s) ({platform.machine()}, torch "
+            f"{torch.__version__}, lightning {lightning.__version__}); wall times depend on the machine's load.",
+            "",
+            f"Protocol: every run is seeded (`seed_everything` and the data seed in its config) and trained for "
+            f"{' / '.join(f'{s:,}' for s in steps)} generator steps. The config's EvaluationCallback then draws "
+            f"{p['num_samples']:,} samples from G (eval mode{ema_note}, "
+            f"seed {p['seed']}), assigns each to its nearest mode centre and counts it as *high quality* within "
+            f"{p['num_std']:g} standard deviations of that centre. A mode is *covered* when it holds at least "
+            f"{100 * p['threshold']:g}% of the high-quality samples a uniform share (1/{num_modes}) would give it, "
+            "so with "
+            'a high-quality share near 0 a handful of stray samples can "cover" modes: read the two columns together. '
+            f"Mode KL: KL(nearest-mode histogram of all samples || uniform); 0 is uniform, log {num_modes} = "
+            f"{math.log(num_modes):.2f} is a single mode.",
+            "",
+            markdown_table(results),
+            "",
+            f"![scatter plots of every config]({figure.name})",
+            "",
+            f"*Final samples of each config (blue; {p['scatter_points']:,} points), mode centres (red crosses) and "
+            f"their {p['num_std']:g}-std circles (green); the first panel is the real data.*",
+            "",
+            END,
+        ]
+    )
     md = out_dir / "mode_collapse.md"
     if md.is_file() and BEGIN in md.read_text() and END in md.read_text():
         text = md.read_text()
@@ -303,19 +342,27 @@ def write_report(results: list[LabResult], out_dir: Path, command: str, total_s:
         tail = rest.split(END, 1)[1]
         md.write_text(head + generated + tail)
     else:
-        md.write_text("# Mode-collapse lab: losses and toolbox options on the 8-Gaussian ring\n\n" + generated
-                      + "\n\n## Observations\n\n(Not written yet.)\n")  # fmt: skip
+        md.write_text(
+            "# Mode-collapse lab: losses and toolbox options on the 8-Gaussian ring\n\n"
+            + generated
+            + "\n\n## Observations\n\n(Not written yet.)\n"
+        )
     return md, figure
 
 
 def main(argv: list[str] | None = None) -> list[LabResult]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config-dir", type=Path, default=CONFIG_DIR, help="folder of the lab configs")
     parser.add_argument("--only", default=None, help="run only the configs whose name contains this")
     parser.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "lab", help="where the runs go")
-    parser.add_argument("--out-dir", type=Path, default=None,
-                        help="where the table and figure go (default: docs/ for the whole lab, else --runs-dir)")
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="where the table and figure go (default: docs/ for the whole lab, else --runs-dir)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (tiny MLPs: 1 is fastest)")
     parser.add_argument("--columns", type=int, default=5, help="panels per row in the figure")
     parser.add_argument("cli_args", nargs="*", help="after --: extra arguments for every run's CLI")
@@ -332,8 +379,11 @@ def main(argv: list[str] | None = None) -> list[LabResult]:
     for config in configs:
         print(f"[lab] {config.name} ...", flush=True)
         result = run_config(config, args.runs_dir, args.cli_args)
-        print(f"[lab] {result.name}: {int(result.modes_covered)}/{result.num_modes} modes, "
-              f"{100 * result.high_quality:.1f}% high quality, {result.wall_s:.0f} s", flush=True)  # fmt: skip
+        print(
+            f"[lab] {result.name}: {int(result.modes_covered)}/{result.num_modes} modes, "
+            f"{100 * result.high_quality:.1f}% high quality, {result.wall_s:.0f} s",
+            flush=True,
+        )
         results.append(result)
     total = time.perf_counter() - start
     command = "OMP_NUM_THREADS=1 python benchmarks/mode_collapse_lab.py" + (f" {' '.join(argv)}" if argv else "")

@@ -47,14 +47,18 @@ def load_sweep(path: Path) -> dict:
 
 
 def markdown_table(runs: list[Run]) -> str:
-    lines = ["| variant | arguments | MNIST FID | IS analogue | classes | precision | recall | G steps | images/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| variant | arguments | MNIST FID | IS analogue | classes | precision | recall | G steps | images/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in runs:
         m, args = r.final, " ".join(r.hparams.get("_sweep_args", [])) or "(the config)"
         rate = r.g_steps * r.batch_size / r.wall_s if r.wall_s else float("nan")
-        lines.append(f"| `{r.name}` | `{args}` | {m['fid']:.1f} | {m.get('is', float('nan')):.2f} "
-                     f"| {int(m.get('classes_covered', 0))}/10 | {m['precision']:.3f} | {m['recall']:.3f} "
-                     f"| {r.g_steps:,} | {rate:.0f} |")
+        lines.append(
+            f"| `{r.name}` | `{args}` | {m['fid']:.1f} | {m.get('is', float('nan')):.2f} "
+            f"| {int(m.get('classes_covered', 0))}/10 | {m['precision']:.3f} | {m['recall']:.3f} "
+            f"| {r.g_steps:,} | {rate:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -75,19 +79,28 @@ def main(argv: list[str] | None = None) -> list[Run]:
         if args.only and args.only not in variant:
             continue
         extra = [str(a) for a in (extra or [])]
-        run = fit(REPO / sweep["config"], REPO / "runs" / "sweeps" / name / variant,
-                  [*map(str, sweep.get("common", [])), "--trainer.max_time", budget, *extra], name=variant,
-                  final_validation=True)
+        run = fit(
+            REPO / sweep["config"],
+            REPO / "runs" / "sweeps" / name / variant,
+            [*map(str, sweep.get("common", [])), "--trainer.max_time", budget, *extra],
+            name=variant,
+            final_validation=True,
+        )
         run.hparams["_sweep_args"] = extra
         runs.append(run)
-        print(f"[sweep] {variant}: FID {run.final['fid']:.1f}, {int(run.final.get('classes_covered', 0))}/10 classes, "
-              f"{run.g_steps} G steps", flush=True)
+        print(
+            f"[sweep] {variant}: FID {run.final['fid']:.1f}, {int(run.final.get('classes_covered', 0))}/10 classes, "
+            f"{run.g_steps} G steps",
+            flush=True,
+        )
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
     out = args.out or REPO / "benchmarks" / "results" / f"{name}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"# Recipe sweep `{name}`\n\n`{sweep['config']}`, {minutes:g} minutes of training each on {machine}; "
-                   f"`python benchmarks/recipe_sweep.py {args.sweep}`. Common arguments: "
-                   f"`{' '.join(map(str, sweep.get('common', [])))}`.\n\n{markdown_table(runs)}\n")
+    out.write_text(
+        f"# Recipe sweep `{name}`\n\n`{sweep['config']}`, {minutes:g} minutes of training each on {machine}; "
+        f"`python benchmarks/recipe_sweep.py {args.sweep}`. Common arguments: "
+        f"`{' '.join(map(str, sweep.get('common', [])))}`.\n\n{markdown_table(runs)}\n"
+    )
     print(f"[sweep] wrote {out}")
     return runs
 

@@ -87,8 +87,11 @@ def figure(rows: dict[str, Tensor], lr: Tensor, hr: Tensor, scale: int, n: int, 
     from PIL import Image, ImageDraw
     from torchvision.utils import make_grid
 
-    columns = {"LR (nearest)": interpolated(lr[:n], scale, "nearest"), **{k: v[:n] for k, v in rows.items()
-                                                                          if k != "nearest"}, "HR": hr[:n]}  # fmt: skip
+    columns = {
+        "LR (nearest)": interpolated(lr[:n], scale, "nearest"),
+        **{k: v[:n] for k, v in rows.items() if k != "nearest"},
+        "HR": hr[:n],
+    }
     tiles = torch.stack([torch.stack([col[i] for col in columns.values()]) for i in range(min(n, len(lr)))])
     grid = make_grid(tiles.flatten(0, 1).clamp(-1, 1), nrow=len(columns), padding=2, pad_value=1.0)
     array = grid.add(1).mul(127.5).round().byte().permute(1, 2, 0).numpy()
@@ -154,8 +157,9 @@ def main(argv: list[str] | None = None) -> str:
         start = time.perf_counter()
         scores = {k: v.mean().item() for k, v in sr_scores(outputs, hr, dm.scale).items()}
         label = f"{name} ({families[name]})" if name in families and families[name] != name else name
-        cells = (f"| {label} | {scores['psnr_y']:.2f} | {scores['ssim_y']:.4f} | {scores['psnr']:.2f} | "
-                 f"{scores['ssim']:.4f}")
+        cells = (
+            f"| {label} | {scores['psnr_y']:.2f} | {scores['ssim_y']:.4f} | {scores['psnr']:.2f} | {scores['ssim']:.4f}"
+        )
         if evaluator is not None:
             mean, std = kid(evaluator, outputs[:n_kid])
             cells += f" | {1000 * mean:.2f} +- {1000 * std:.2f}"

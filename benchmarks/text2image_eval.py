@@ -69,8 +69,12 @@ def load_gan(ckpt: Path) -> Any:
 def generate(model: Any, tokens: torch.Tensor, seed: int, batch_size: int = 250) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(len(tokens), model.latent_dim, generator=gen)
-    return torch.cat([model.sample(z=z[i : i + batch_size], tokens=tokens[i : i + batch_size])
-                      for i in range(0, len(tokens), batch_size)])  # fmt: skip
+    return torch.cat(
+        [
+            model.sample(z=z[i : i + batch_size], tokens=tokens[i : i + batch_size])
+            for i in range(0, len(tokens), batch_size)
+        ]
+    )
 
 
 def stack_images(dataset: Any, indices: list[int]) -> torch.Tensor:
@@ -94,16 +98,24 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     model = load_gan(Path(args.ckpt))
     if model.vocab.words != dm.vocabulary:
-        raise SystemExit("the checkpoint's vocabulary differs from the datamodule's: give the config it was trained "
-                         "with (and the same --data overrides)")  # fmt: skip
+        raise SystemExit(
+            "the checkpoint's vocabulary differs from the datamodule's: give the config it was trained "
+            "with (and the same --data overrides)"
+        )
     fake = generate(model, tokens, args.seed)
-    results: dict[str, Any] = {"ckpt": str(args.ckpt), "family": type(model).__name__, "g_steps": model.g_steps,
-                               "num_prompts": n, "image_shape": list(fake.shape[1:])}  # fmt: skip
+    results: dict[str, Any] = {
+        "ckpt": str(args.ckpt),
+        "family": type(model).__name__,
+        "g_steps": model.g_steps,
+        "num_prompts": n,
+        "image_shape": list(fake.shape[1:]),
+    }
     shuffled_texts = m.shuffled(texts, args.seed)
 
     if args.eval_encoder:
-        encoder = TextEncoderPretraining.load_from_checkpoint(args.eval_encoder, map_location="cpu",
-                                                              weights_only=True).eval()  # fmt: skip
+        encoder = TextEncoderPretraining.load_from_checkpoint(
+            args.eval_encoder, map_location="cpu", weights_only=True
+        ).eval()
         pool = [val.captions[i][0] for i in range(len(val))]
         results["r_precision"] = m.r_precision_of(encoder, fake, texts, pool, seed=args.seed)
         results["r_precision_ceiling"] = m.r_precision_of(encoder, real, texts, pool, seed=args.seed)
@@ -119,19 +131,23 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         names = dm.attribute_names
         results["generated"] = m.attribute_faithfulness(m.predict_attributes(net, fake), facts, names)
         results["ceiling"] = m.attribute_faithfulness(m.predict_attributes(net, real), facts, names)
-        results["floor"] = m.attribute_faithfulness(m.predict_attributes(net, fake), m.shuffled(facts, args.seed),
-                                                    names)  # fmt: skip
+        results["floor"] = m.attribute_faithfulness(
+            m.predict_attributes(net, fake), m.shuffled(facts, args.seed), names
+        )
 
     # Pictures: eight distinct prompts x eight samples, and an interpolation between the first two.
     prompts = list(dict.fromkeys(texts))[:8]
-    shown = model.sample(z=torch.randn(8 * len(prompts), model.latent_dim, generator=torch.Generator().manual_seed(1)),
-                         text=[p for p in prompts for _ in range(8)])  # fmt: skip
+    shown = model.sample(
+        z=torch.randn(8 * len(prompts), model.latent_dim, generator=torch.Generator().manual_seed(1)),
+        text=[p for p in prompts for _ in range(8)],
+    )
     save_image(captioned_grid_uint8(shown, [p for p in prompts for _ in range(8)], nrow=8), out / "prompts.png")
     if len(prompts) >= 2:
         z = torch.randn(4, model.latent_dim, generator=torch.Generator().manual_seed(2))
         row = model.interpolate(prompts[0], prompts[1], steps=8, z=z)
-        save_image(captioned_grid_uint8(row, [f"{prompts[0]} -> {prompts[1]}"] * len(row), nrow=8),
-                   out / "interpolation.png")  # fmt: skip
+        save_image(
+            captioned_grid_uint8(row, [f"{prompts[0]} -> {prompts[1]}"] * len(row), nrow=8), out / "interpolation.png"
+        )
     results["seconds"] = round(time.time() - started, 1)
     (out / "text2image_eval.json").write_text(json.dumps(results, indent=2))
     return results

@@ -101,9 +101,13 @@ def main(argv: list[str] | None = None) -> str:
     for spec in args.ckpt:
         if "=" not in spec or not Path(spec.split("=", 1)[1]).is_file():
             parser.error(f"--ckpt {spec!r}: give NAME=PATH with an existing checkpoint file")
-    dm = PairedImageDataModule(data_dir=args.data_dir, direction=args.direction, crop_size=args.crop_size,
-                               load_size=args.load_size or args.crop_size + args.crop_size // 8,
-                               label_palette=args.label_palette)  # fmt: skip
+    dm = PairedImageDataModule(
+        data_dir=args.data_dir,
+        direction=args.direction,
+        crop_size=args.crop_size,
+        load_size=args.load_size or args.crop_size + args.crop_size // 8,
+        label_palette=args.label_palette,
+    )
     inputs, targets = load_split(dm, args.split)
     rows = constant_outputs(dm, inputs, targets)
     for spec in args.ckpt:
@@ -118,14 +122,17 @@ def main(argv: list[str] | None = None) -> str:
         extractor = build_extractor(args.extractor)
         if args.extractor == "identity":  # raw pixels (for tests): the feature size is the image size
             extractor.num_features = targets[0].numel()
-        evaluator = GenerativeMetrics(extractor, ["kid"],
-                                      kid_subset_size=min(1000, len(targets)))  # fmt: skip
+        evaluator = GenerativeMetrics(extractor, ["kid"], kid_subset_size=min(1000, len(targets)))
         for chunk in targets.split(32):
             evaluator.update_real_images(chunk)
     extra = f" | KID ({args.extractor})" if evaluator else ""
-    lines = [f"{args.data_dir} {args.direction}, {args.split} split ({len(targets)} pairs) at "
-             f"{args.crop_size}x{args.crop_size}", "", f"| output | L1 | PSNR | SSIM{extra} |",
-             "|---" * (5 if evaluator else 4) + "|"]  # fmt: skip
+    lines = [
+        f"{args.data_dir} {args.direction}, {args.split} split ({len(targets)} pairs) at "
+        f"{args.crop_size}x{args.crop_size}",
+        "",
+        f"| output | L1 | PSNR | SSIM{extra} |",
+        "|---" * (5 if evaluator else 4) + "|",
+    ]
     for name, outputs in rows.items():
         m = score(outputs, targets, evaluator)
         cells = f"| {name} | {m['l1']:.4f} | {m['psnr']:.2f} | {m['ssim']:.3f}"

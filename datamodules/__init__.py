@@ -10,8 +10,17 @@ from datamodules.superres import SuperResolutionDataModule
 from datamodules.unpaired import UnpairedImageDataModule
 
 __all__ = [
-    "DATA_DIR_ENV", "DatasetNotFoundError", "ImageDataModule", "resolve_data_dir",
-    "CaptionFolderDataModule", "CelebACaptionsDataModule", "MNISTCaptionsDataModule",
-    "CelebADataModule", "GaussianMixtureDataModule", "MNISTDataModule", "PairedImageDataModule", "SuperResolutionDataModule",
+    "DATA_DIR_ENV",
+    "DatasetNotFoundError",
+    "ImageDataModule",
+    "resolve_data_dir",
+    "CaptionFolderDataModule",
+    "CelebACaptionsDataModule",
+    "MNISTCaptionsDataModule",
+    "CelebADataModule",
+    "GaussianMixtureDataModule",
+    "MNISTDataModule",
+    "PairedImageDataModule",
+    "SuperResolutionDataModule",
     "UnpairedImageDataModule",
 ]

@@ -88,8 +88,14 @@ class CaptionDataset(Dataset):
         facts: optional, what each caption says (same nesting as ``captions``), for the faithfulness metrics.
     """
 
-    def __init__(self, images: Any, captions: Sequence[Sequence[str]], tokens: Tensor, pairs: bool,
-                 facts: Sequence[Sequence[dict]] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        images: Any,
+        captions: Sequence[Sequence[str]],
+        tokens: Tensor,
+        pairs: bool,
+        facts: Sequence[Sequence[dict]] | None = None,
+    ) -> None:
         if len(images) != len(captions):
             raise ValueError(f"{len(images)} images but captions for {len(captions)}")
         if any(len(c) == 0 for c in captions):
@@ -267,7 +273,8 @@ def measure_digits(images: Tensor) -> dict[str, Tensor]:
     area = ink.count_nonzero((1, 2)).float()
     padded = torch.nn.functional.pad(ink, (1, 1, 1, 1))
     perimeter = (padded[:, 1:, :] != padded[:, :-1, :]).count_nonzero((1, 2)) + (
-        padded[:, :, 1:] != padded[:, :, :-1]).count_nonzero((1, 2))  # fmt: skip
+        padded[:, :, 1:] != padded[:, :, :-1]
+    ).count_nonzero((1, 2))
     thickness = 2 * area / perimeter.float().clamp_min(1)
     # Intensity-weighted moments as contractions with the coordinate vectors (no N x H x W temporaries).
     weight = x.float() / 255
@@ -323,14 +330,19 @@ class MNISTCaptionRules:
         small, large = self.size[digit]
         return {
             "thickness": "thin" if thickness < thin else "thick" if thickness > thick else None,
-            "slant": "right" if slant > SLANT_RIGHT else "left" if slant < SLANT_LEFT
-            else "upright" if abs(slant) < UPRIGHT else None,
+            "slant": "right"
+            if slant > SLANT_RIGHT
+            else "left"
+            if slant < SLANT_LEFT
+            else "upright"
+            if abs(slant) < UPRIGHT
+            else None,
             "size": "small" if size < small else "large" if size > large else None,
         }
 
 
 def _article(next_word: str) -> str:
-    """"a" or "an" by the sound of the next word ("an eight", "a one", "an older man")."""
+    """ "a" or "an" by the sound of the next word ("an eight", "a one", "an older man")."""
     if next_word.startswith(("one", "uni", "use", "eu")):
         return "a"
     return "an" if next_word[:1] in "aeiou" else "a"
@@ -403,12 +415,16 @@ class MNISTCaptionsDataModule(CaptionDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
     ) -> None:
-        super().__init__(max_length=max_length, min_word_count=min_word_count, batch_size=batch_size,
-                         num_workers=num_workers, pin_memory=pin_memory)  # fmt: skip
+        super().__init__(
+            max_length=max_length,
+            min_word_count=min_word_count,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+        )
         if captions_per_image < 1:
             raise ValueError(f"captions_per_image must be at least 1, got {captions_per_image}")
-        self.mnist = MNISTDataModule(data_dir=data_dir, download=download, image_size=28, val_size=val_size,
-                                     seed=seed)  # fmt: skip
+        self.mnist = MNISTDataModule(data_dir=data_dir, download=download, image_size=28, val_size=val_size, seed=seed)
         self.image_size = image_size
         self.image_shape = (1, image_size, image_size)
         if image_size < 8:
@@ -438,9 +454,11 @@ class MNISTCaptionsDataModule(CaptionDataModule):
             else:
                 self.rules = MNISTCaptionRules.fit(measure_digits(self._digits("train")[0]), self._digits("train")[1])
         offset = {"train": 0, "val": 1, "test": 2}[split]
-        uniforms = np.random.default_rng([self.caption_seed, offset]).random(
-            (len(labels), self.captions_per_image, _MNIST_DRAWS)
-        ).tolist()
+        uniforms = (
+            np.random.default_rng([self.caption_seed, offset])
+            .random((len(labels), self.captions_per_image, _MNIST_DRAWS))
+            .tolist()
+        )
         captions, facts = [], []
         digits, values = labels.tolist(), torch.stack([measures[k] for k in ("thickness", "slant", "size")], 1).tolist()
         for i, d in enumerate(digits):
@@ -454,33 +472,92 @@ class MNISTCaptionsDataModule(CaptionDataModule):
 
 # ============================================================================================ CelebA captions
 CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips", "Big_Nose",
-    "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses",
-    "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache",
-    "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks",
-    "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick",
-    "Wearing_Necklace", "Wearing_Necktie", "Young",
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
 )
 
 #: "is": adjectives before the noun. (attribute, value that earns the word, word)
-_ADJECTIVES = [("Smiling", 1, "smiling"), ("Young", 1, "young"), ("Young", 0, "older"), ("Attractive", 1, "attractive"),
-               ("Chubby", 1, "chubby"), ("Pale_Skin", 1, "pale"), ("Bald", 1, "bald")]  # fmt: skip
+_ADJECTIVES = [
+    ("Smiling", 1, "smiling"),
+    ("Young", 1, "young"),
+    ("Young", 0, "older"),
+    ("Attractive", 1, "attractive"),
+    ("Chubby", 1, "chubby"),
+    ("Pale_Skin", 1, "pale"),
+    ("Bald", 1, "bald"),
+]
 _HAIR_COLOURS = [("Black_Hair", "black"), ("Blond_Hair", "blond"), ("Brown_Hair", "brown"), ("Gray_Hair", "gray")]
 _HAIR_TEXTURES = [("Wavy_Hair", "wavy"), ("Straight_Hair", "straight")]
 #: "has": the ``with`` group.
 _FEATURES = [
-    ("Bangs", 1, "bangs"), ("Receding_Hairline", 1, "a receding hairline"), ("Big_Lips", 1, "big lips"),
-    ("Big_Nose", 1, "a big nose"), ("Pointy_Nose", 1, "a pointy nose"), ("Narrow_Eyes", 1, "narrow eyes"),
-    ("Bushy_Eyebrows", 1, "bushy eyebrows"), ("Arched_Eyebrows", 1, "arched eyebrows"),
-    ("High_Cheekbones", 1, "high cheekbones"), ("Oval_Face", 1, "an oval face"), ("Double_Chin", 1, "a double chin"),
-    ("Rosy_Cheeks", 1, "rosy cheeks"), ("Bags_Under_Eyes", 1, "bags under the eyes"),
-    ("5_o_Clock_Shadow", 1, "stubble"), ("Goatee", 1, "a goatee"), ("Mustache", 1, "a mustache"),
-    ("Sideburns", 1, "sideburns"), ("Mouth_Slightly_Open", 1, "an open mouth"), ("No_Beard", 0, "a beard"),
+    ("Bangs", 1, "bangs"),
+    ("Receding_Hairline", 1, "a receding hairline"),
+    ("Big_Lips", 1, "big lips"),
+    ("Big_Nose", 1, "a big nose"),
+    ("Pointy_Nose", 1, "a pointy nose"),
+    ("Narrow_Eyes", 1, "narrow eyes"),
+    ("Bushy_Eyebrows", 1, "bushy eyebrows"),
+    ("Arched_Eyebrows", 1, "arched eyebrows"),
+    ("High_Cheekbones", 1, "high cheekbones"),
+    ("Oval_Face", 1, "an oval face"),
+    ("Double_Chin", 1, "a double chin"),
+    ("Rosy_Cheeks", 1, "rosy cheeks"),
+    ("Bags_Under_Eyes", 1, "bags under the eyes"),
+    ("5_o_Clock_Shadow", 1, "stubble"),
+    ("Goatee", 1, "a goatee"),
+    ("Mustache", 1, "a mustache"),
+    ("Sideburns", 1, "sideburns"),
+    ("Mouth_Slightly_Open", 1, "an open mouth"),
+    ("No_Beard", 0, "a beard"),
 ]
 #: "wears": the ``wearing`` group.
-_WEARING = [("Eyeglasses", "glasses"), ("Wearing_Hat", "a hat"), ("Wearing_Earrings", "earrings"),
-            ("Wearing_Lipstick", "lipstick"), ("Wearing_Necklace", "a necklace"), ("Wearing_Necktie", "a tie"),
-            ("Heavy_Makeup", "heavy makeup")]  # fmt: skip
+_WEARING = [
+    ("Eyeglasses", "glasses"),
+    ("Wearing_Hat", "a hat"),
+    ("Wearing_Earrings", "earrings"),
+    ("Wearing_Lipstick", "lipstick"),
+    ("Wearing_Necklace", "a necklace"),
+    ("Wearing_Necktie", "a tie"),
+    ("Heavy_Makeup", "heavy makeup"),
+]
 _MAX_ADJECTIVES, _MAX_FEATURES, _MAX_WEARING = 2, 3, 2
 _CELEBA_MENTION = 0.6
 
@@ -576,13 +653,25 @@ class CelebACaptionsDataModule(CaptionDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
     ) -> None:
-        super().__init__(max_length=max_length, min_word_count=min_word_count, batch_size=batch_size,
-                         num_workers=num_workers, pin_memory=pin_memory)  # fmt: skip
+        super().__init__(
+            max_length=max_length,
+            min_word_count=min_word_count,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+        )
         if captions_per_image < 1:
             raise ValueError(f"captions_per_image must be at least 1, got {captions_per_image}")
         self.faces = CelebADataModule(
-            data_dir=data_dir, image_folder=image_folder, attr_file=attr_file, partition_file=partition_file,
-            image_size=image_size, crop_fraction=crop_fraction, attribute=None, val_fraction=val_fraction, seed=seed,
+            data_dir=data_dir,
+            image_folder=image_folder,
+            attr_file=attr_file,
+            partition_file=partition_file,
+            image_size=image_size,
+            crop_fraction=crop_fraction,
+            attribute=None,
+            val_fraction=val_fraction,
+            seed=seed,
         )
         self.image_size, self.image_shape = image_size, (3, image_size, image_size)
         self.captions_per_image, self.caption_seed, self.in_memory = captions_per_image, caption_seed, in_memory
@@ -684,8 +773,13 @@ class CaptionFolderDataModule(CaptionDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
     ) -> None:
-        super().__init__(max_length=max_length, min_word_count=min_word_count, batch_size=batch_size,
-                         num_workers=num_workers, pin_memory=pin_memory)  # fmt: skip
+        super().__init__(
+            max_length=max_length,
+            min_word_count=min_word_count,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+        )
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         if not 0 <= val_fraction < 1:
@@ -704,12 +798,15 @@ class CaptionFolderDataModule(CaptionDataModule):
             return self._pairs
         images_dir, text_dir = self.data_dir / self.image_folder, self.data_dir / self.text_folder
         if not images_dir.is_dir() or not text_dir.is_dir():
-            raise DatasetNotFoundError(missing_data_message(
-                "Captioned images", self.data_dir,
-                f"an image folder '{self.image_folder}/' and a caption folder '{self.text_folder}/' with one .txt "
-                "per image (one caption a line), as the CUB and Oxford-102 caption releases lay them out",
-                "Set image_folder and text_folder to their names.",
-            ))  # fmt: skip
+            raise DatasetNotFoundError(
+                missing_data_message(
+                    "Captioned images",
+                    self.data_dir,
+                    f"an image folder '{self.image_folder}/' and a caption folder '{self.text_folder}/' with one .txt "
+                    "per image (one caption a line), as the CUB and Oxford-102 caption releases lay them out",
+                    "Set image_folder and text_folder to their names.",
+                )
+            )
         images = sorted(p for p in images_dir.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS and p.is_file())
         texts = sorted(text_dir.rglob("*.txt"))
         by_relative = {p.relative_to(text_dir).with_suffix(""): p for p in texts}
@@ -731,8 +828,11 @@ class CaptionFolderDataModule(CaptionDataModule):
                 continue
             pairs.append((image, lines))
         if no_text or empty:
-            warnings.warn(f"{type(self).__name__}: {no_text} of {len(images)} images in '{images_dir}' have no "
-                          f"caption file in '{text_dir}' and {empty} an empty one; they are left out.")  # fmt: skip
+            warnings.warn(
+                f"{type(self).__name__}: {no_text} of {len(images)} images in '{images_dir}' have no "
+                f"caption file in '{text_dir}' and {empty} an empty one; they are left out.",
+                stacklevel=2,
+            )
         if not pairs:
             raise DatasetNotFoundError(
                 f"no image in '{images_dir}' has a caption file in '{text_dir}' (the same relative path with .txt, "

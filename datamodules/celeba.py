@@ -57,8 +57,9 @@ class CelebADataset(Dataset):
         crop_fraction: side of the centre square crop as a fraction of the shorter image side.
     """
 
-    def __init__(self, folder: Path, names: list[str], targets: torch.Tensor, image_size: int = 64,
-                 crop_fraction: float = 1.0):  # fmt: skip
+    def __init__(
+        self, folder: Path, names: list[str], targets: torch.Tensor, image_size: int = 64, crop_fraction: float = 1.0
+    ):
         if len(names) != len(targets):
             raise ValueError(f"{len(names)} files but {len(targets)} targets")
         self.folder = folder
@@ -110,8 +111,9 @@ def read_attributes(path: Path) -> tuple[list[str], dict[str, int], np.ndarray, 
         seen = set()
         for lineno, row in enumerate(body, start=first):
             if len(row) != width + 1 or not all(v.lstrip("-").isdigit() for v in row[1:]):
-                raise DatasetNotFoundError(f"'{path}' line {lineno}: expected a file name and {width} integer "
-                                           f"values, got {' '.join(row)!r}")  # fmt: skip
+                raise DatasetNotFoundError(
+                    f"'{path}' line {lineno}: expected a file name and {width} integer values, got {' '.join(row)!r}"
+                )
             if row[0] in seen:
                 raise DatasetNotFoundError(f"'{path}' line {lineno}: a second row for {row[0]}")
             seen.add(row[0])
@@ -220,13 +222,16 @@ class CelebADataModule(ImageDataModule):
         return None
 
     def _not_found(self, hint: str = "") -> DatasetNotFoundError:
-        return DatasetNotFoundError(missing_data_message(
-            f"The CelebA image folder '{self.image_folder}'", self.data_dir,
-            f"'{self.image_folder}/' of aligned face images, as torchvision lays it out (img_align_celeba/, "
-            "list_attr_celeba.txt, list_eval_partition.txt), or any folder of face images: set image_folder to it "
-            "('.' for data_dir itself) and attr_file=None when there are no attributes",
-            hint or "download=True asks torchvision to fetch CelebA (Google Drive often refuses).",
-        ))  # fmt: skip
+        return DatasetNotFoundError(
+            missing_data_message(
+                f"The CelebA image folder '{self.image_folder}'",
+                self.data_dir,
+                f"'{self.image_folder}/' of aligned face images, as torchvision lays it out (img_align_celeba/, "
+                "list_attr_celeba.txt, list_eval_partition.txt), or any folder of face images: set image_folder to it "
+                "('.' for data_dir itself) and attr_file=None when there are no attributes",
+                hint or "download=True asks torchvision to fetch CelebA (Google Drive often refuses).",
+            )
+        )
 
     def prepare_data(self) -> None:
         """With ``download=True`` and no data, let torchvision download CelebA (once, on one process)."""
@@ -252,13 +257,19 @@ class CelebADataModule(ImageDataModule):
         attr_path = folder / self.attr_file if self.attr_file else None
         if attr_path is None or not attr_path.is_file():
             if self.attribute is not None:
-                raise DatasetNotFoundError(missing_data_message(
-                    f"The attribute file '{self.attr_file}'", folder,
-                    f"CelebA's attribute file, needed for attribute={self.attribute!r}",
-                    "Set attr_file to its name, or attribute=None.",
-                ))  # fmt: skip
+                raise DatasetNotFoundError(
+                    missing_data_message(
+                        f"The attribute file '{self.attr_file}'",
+                        folder,
+                        f"CelebA's attribute file, needed for attribute={self.attribute!r}",
+                        "Set attr_file to its name, or attribute=None.",
+                    )
+                )
             if attr_path is not None:
-                warnings.warn(f"no attribute file '{attr_path}': targets are -1 (set attr_file=None to silence this)")
+                warnings.warn(
+                    f"no attribute file '{attr_path}': targets are -1 (set attr_file=None to silence this)",
+                    stacklevel=2,
+                )
             self.attribute_names = []
             return files, torch.full((len(files),), -1, dtype=torch.long)
         names, table, values, header_count = read_attributes(attr_path)
@@ -272,14 +283,16 @@ class CelebADataModule(ImageDataModule):
             files, rows = [f for f, r in zip(files, rows) if r >= 0], rows[rows >= 0]
         n_rows_without_image = len(table) - int((rows >= 0).sum())
         if n_unlabelled or n_rows_without_image or (header_count is not None and header_count != len(table)):
-            action = ("left out: attribute= needs a label" if self.attribute is not None
-                      else "their target is a row of -1")  # fmt: skip
+            action = (
+                "left out: attribute= needs a label" if self.attribute is not None else "their target is a row of -1"
+            )
             warnings.warn(
                 f"CelebA attributes: '{attr_path}' "
                 + (f"says {header_count} images in its first line and " if header_count is not None else "")
                 + f"has {len(table)} rows; '{folder / self.image_folder}' holds {n_images} images. "
                 f"{n_rows_without_image} rows have no image (ignored); {n_unlabelled} images have no attributes "
-                f"({action})."
+                f"({action}).",
+                stacklevel=2,
             )
         values = values if len(values) else np.zeros((1, len(names)), dtype=np.int8)  # an empty file
         targets = torch.from_numpy((values[np.maximum(rows, 0)] > 0).astype(np.int64))  # {-1, 1} -> {0, 1}
@@ -294,7 +307,9 @@ class CelebADataModule(ImageDataModule):
             partition = read_partition(part_path)
             unlisted = sum(f not in partition for f in files)
             if unlisted:
-                warnings.warn(f"{unlisted} images are not in '{part_path}': they are left out of every split")
+                warnings.warn(
+                    f"{unlisted} images are not in '{part_path}': they are left out of every split", stacklevel=2
+                )
             return {s: [i for i, f in enumerate(files) if partition.get(f) == p] for s, p in PARTITIONS.items()}
         perm = torch.randperm(len(files), generator=torch.Generator().manual_seed(self.seed)).tolist()
         n_val = round(self.val_fraction * len(files))
@@ -313,8 +328,13 @@ class CelebADataModule(ImageDataModule):
             raise self._not_found(f"'{folder / self.image_folder}' exists but holds no images (.jpg/.png...).")
         files, targets = self._targets(folder, files)
         for split, index in self._splits(folder, files).items():
-            self.datasets[split] = CelebADataset(folder / self.image_folder, [files[i] for i in index],
-                                                 targets[index], self.image_size, self.crop_fraction)  # fmt: skip
+            self.datasets[split] = CelebADataset(
+                folder / self.image_folder,
+                [files[i] for i in index],
+                targets[index],
+                self.image_size,
+                self.crop_fraction,
+            )
         if self.verify:
             files = sorted({f for dataset in self.datasets.values() for f in dataset.image_files()})
             verify_images(files, "CelebA images")

@@ -52,18 +52,22 @@ def read_idx(path: Path) -> Tensor:
         with opener(path, "rb") as f:
             data = f.read()
     except (EOFError, OSError, zlib.error) as err:  # a cut .gz ends before its end-of-stream marker
-        raise DatasetNotFoundError(f"cannot read MNIST file '{path}': {err}. The file is truncated or corrupt. "
-                                   + _REFETCH) from err
+        raise DatasetNotFoundError(
+            f"cannot read MNIST file '{path}': {err}. The file is truncated or corrupt. " + _REFETCH
+        ) from err
     magic = int.from_bytes(data[0:4], "big")
     if magic >> 8 != 0x08:  # 0x08 = unsigned byte
-        raise DatasetNotFoundError(f"'{path}' is not an unsigned-byte IDX file (magic {magic:#x}): the file is "
-                                   "corrupt or not MNIST. " + _REFETCH)
+        raise DatasetNotFoundError(
+            f"'{path}' is not an unsigned-byte IDX file (magic {magic:#x}): the file is "
+            "corrupt or not MNIST. " + _REFETCH
+        )
     ndim = magic & 0xFF
     shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if array.size != int(np.prod(shape)):
-        raise DatasetNotFoundError(f"'{path}' is truncated: its header says {shape}, it holds {array.size} values. "
-                                   + _REFETCH)
+        raise DatasetNotFoundError(
+            f"'{path}' is truncated: its header says {shape}, it holds {array.size} values. " + _REFETCH
+        )
     return torch.from_numpy(array.copy()).view(*shape)
 
 
@@ -112,7 +116,8 @@ class MNISTDataModule(ImageDataModule):
     """MNIST digits, 1 x image_size x image_size in [-1, 1], labels 0-9.
 
     Args:
-        data_dir: root that holds ``MNIST/raw`` (torchvision's layout). Unset: ``$LIGHTNING_GANS_DATA_DIR``, else ``data/``.
+        data_dir: root that holds ``MNIST/raw`` (torchvision's layout). Unset: ``$LIGHTNING_GANS_DATA_DIR``, else
+            ``data/``.
         download: fetch MNIST through torchvision when the files are missing (needs internet).
         image_size: side of the square images: 28 (native), 32 or 64 (resized).
         val_size: training digits held out for validation.
@@ -176,7 +181,9 @@ class MNISTDataModule(ImageDataModule):
             except Exception as err:  # no network, a proxy, a read-only folder, ...
                 raise DatasetNotFoundError(
                     missing_data_message(
-                        "MNIST", self.raw_folder, f"the files {', '.join(missing)} (or their .gz)",
+                        "MNIST",
+                        self.raw_folder,
+                        f"the files {', '.join(missing)} (or their .gz)",
                         f"Downloading failed ({type(err).__name__}: {err}); copy the four files there by hand "
                         "or use a machine with internet.",
                     )
@@ -184,7 +191,9 @@ class MNISTDataModule(ImageDataModule):
             return
         raise DatasetNotFoundError(
             missing_data_message(
-                "MNIST", self.raw_folder, f"the files {', '.join(missing)} (or their .gz)",
+                "MNIST",
+                self.raw_folder,
+                f"the files {', '.join(missing)} (or their .gz)",
                 "Or set download=true (--data.init_args.download true) on a machine with internet.",
             )
         )

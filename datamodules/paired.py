@@ -56,9 +56,19 @@ from datamodules.transforms import (
 )
 
 FACADES_CLASSES = (
-    "background", "facade", "window", "door", "cornice", "sill",
-    "balcony", "blind", "deco", "molding", "pillar", "shop",
-)  # fmt: skip
+    "background",
+    "facade",
+    "window",
+    "door",
+    "cornice",
+    "sill",
+    "balcony",
+    "blind",
+    "deco",
+    "molding",
+    "pillar",
+    "shop",
+)
 FACADES_PALETTE = (
     (0, 0, 222),  # background
     (0, 48, 255),  # facade
@@ -83,8 +93,10 @@ def resolve_palette(label_palette: str | list[list[int]] | None) -> tuple[np.nda
         return None, ()
     if isinstance(label_palette, str):
         if label_palette not in PALETTES:
-            raise ValueError(f"unknown label_palette {label_palette!r}; valid names: {', '.join(PALETTES)}, "
-                             "or a list of [R, G, B] colours, or None")  # fmt: skip
+            raise ValueError(
+                f"unknown label_palette {label_palette!r}; valid names: {', '.join(PALETTES)}, "
+                "or a list of [R, G, B] colours, or None"
+            )
         colours, names = PALETTES[label_palette]
         return np.asarray(colours, dtype=np.int32), names
     if not all(isinstance(c, (list, tuple)) and len(c) == 3 for c in label_palette):
@@ -142,8 +154,10 @@ def scan_split(split_dir: Path, data_dir: Path) -> list[tuple[Path, Path | None]
     Reads only file headers. Raises :class:`DatasetNotFoundError` naming the folder or file that is wrong.
     """
     split = split_dir.name
-    expected = (f"a folder '{split}/' of A|B side-by-side images (.jpg/.png, width = 2 x height), "
-                f"or '{split}/A/' and '{split}/B/' with matching file names")  # fmt: skip
+    expected = (
+        f"a folder '{split}/' of A|B side-by-side images (.jpg/.png, width = 2 x height), "
+        f"or '{split}/A/' and '{split}/B/' with matching file names"
+    )
     a_dir, b_dir = split_dir / "A", split_dir / "B"
     if a_dir.is_dir() and b_dir.is_dir():
         files_a, files_b = list_images(a_dir), list_images(b_dir)
@@ -167,8 +181,9 @@ def scan_split(split_dir: Path, data_dir: Path) -> list[tuple[Path, Path | None]
         return pairs
     files = list_images(split_dir)
     if not files:
-        raise DatasetNotFoundError(missing_data_message(f"Images of the '{split}' split", split_dir, expected,
-                                                        f"(data_dir is '{data_dir}'.)"))  # fmt: skip
+        raise DatasetNotFoundError(
+            missing_data_message(f"Images of the '{split}' split", split_dir, expected, f"(data_dir is '{data_dir}'.)")
+        )
     for f in files:
         w, h = image_size(f)
         if w % 2 or w != 2 * h:
@@ -202,8 +217,15 @@ class PairedImageDataset(Dataset):
         palette: [K, 3] colours: the input is a label map converted to class indices.
     """
 
-    def __init__(self, pairs, transform: PairTransform, direction: str = "BtoA", input_mode: str = "RGB",
-                 target_mode: str = "RGB", palette: np.ndarray | None = None):  # fmt: skip
+    def __init__(
+        self,
+        pairs,
+        transform: PairTransform,
+        direction: str = "BtoA",
+        input_mode: str = "RGB",
+        target_mode: str = "RGB",
+        palette: np.ndarray | None = None,
+    ):
         self.pairs = pairs
         self.transform = transform
         self.direction = direction

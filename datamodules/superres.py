@@ -59,8 +59,10 @@ def check_scale_and_size(scale: int, hr_size: int, load_size: int | None = None)
             f"(hr_size / scale). Use a multiple, e.g. {' or '.join(str(v) for v in (lower, lower + scale) if v)}."
         )
     if load_size is not None and load_size < hr_size:
-        raise ValueError(f"load_size ({load_size}) must be at least hr_size ({hr_size}): images are resized to "
-                         "load_size and then cropped to hr_size")  # fmt: skip
+        raise ValueError(
+            f"load_size ({load_size}) must be at least hr_size ({hr_size}): images are resized to "
+            "load_size and then cropped to hr_size"
+        )
 
 
 def square_resize(img: Image.Image, size: int) -> Image.Image:
@@ -123,12 +125,23 @@ class SuperResolutionDataset(Dataset):
         mode: PIL mode of the images ("RGB" or "L").
     """
 
-    def __init__(self, hr_files: list[Path], lr_files: list[Path] | None, scale: int, hr_size: int,
-                 load_size: int | None = None, train: bool = True, flip: bool = True, mode: str = "RGB"):  # fmt: skip
+    def __init__(
+        self,
+        hr_files: list[Path],
+        lr_files: list[Path] | None,
+        scale: int,
+        hr_size: int,
+        load_size: int | None = None,
+        train: bool = True,
+        flip: bool = True,
+        mode: str = "RGB",
+    ):
         check_scale_and_size(scale, hr_size, load_size)
         if lr_files is not None and load_size is not None:
-            raise ValueError("load_size resizes the HR images, so ready LR images would no longer match them: use "
-                             "load_size only without LR folders")  # fmt: skip
+            raise ValueError(
+                "load_size resizes the HR images, so ready LR images would no longer match them: use "
+                "load_size only without LR folders"
+            )
         self.hr_files, self.lr_files = hr_files, lr_files
         self.scale, self.hr_size, self.load_size = scale, hr_size, load_size
         self.train, self.flip, self.mode = train, flip and train, mode
@@ -180,8 +193,11 @@ class LowResolutionImages(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         img = load_image(self.files[index], self.mode)
-        return {"input": to_signed_tensor(img), "name": self.files[index].name,
-                "size": torch.tensor([img.height, img.width], dtype=torch.long)}  # fmt: skip
+        return {
+            "input": to_signed_tensor(img),
+            "name": self.files[index].name,
+            "size": torch.tensor([img.height, img.width], dtype=torch.long),
+        }
 
 
 class _PredictFromPairs(Dataset):
@@ -252,8 +268,10 @@ class SuperResolutionDataModule(ImageDataModule):
         super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
         check_scale_and_size(scale, hr_size, load_size)
         if load_size is not None and (train_lr_dir is not None or val_lr_dir is not None):
-            raise ValueError("load_size resizes the HR images, so ready LR images (train_lr_dir/val_lr_dir) would no "
-                             "longer match them: use one or the other")  # fmt: skip
+            raise ValueError(
+                "load_size resizes the HR images, so ready LR images (train_lr_dir/val_lr_dir) would no "
+                "longer match them: use one or the other"
+            )
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         self.mode = channels_to_mode(channels, "channels")
@@ -277,17 +295,22 @@ class SuperResolutionDataModule(ImageDataModule):
         folder = self.folder(path)
         files = list_images(folder)
         if not files:
-            raise DatasetNotFoundError(missing_data_message(
-                f"The {split} images", folder, f"a folder of images (.png/.jpg...) at '{path}' under data_dir",
-                f"Set the datamodule's {split}_dir (CLI: --data.init_args.{split}_dir PATH, relative to data_dir or "
-                "absolute).",
-            ))  # fmt: skip
+            raise DatasetNotFoundError(
+                missing_data_message(
+                    f"The {split} images",
+                    folder,
+                    f"a folder of images (.png/.jpg...) at '{path}' under data_dir",
+                    f"Set the datamodule's {split}_dir (CLI: --data.init_args.{split}_dir PATH, relative to "
+                    "data_dir or absolute).",
+                )
+            )
         return files
 
     def _pairs(self, hr_files: list[Path], lr_dir: str | None, train: bool) -> SuperResolutionDataset:
         lr_files = lr_partners(hr_files, self.folder(lr_dir), self.scale) if lr_dir is not None else None
-        return SuperResolutionDataset(hr_files, lr_files, self.scale, self.hr_size, self.load_size, train=train,
-                                      flip=self.flip, mode=self.mode)  # fmt: skip
+        return SuperResolutionDataset(
+            hr_files, lr_files, self.scale, self.hr_size, self.load_size, train=train, flip=self.flip, mode=self.mode
+        )
 
     def setup(self, stage: str | None = None) -> None:
         """List the images of the splits (and match ready LR images); missing or malformed data raises here."""

@@ -51,8 +51,15 @@ class UnpairedImageDataset(Dataset):
         random_b: draw B at random (training); ``False`` pairs index i with B[i % len(B)].
     """
 
-    def __init__(self, files_a: list[Path], files_b: list[Path], transform: PairTransform, mode_a: str = "RGB",
-                 mode_b: str = "RGB", random_b: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        files_a: list[Path],
+        files_b: list[Path],
+        transform: PairTransform,
+        mode_a: str = "RGB",
+        mode_b: str = "RGB",
+        random_b: bool = True,
+    ):
         self.files_a, self.files_b = files_a, files_b
         self.transform = transform
         self.mode_a, self.mode_b = mode_a, mode_b
@@ -77,8 +84,12 @@ class UnpairedImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         path_a = self.files_a[index % len(self.files_a)]
         path_b = self.files_b[self.index_b(index)]
-        return {"A": self._image(path_a, self.mode_a), "B": self._image(path_b, self.mode_b),
-                "name_A": path_a.name, "name_B": path_b.name}  # fmt: skip
+        return {
+            "A": self._image(path_a, self.mode_a),
+            "B": self._image(path_b, self.mode_b),
+            "name_A": path_a.name,
+            "name_B": path_b.name,
+        }
 
 
 class UnpairedImageDataModule(SplitFolderDataModule):
@@ -154,11 +165,14 @@ class UnpairedImageDataModule(SplitFolderDataModule):
         files = list_images(path)
         if not files:
             what = f"Images of domain {folder[-1]} ('{folder}/')" if path.is_dir() else f"The folder '{folder}/'"
-            raise DatasetNotFoundError(missing_data_message(
-                what, path if path.is_dir() else self.data_dir,
-                "the CycleGAN layout trainA/, trainB/, testA/, testB/ (optionally valA/, valB/), each a folder of "
-                ".jpg/.png images" + (" (this folder exists but holds no images)" if path.is_dir() else ""),
-            ))  # fmt: skip
+            raise DatasetNotFoundError(
+                missing_data_message(
+                    what,
+                    path if path.is_dir() else self.data_dir,
+                    "the CycleGAN layout trainA/, trainB/, testA/, testB/ (optionally valA/, valB/), each a folder of "
+                    ".jpg/.png images" + (" (this folder exists but holds no images)" if path.is_dir() else ""),
+                )
+            )
         return files
 
     def _split_dataset(self, split: str) -> UnpairedImageDataset:
@@ -166,8 +180,9 @@ class UnpairedImageDataModule(SplitFolderDataModule):
         if split == "val":
             split = "val" if (self.data_dir / "valA").is_dir() and (self.data_dir / "valB").is_dir() else "test"
         transform = PairTransform(self.preprocess, self.load_size, self.crop_size, flip=not self.no_flip, train=train)
-        return UnpairedImageDataset(self._domain(split + "A"), self._domain(split + "B"), transform,
-                                    self.mode_a, self.mode_b, random_b=train)  # fmt: skip
+        return UnpairedImageDataset(
+            self._domain(split + "A"), self._domain(split + "B"), transform, self.mode_a, self.mode_b, random_b=train
+        )
 
     def _predict_dataset(self) -> Dataset:
         directions = ("AtoB", "BtoA") if self.predict_direction == "both" else (self.predict_direction,)
@@ -183,6 +198,7 @@ class UnpairedImageDataModule(SplitFolderDataModule):
                     )
             else:
                 files = self._domain("testA" if direction == "AtoB" else "testB")
-            parts.append(PredictImageDataset([PredictItem(f, mode=mode, direction=direction) for f in files],
-                                             self.crop_size))  # fmt: skip
+            parts.append(
+                PredictImageDataset([PredictItem(f, mode=mode, direction=direction) for f in files], self.crop_size)
+            )
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)

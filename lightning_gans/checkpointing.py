@@ -10,11 +10,11 @@
 
 :class:`~lightning_gans.core.GANModule` calls these from its checkpoint hooks.
 
-**Atomic writes.** Lightning writes a checkpoint straight into its final path, so a process killed while writing (SIGKILL after a
-preemption grace period, a full disk) leaves a truncated ``last.ckpt`` in place of the good one it was replacing, and
-``fit --ckpt_path last`` then fails. :class:`AtomicCheckpointIO` writes ``.<name>.tmp`` first and renames it over the
-old file only when it is complete (``os.replace`` is atomic on one filesystem); a failed write leaves the previous
-file untouched and removes its temporary file.
+**Atomic writes.** Lightning writes a checkpoint straight into its final path, so a process killed while writing
+(SIGKILL after a preemption grace period, a full disk) leaves a truncated ``last.ckpt`` in place of the good one it was
+replacing, and ``fit --ckpt_path last`` then fails. :class:`AtomicCheckpointIO` writes ``.<name>.tmp`` first and renames
+it over the old file only when it is complete (``os.replace`` is atomic on one filesystem); a failed write leaves the
+previous file untouched and removes its temporary file.
 
 ``lightning-gans`` uses it by default (``trainer.plugins`` in ``lightning_gans/defaults.yaml``); with a plain
 Trainer: ``Trainer(plugins=[AtomicCheckpointIO()])``.
@@ -137,7 +137,8 @@ def adopt_optimizer_settings(configured: Any, checkpoint: dict[str, Any]) -> lis
     Lightning restores them, so that options changed on resume take effect; the moments (Adam's averages) are kept.
 
     ``configured`` is what a fresh ``configure_optimizers()`` returns (an optimizer, a tuple of them, or
-    ``([optimizers], [schedulers])``), in the order of the checkpoint's optimizers (and schedulers, one per optimizer). With an LR schedule the restored rate keeps its place in the schedule: the new base rate times the
+    ``([optimizers], [schedulers])``), in the order of the checkpoint's optimizers (and schedulers, one per
+    optimizer). With an LR schedule the restored rate keeps its place in the schedule: the new base rate times the
     checkpoint's current factor. Returns what changed, e.g. ``["optimizer 0 lr 0.0002 -> 0.0001"]``.
     """
     if isinstance(configured, torch.optim.Optimizer):

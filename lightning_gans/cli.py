@@ -78,8 +78,14 @@ DEFAULTS_FILE = Path(__file__).resolve().with_name("defaults.yaml")
 #: ``--preemption.*``: a checkpoint and a clean stop on SIGTERM/SIGINT/SIGUSR1, and ``last`` refreshed every 30 min;
 #: ``--divergence.*``: stop when a loss explodes past ``max_abs_loss``; ``--performance.*``: channels-last and
 #: torch.compile of the networks, off by default).
-CALLBACK_GROUPS = {"checkpoint": ModelCheckpoint, "sample_grid": SampleGrid, "writer": ImageWriter,
-                   "preemption": Preemption, "divergence": DivergenceGuard, "performance": Performance}
+CALLBACK_GROUPS = {
+    "checkpoint": ModelCheckpoint,
+    "sample_grid": SampleGrid,
+    "writer": ImageWriter,
+    "preemption": Preemption,
+    "divergence": DivergenceGuard,
+    "performance": Performance,
+}
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -131,8 +137,11 @@ class GANCLI(LightningCLI):
     def _with_defaults(cls, parser_kwargs: dict[str, Any], run: bool) -> dict[str, Any]:
         """``parser_kwargs`` with omegaconf+ and :data:`DEFAULTS_FILE` for each subcommand's parser (or the one parser
         without subcommands); what the caller gives wins."""
-        own = {"parser_mode": "omegaconf+", "default_config_files": [glob.escape(str(DEFAULTS_FILE))],
-               "exit_on_error": False}  # main() prints parse errors as one line
+        own = {
+            "parser_mode": "omegaconf+",
+            "default_config_files": [glob.escape(str(DEFAULTS_FILE))],
+            "exit_on_error": False,
+        }  # main() prints parse errors as one line
         subcommands = cls.subcommands()
         main = {k: v for k, v in parser_kwargs.items() if k not in subcommands}
         if not run:
@@ -162,8 +171,10 @@ class GANCLI(LightningCLI):
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)
         datamodule = kwargs.get("datamodule")
-        if subcommand == "predict" and datamodule is not None and not is_overridden(
-            "predict_dataloader", datamodule, L.LightningDataModule
+        if (
+            subcommand == "predict"
+            and datamodule is not None
+            and not is_overridden("predict_dataloader", datamodule, L.LightningDataModule)
         ):
             # No predict set in the data (MNIST, CelebA): noise families predict from their own noise loader.
             kwargs["datamodule"] = None
@@ -210,8 +221,10 @@ class GANCLI(LightningCLI):
 
         trainer = build()
         strategy = trainer.strategy
-        if isinstance(config.get("strategy", "auto"), str) and isinstance(self.model, GANModule) and (
-            type(strategy) is DDPStrategy
+        if (
+            isinstance(config.get("strategy", "auto"), str)
+            and isinstance(self.model, GANModule)
+            and (type(strategy) is DDPStrategy)
         ):
             # A ddp name or `auto` on several devices resolved, through Lightning's own rules and registry, to its
             # plain DDPStrategy, which stops GAN steps with the unused-parameters error: the same start method and
@@ -287,8 +300,10 @@ def _user_error(err: BaseException) -> bool:
         return False
     frames = traceback.extract_tb(err.__traceback__)
     where = frames[-1].filename if frames else ""
-    return any(part in where for part in (f"{os.sep}lightning_gans{os.sep}", f"{os.sep}datamodules{os.sep}",
-                                          f"{os.sep}jsonargparse{os.sep}"))
+    return any(
+        part in where
+        for part in (f"{os.sep}lightning_gans{os.sep}", f"{os.sep}datamodules{os.sep}", f"{os.sep}jsonargparse{os.sep}")
+    )
 
 
 def main(args: list[str] | None = None) -> None:
@@ -305,8 +320,10 @@ def main(args: list[str] | None = None) -> None:
     except Exception as err:
         if os.environ.get("LIGHTNING_GANS_DEBUG") or not _user_error(err):
             raise
-        print(f"lightning-gans: error: {_short_message(err)}\n(LIGHTNING_GANS_DEBUG=1 shows the traceback)",
-              file=sys.stderr)
+        print(
+            f"lightning-gans: error: {_short_message(err)}\n(LIGHTNING_GANS_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         raise SystemExit(2 if type(err).__name__ == "ArgumentError" else 1) from None
 
 

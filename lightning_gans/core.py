@@ -38,7 +38,6 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_gans.ema import BN_MODES, batch_statistics, kept_buffers, standing_statistics
 from lightning_gans.checkpointing import (
     DivergenceError,
     adopt_optimizer_settings,
@@ -47,6 +46,7 @@ from lightning_gans.checkpointing import (
     rng_states,
     set_rng_states,
 )
+from lightning_gans.ema import BN_MODES, batch_statistics, kept_buffers, standing_statistics
 
 _CKPT_KEY = "lightning_gans"
 
@@ -91,7 +91,12 @@ class GANModule(L.LightningModule):
         self.d_steps = 0
         self.g_steps = 0
         self.predict_request: dict[str, Any] = {
-            "num_samples": 64, "label": None, "seed": 0, "batch_size": 64, "text": None, "interpolation_steps": 0
+            "num_samples": 64,
+            "label": None,
+            "seed": 0,
+            "batch_size": 64,
+            "text": None,
+            "interpolation_steps": 0,
         }
         if latent_dim > 0:  # fixed noise for sample grids, seeded on its own so grids of two runs compare
             gen = torch.Generator().manual_seed(20140610)
@@ -227,7 +232,7 @@ class GANModule(L.LightningModule):
         return None
 
     def predict_dataloader(self) -> DataLoader:
-        """Noise for ``predict``: ``predict_request`` (set by the image-writer callback) says how many and which label."""
+        """Noise for ``predict``: ``predict_request`` (set by the image-writer callback) says how many, which label."""
         req, name = self.predict_request, type(self).__name__
         if self.latent_dim == 0:
             raise RuntimeError(
@@ -258,7 +263,10 @@ class GANModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_finite_state(checkpoint.get("state_dict", {}), self.g_steps)  # never write a diverged model
         checkpoint[_CKPT_KEY] = {
-            "family": type(self).__name__, "d_steps": self.d_steps, "g_steps": self.g_steps, "rng_states": rng_states()
+            "family": type(self).__name__,
+            "d_steps": self.d_steps,
+            "g_steps": self.g_steps,
+            "rng_states": rng_states(),
         }
         hparams = checkpoint.get("hyper_parameters", {})
         for key, value in hparams.items():  # option groups as plain data, for weights_only loading

@@ -57,7 +57,8 @@ def official_loss_scales(loss: str) -> tuple[float, float]:
 
 
 def linear_decay(n_epochs: int, n_epochs_decay: int) -> Callable[[int], float]:
-    """LR factor for the 0-based epoch ``e``: 1 for ``e < n_epochs``, then ``1 - (e + 1 - n_epochs) / (n_epochs_decay + 1)``.
+    """LR factor for the 0-based epoch ``e``: 1 for ``e < n_epochs``, then
+    ``1 - (e + 1 - n_epochs) / (n_epochs_decay + 1)``.
 
     The official ``get_scheduler('linear')`` with ``epoch_count=1``, stepped at the end of each epoch: epochs
     1..n_epochs (1-based) train at the base rate, epoch ``n_epochs + j`` at ``1 - j / (n_epochs_decay + 1)``, the last
@@ -123,7 +124,9 @@ def _train_mode_without_side_effects(module: nn.Module, device: torch.device, se
     """
     saved = [(buf, buf.detach().clone()) for buf in module.buffers()]
     was_training = module.training
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    )
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         module.train()
@@ -356,7 +359,8 @@ def paired_validation_step(module: Any, batch: dict[str, Any]) -> None:
     """Validation of a paired family on ``{"input", "target"}``: keep grid images (not from the sanity check, whose
     batches come again in the first validation), then log L1/PSNR/SSIM of ``module.translate(input)``.
 
-    ``module`` has ``translate``, ``fixed_batch`` (:class:`FixedPairs`) and ``val_metrics`` (:class:`TranslationMetrics`).
+    ``module`` has ``translate``, ``fixed_batch`` (:class:`FixedPairs`) and ``val_metrics``
+    (:class:`TranslationMetrics`).
     """
     x, y = batch["input"], batch["target"]
     if not module.trainer.sanity_checking:

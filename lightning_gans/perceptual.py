@@ -81,8 +81,10 @@ def vgg19_features(up_to: str) -> nn.Sequential:
 def resolve_vgg_weights(path: str | None, family: str = "this model") -> Path:
     """The VGG19 weight file: ``path`` when given, else torchvision's cache file; a FileNotFoundError naming the fixes
     (a local path, torchvision's cache, or the weight-free options) when there is none."""
-    options = ("or use the weight-free perceptual options instead: model.init_args.lambda_vgg: 0 with "
-               "lambda_d_features (discriminator feature matching) and/or lambda_ssim (1 - SSIM)")  # fmt: skip
+    options = (
+        "or use the weight-free perceptual options instead: model.init_args.lambda_vgg: 0 with "
+        "lambda_d_features (discriminator feature matching) and/or lambda_ssim (1 - SSIM)"
+    )
     if path is not None:
         file = Path(path).expanduser()
         if not file.is_file():
@@ -96,7 +98,7 @@ def resolve_vgg_weights(path: str | None, family: str = "this model") -> Path:
         raise FileNotFoundError(
             f"{family}: lambda_vgg > 0 turns on the VGG19 perceptual loss, which needs torchvision's ImageNet VGG19 "
             f"weights, and they are not on this machine (looked for {file}; nothing is downloaded during training). "
-            "On a machine with internet access run `python -c \"import torchvision; "
+            'On a machine with internet access run `python -c "import torchvision; '
             "torchvision.models.vgg19(weights='IMAGENET1K_V1')\"`, which writes that file (copy it here), or pass "
             f"model.init_args.vgg_weights: PATH to a copy of {VGG19_FILE}; {options}."
         )

@@ -128,8 +128,12 @@ def sr_grid(module: Any) -> Tensor:
     """Four rows of the fixed pairs: LR (nearest-neighbour enlarged) | bicubic | ``module.translate(LR)`` | HR."""
     lr, hr, filled = module.fixed_batch.get()
     k = max(filled, 1)
-    rows = [interpolated(lr, module.scale, "nearest"), interpolated(lr, module.scale, "bicubic"),
-            module.translate(lr[:k].to(module.device)).cpu(), hr]  # fmt: skip
+    rows = [
+        interpolated(lr, module.scale, "nearest"),
+        interpolated(lr, module.scale, "bicubic"),
+        module.translate(lr[:k].to(module.device)).cpu(),
+        hr,
+    ]
     return grid_rows([r.cpu() for r in rows], filled, module.fixed_batch.size)
 
 
@@ -138,8 +142,11 @@ def sr_predictions(module: Any, batch: dict[str, Any]) -> dict[str, Any]:
     sizes given to the image writer are the outputs' own (``scale`` x the input's), so nothing is resized."""
     x = batch["input"]
     images = module.translate(x)
-    return {"images": images, "names": [output_name(n) for n in batch["name"]],
-            "sizes": [tuple(images.shape[-2:])] * images.shape[0]}  # fmt: skip
+    return {
+        "images": images,
+        "names": [output_name(n) for n in batch["name"]],
+        "sizes": [tuple(images.shape[-2:])] * images.shape[0],
+    }
 
 
 def init_generator(module: GANModule, path: str | None, families: tuple[str, ...]) -> None:
@@ -174,8 +181,11 @@ def init_generator(module: GANModule, path: str | None, families: tuple[str, ...
     reshaped = sorted(k for k in ours.keys() & weights.keys() if ours[k].shape != weights[k].shape)
     if missing or unexpected or reshaped:
         theirs = ckpt.get("hyper_parameters", {})
-        differ = [f"{k}={theirs[k]!r} (here {v!r})" for k, v in module.hparams.items()
-                  if k in _GENERATOR_ARGS and k in theirs and theirs[k] != v]  # fmt: skip
+        differ = [
+            f"{k}={theirs[k]!r} (here {v!r})"
+            for k, v in module.hparams.items()
+            if k in _GENERATOR_ARGS and k in theirs and theirs[k] != v
+        ]
         details = [f"{k}: checkpoint {tuple(weights[k].shape)}, here {tuple(ours[k].shape)}" for k in reshaped[:3]]
         details += [f"missing: {', '.join(missing[:3])}"] if missing else []
         details += [f"not in this generator: {', '.join(unexpected[:3])}"] if unexpected else []

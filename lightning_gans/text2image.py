@@ -183,8 +183,15 @@ def _run(module: GANModule, z: Tensor, sentences: Tensor, use_ema: bool) -> Tens
 
 
 @torch.no_grad()
-def sample(module: GANModule, n: int | None = None, *, z: Tensor | None = None, text: str | Sequence[str] | None = None,
-           tokens: Tensor | None = None, use_ema: bool = True) -> Tensor:  # fmt: skip
+def sample(
+    module: GANModule,
+    n: int | None = None,
+    *,
+    z: Tensor | None = None,
+    text: str | Sequence[str] | None = None,
+    tokens: Tensor | None = None,
+    use_ema: bool = True,
+) -> Tensor:
     """Images in [-1, 1] for prompts (``text``, or word ids ``tokens``): one prompt for all, or one per image.
 
     Without prompts: for a given ``z``, the grid prompts in turn (so the same z always gives the same images); for
@@ -211,8 +218,9 @@ def sample(module: GANModule, n: int | None = None, *, z: Tensor | None = None, 
 
 
 @torch.no_grad()
-def interpolate(module: GANModule, first: str, second: str, steps: int = 8, z: Tensor | None = None,
-                use_ema: bool = True) -> Tensor:  # fmt: skip
+def interpolate(
+    module: GANModule, first: str, second: str, steps: int = 8, z: Tensor | None = None, use_ema: bool = True
+) -> Tensor:
     """``steps`` images per noise vector (one row per z), from ``first`` to ``second`` along the straight line
     between their sentence vectors, as GAN-INT's interpolated embeddings: Float[len(z) * steps, C, H, W]."""
     if steps < 2:
@@ -252,8 +260,10 @@ def predict_dataloader(module: GANModule) -> DataLoader:
     n, gen = int(req["num_samples"]), torch.Generator().manual_seed(int(req["seed"]))
     if steps:
         if len(prompts) != 2 or steps < 2:
-            raise ValueError(f"interpolation_steps={steps} needs exactly two prompts and at least 2 steps, got "
-                             f"{len(prompts)} prompts")  # fmt: skip
+            raise ValueError(
+                f"interpolation_steps={steps} needs exactly two prompts and at least 2 steps, got "
+                f"{len(prompts)} prompts"
+            )
         z = torch.randn(n, module.latent_dim, generator=gen).repeat_interleave(steps, dim=0)
         first = torch.zeros(n * steps, dtype=torch.long)
         weight = torch.linspace(0, 1, steps).repeat(n)
@@ -285,7 +295,7 @@ def predict_step(module: GANModule, batch: Any) -> dict[str, Any]:
     sentences = torch.lerp(ends[first], ends[second], weight[:, None].to(ends.dtype))
     images = _run(module, z, sentences, use_ema=True)
     names, captions = [], []
-    for i, a, b in zip(index.tolist(), first.tolist(), second.tolist()):
+    for i, a in zip(index.tolist(), first.tolist()):
         if kind == "interpolation":
             names.append(f"interpolation/{i // per:03d}_{i % per:02d}.png")
             captions.append(f"{prompts[0]} -> {prompts[1]}")

@@ -111,7 +111,11 @@ class TextEncoderPretraining(GANModule):
         image_vectors = self.image_encoder(images)
         _, sentence_vectors = self.text_encoder(tokens)
         targets = same_text_targets(list(texts), images.device)
-        return contrastive_loss(image_vectors, sentence_vectors, targets, self.temperature), image_vectors, sentence_vectors
+        return (
+            contrastive_loss(image_vectors, sentence_vectors, targets, self.temperature),
+            image_vectors,
+            sentence_vectors,
+        )
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         opt = self.optimizers()
@@ -157,8 +161,10 @@ class TextEncoderPretraining(GANModule):
         return torch.empty(0)
 
     def predict_dataloader(self):
-        raise TypeError("TextEncoderPretraining generates no images: predict with a text-to-image GAN (GANINTCLS, "
-                        "DFGAN) that loads this checkpoint as its text_encoder")  # fmt: skip
+        raise TypeError(
+            "TextEncoderPretraining generates no images: predict with a text-to-image GAN (GANINTCLS, "
+            "DFGAN) that loads this checkpoint as its text_encoder"
+        )
 
 
 def read_text_encoder(path: str | os.PathLike, dropout: float | None = None) -> tuple[TextEncoder, Vocabulary, dict]:
@@ -178,10 +184,14 @@ def read_text_encoder(path: str | os.PathLike, dropout: float | None = None) -> 
     hparams, state = checkpoint.get("hyper_parameters", {}), checkpoint.get("state_dict", {})
     weights = {k[len("text_encoder.") :]: v for k, v in state.items() if k.startswith("text_encoder.")}
     if not weights or not hparams.get("vocabulary") or "sentence_dim" not in hparams:
-        raise ValueError(f"'{p}' holds no text encoder: give a checkpoint of TextEncoderPretraining (or of a "
-                         "text-to-image GAN)")  # fmt: skip
-    sizes = {"word_dim": int(hparams["word_dim"]), "sentence_dim": int(hparams["sentence_dim"]),
-             "dropout": float(hparams.get("dropout", hparams.get("text_dropout", 0.25)) if dropout is None else dropout)}  # fmt: skip
+        raise ValueError(
+            f"'{p}' holds no text encoder: give a checkpoint of TextEncoderPretraining (or of a text-to-image GAN)"
+        )
+    sizes = {
+        "word_dim": int(hparams["word_dim"]),
+        "sentence_dim": int(hparams["sentence_dim"]),
+        "dropout": float(hparams.get("dropout", hparams.get("text_dropout", 0.25)) if dropout is None else dropout),
+    }
     vocabulary = Vocabulary(hparams["vocabulary"])
     encoder = TextEncoder(len(vocabulary), sizes["word_dim"], sizes["sentence_dim"], sizes["dropout"])
     encoder.load_state_dict(weights)

@@ -89,7 +89,9 @@ class Toolbox:
         if isinstance(value, dict):
             unknown = sorted(set(value) - {f.name for f in dataclasses.fields(cls)})
             if unknown:
-                raise ValueError(f"Unknown toolbox option(s) {unknown}. Valid: {[f.name for f in dataclasses.fields(cls)]}")
+                raise ValueError(
+                    f"Unknown toolbox option(s) {unknown}. Valid: {[f.name for f in dataclasses.fields(cls)]}"
+                )
             return cls(**value)
         return value
 

@@ -29,8 +29,14 @@ def quiet_trainer(root: Path, **kwargs) -> L.Trainer:
     """A CPU Trainer for tests: no logger, checkpoints, progress bar, model summary or sanity check; files under
     ``root``. Keyword arguments override these defaults."""
     defaults = dict(
-        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=root, num_sanity_val_steps=0,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        num_sanity_val_steps=0,
     )
     return L.Trainer(**{**defaults, **kwargs})
 

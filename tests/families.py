@@ -48,28 +48,58 @@ TINY: dict[str, FamilySpec] = {
         batch=image_batch(MNIST_SHAPE),
     ),
     "BiGAN": FamilySpec(
-        kwargs=dict(image_shape=MNIST_SHAPE, num_classes=10, latent_dim=8, g_channels=4, e_channels=4, d_channels=4,
-                    d_hidden_dim=8, num_grid_samples=8, num_grid_reconstructions=4),
+        kwargs=dict(
+            image_shape=MNIST_SHAPE,
+            num_classes=10,
+            latent_dim=8,
+            g_channels=4,
+            e_channels=4,
+            d_channels=4,
+            d_hidden_dim=8,
+            num_grid_samples=8,
+            num_grid_reconstructions=4,
+        ),
         batch=image_batch(MNIST_SHAPE),
         trained=("generator", "encoder", "discriminator"),
     ),
     "Autoencoder": FamilySpec(
-        kwargs=dict(image_shape=MNIST_SHAPE, num_classes=10, latent_dim=8, g_channels=4, e_channels=4,
-                    num_grid_samples=8, num_grid_reconstructions=4),
+        kwargs=dict(
+            image_shape=MNIST_SHAPE,
+            num_classes=10,
+            latent_dim=8,
+            g_channels=4,
+            e_channels=4,
+            num_grid_samples=8,
+            num_grid_reconstructions=4,
+        ),
         batch=image_batch(MNIST_SHAPE),
         trained=("generator", "encoder"),
         adversarial=False,
     ),
     "VAE": FamilySpec(
-        kwargs=dict(image_shape=MNIST_SHAPE, num_classes=10, latent_dim=8, g_channels=4, e_channels=4,
-                    num_grid_samples=8, num_grid_reconstructions=4),
+        kwargs=dict(
+            image_shape=MNIST_SHAPE,
+            num_classes=10,
+            latent_dim=8,
+            g_channels=4,
+            e_channels=4,
+            num_grid_samples=8,
+            num_grid_reconstructions=4,
+        ),
         batch=image_batch(MNIST_SHAPE),
         trained=("generator", "encoder"),
         adversarial=False,
     ),
     "CGAN": FamilySpec(
-        kwargs=dict(image_shape=MNIST_SHAPE, num_classes=10, latent_dim=8, g_embed_dim=4, d_embed_dim=4, g_channels=4,
-                    d_channels=4),
+        kwargs=dict(
+            image_shape=MNIST_SHAPE,
+            num_classes=10,
+            latent_dim=8,
+            g_embed_dim=4,
+            d_embed_dim=4,
+            g_channels=4,
+            d_channels=4,
+        ),
         batch=image_batch(MNIST_SHAPE),
     ),
     "ACGAN": FamilySpec(
@@ -89,9 +119,22 @@ TINY: dict[str, FamilySpec] = {
         batch=image_batch((3, 32, 32)),
     ),
     "StyleGAN": FamilySpec(
-        kwargs=dict(image_shape=(3, 16, 16), num_classes=0, latent_dim=8, w_dim=8, mapping_layers=2, channel_base=64,
-                    channel_max=8, r1_gamma=1.0, r1_interval=2, pl_weight=2.0, pl_interval=2, ema_kimg=0.01,
-                    ema_rampup=0.05, num_grid_samples=8),
+        kwargs=dict(
+            image_shape=(3, 16, 16),
+            num_classes=0,
+            latent_dim=8,
+            w_dim=8,
+            mapping_layers=2,
+            channel_base=64,
+            channel_max=8,
+            r1_gamma=1.0,
+            r1_interval=2,
+            pl_weight=2.0,
+            pl_interval=2,
+            ema_kimg=0.01,
+            ema_rampup=0.05,
+            num_grid_samples=8,
+        ),
         batch=image_batch((3, 16, 16), n=8),
         extra={"batch_size": 8},  # path-length regularisation needs batches of 8 (tests/test_resume.py)
     ),
@@ -127,8 +170,12 @@ def unpaired_batch(n: int = 2, shape: tuple[int, int, int] = I2I_SHAPE) -> Calla
 
     def make() -> dict[str, Any]:
         g = torch.Generator().manual_seed(0)
-        return {"A": torch.rand(n, *shape, generator=g) * 2 - 1, "B": torch.rand(n, *shape, generator=g) * 2 - 1,
-                "name_A": [f"{i}_A.jpg" for i in range(n)], "name_B": [f"{i}_B.jpg" for i in range(n)]}  # fmt: skip
+        return {
+            "A": torch.rand(n, *shape, generator=g) * 2 - 1,
+            "B": torch.rand(n, *shape, generator=g) * 2 - 1,
+            "name_A": [f"{i}_A.jpg" for i in range(n)],
+            "name_B": [f"{i}_B.jpg" for i in range(n)],
+        }
 
     return make
 
@@ -193,8 +240,16 @@ def sr_batch(n: int = 2, shape: tuple[int, int, int] = SR_SHAPE, scale: int = 4)
 
 # ---------------------------------------------------------------- text-to-image families (GANINTCLS, DFGAN)
 TEXT_VOCABULARY = ["<pad>", "<unk>", "a", "the", "digit", "thick", "thin", "seven", "one", "slanted", "to", "right"]
-TEXT_CAPTIONS = ["a thick seven", "a thin one", "the digit seven", "a thick seven", "a one slanted to the right",
-                 "a thin seven", "the digit one", "a seven slanted to the right"]  # fmt: skip
+TEXT_CAPTIONS = [
+    "a thick seven",
+    "a thin one",
+    "the digit seven",
+    "a thick seven",
+    "a one slanted to the right",
+    "a thin seven",
+    "the digit one",
+    "a seven slanted to the right",
+]
 
 
 def caption_batch(n: int = 4, shape: tuple[int, ...] = MNIST_SHAPE, max_length: int = 8) -> Callable[[], Any]:
@@ -216,8 +271,14 @@ def sr_predict_batches(scale: int = 4) -> Callable[[], Any]:
 
     def loader() -> torch.utils.data.DataLoader:
         g = torch.Generator().manual_seed(1)
-        batches = [{"input": torch.rand(1, 3, h, w, generator=g) * 2 - 1, "name": [f"img{i}.jpg"],
-                    "size": torch.tensor([[h, w]])} for i, (h, w) in enumerate([(8, 8), (10, 6), (5, 12)])]  # fmt: skip
+        batches = [
+            {
+                "input": torch.rand(1, 3, h, w, generator=g) * 2 - 1,
+                "name": [f"img{i}.jpg"],
+                "size": torch.tensor([[h, w]]),
+            }
+            for i, (h, w) in enumerate([(8, 8), (10, 6), (5, 12)])
+        ]
         return torch.utils.data.DataLoader(batches, batch_size=None)
 
     return loader
@@ -234,23 +295,49 @@ TINY["SRResNet"] = FamilySpec(
     extra={"predict_loader": sr_predict_batches(), "predict_files": 3},
 )
 TINY["SRGAN"] = FamilySpec(  # offline content loss: D features + SSIM + pixel, no VGG weights needed
-    kwargs=dict(image_shape=SR_SHAPE, **_SR_G, kernel_size=3, **_SR_D, lambda_vgg=0.0, lambda_pixel=1.0,
-                lambda_d_features=1.0, lambda_ssim=1.0, num_grid_samples=2),  # fmt: skip
+    kwargs=dict(
+        image_shape=SR_SHAPE,
+        **_SR_G,
+        kernel_size=3,
+        **_SR_D,
+        lambda_vgg=0.0,
+        lambda_pixel=1.0,
+        lambda_d_features=1.0,
+        lambda_ssim=1.0,
+        num_grid_samples=2,
+    ),
     batch=sr_batch(),
     samples_from_noise=False,
     extra={"predict_loader": sr_predict_batches(), "predict_files": 3},
 )
 TINY["ESRGAN"] = FamilySpec(
-    kwargs=dict(image_shape=SR_SHAPE, **_SR_G, growth=4, **_SR_D, lambda_vgg=0.0, lambda_d_features=1.0,
-                lambda_ssim=1.0, ema_decay=0.9, num_grid_samples=2),  # fmt: skip
+    kwargs=dict(
+        image_shape=SR_SHAPE,
+        **_SR_G,
+        growth=4,
+        **_SR_D,
+        lambda_vgg=0.0,
+        lambda_d_features=1.0,
+        lambda_ssim=1.0,
+        ema_decay=0.9,
+        num_grid_samples=2,
+    ),
     batch=sr_batch(),
     samples_from_noise=False,
     extra={"predict_loader": sr_predict_batches(), "predict_files": 3},
 )
 
 
-_TEXT = dict(vocabulary=TEXT_VOCABULARY, word_dim=8, sentence_dim=8, max_caption_length=8, caption_pool_size=16,
-             latent_dim=8, num_grid_samples=8, grid_prompts=["a thick seven", "a thin one"])  # fmt: skip
+_TEXT = dict(
+    vocabulary=TEXT_VOCABULARY,
+    word_dim=8,
+    sentence_dim=8,
+    max_caption_length=8,
+    caption_pool_size=16,
+    latent_dim=8,
+    num_grid_samples=8,
+    grid_prompts=["a thick seven", "a thin one"],
+)
 TINY["GANINTCLS"] = FamilySpec(
     kwargs=dict(image_shape=MNIST_SHAPE, g_channels=4, d_channels=4, projection_dim=8, **_TEXT),
     batch=caption_batch(),

@@ -21,9 +21,22 @@ def _load(name: str):
 
 
 zoo, sweep = _load("mnist_zoo"), _load("recipe_sweep")
-TINY = ["--model.init_args.g_channels", "8", "--model.init_args.d_channels", "8", "--data.init_args.num_workers", "0",
-        "--data.init_args.val_size", "256", "--trainer.callbacks.init_args.num_samples", "256",
-        "--trainer.callbacks.init_args.batch_size", "128", "--data.init_args.download", "false"]
+TINY = [
+    "--model.init_args.g_channels",
+    "8",
+    "--model.init_args.d_channels",
+    "8",
+    "--data.init_args.num_workers",
+    "0",
+    "--data.init_args.val_size",
+    "256",
+    "--trainer.callbacks.init_args.num_samples",
+    "256",
+    "--trainer.callbacks.init_args.batch_size",
+    "128",
+    "--data.init_args.download",
+    "false",
+]
 
 
 def test_the_zoo_finds_every_mnist_config_with_the_classifier_evaluation():
@@ -35,16 +48,32 @@ def test_the_zoo_finds_every_mnist_config_with_the_classifier_evaluation():
 def test_zoo_and_sweep_run_a_real_tiny_config_and_write_their_tables(tmp_path, monkeypatch):
     real_data_dir("MNIST/raw")
     monkeypatch.setattr(sys, "argv", ["zoo"])
-    runs = zoo.main(["--only", "dcgan_mnist", "--runs-dir", str(tmp_path / "zoo"), "--out-dir", str(tmp_path),
-                     "--", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", *TINY])
+    runs = zoo.main(
+        [
+            "--only",
+            "dcgan_mnist",
+            "--runs-dir",
+            str(tmp_path / "zoo"),
+            "--out-dir",
+            str(tmp_path),
+            "--",
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.limit_train_batches",
+            "3",
+            *TINY,
+        ]
+    )
     assert len(runs) == 1 and runs[0].g_steps == 3 and 0 <= runs[0].final["classes_covered"] <= 10
     report = (tmp_path / "mnist_zoo.md").read_text()
     assert "| `dcgan_mnist` |" in report and (tmp_path / "zoo" / "dcgan_mnist.png").is_file()
 
     file = tmp_path / "tiny.yaml"
-    file.write_text("config: configs/dcgan_mnist.yaml\nminutes: 0.05\n"
-                    f"common: {TINY + ['--trainer.max_epochs', '-1', '--trainer.check_val_every_n_epoch', '1000']}\n"
-                    "variants:\n  base: []\n  ema: [--model.init_args.ema_decay, '0.9']\n")
+    file.write_text(
+        "config: configs/dcgan_mnist.yaml\nminutes: 0.05\n"
+        f"common: {TINY + ['--trainer.max_epochs', '-1', '--trainer.check_val_every_n_epoch', '1000']}\n"
+        "variants:\n  base: []\n  ema: [--model.init_args.ema_decay, '0.9']\n"
+    )
     out = tmp_path / "sweep.md"
     runs = sweep.main([str(file), "--out", str(out)])
     assert [r.name for r in runs] == ["base", "ema"] and all(r.g_steps > 0 for r in runs)

@@ -124,8 +124,9 @@ def mnist_dir(tmp_path_factory) -> Path:
 
 
 def test_mnist_captions_datamodule_yields_images_tokens_and_texts(mnist_dir: Path):
-    dm = MNISTCaptionsDataModule(data_dir=str(mnist_dir), download=False, val_size=16, captions_per_image=3,
-                                 batch_size=8, image_size=32)  # fmt: skip
+    dm = MNISTCaptionsDataModule(
+        data_dir=str(mnist_dir), download=False, val_size=16, captions_per_image=3, batch_size=8, image_size=32
+    )
     words = dm.vocabulary  # built from the training captions before any setup
     assert words[:2] == ["<pad>", "<unk>"] and "digit" in words
     dm.setup("fit")
@@ -155,8 +156,15 @@ def _fake_celeba(root: Path, n: int = 12) -> Path:
 
 def test_celeba_captions_datamodule_keeps_captions_and_their_facts(tmp_path: Path):
     root = _fake_celeba(tmp_path)
-    dm = CelebACaptionsDataModule(data_dir=str(root), image_folder="faces", image_size=16, val_fraction=0.25,
-                                  captions_per_image=2, in_memory=True, batch_size=4)  # fmt: skip
+    dm = CelebACaptionsDataModule(
+        data_dir=str(root),
+        image_folder="faces",
+        image_size=16,
+        val_fraction=0.25,
+        captions_per_image=2,
+        in_memory=True,
+        batch_size=4,
+    )
     dm.setup("fit")
     train = dm.datasets["train"]
     assert len(train) == 9 * 2 and len(dm.datasets["val"]) == 3
@@ -179,11 +187,16 @@ def test_celeba_captions_need_celeba_s_attribute_names(tmp_path: Path):
 
 def test_caption_folder_pairs_images_with_their_text_files(tmp_path: Path):
     rng = np.random.default_rng(0)
-    for sub, name, captions in [("001.Albatross", "a", "a white bird\n\na bird with long wings\n"),
-                                ("002.Finch", "b", "a small red bird\n"), ("002.Finch", "c", None),
-                                ("002.Finch", "d", "  \n")]:  # fmt: skip
+    for sub, name, captions in [
+        ("001.Albatross", "a", "a white bird\n\na bird with long wings\n"),
+        ("002.Finch", "b", "a small red bird\n"),
+        ("002.Finch", "c", None),
+        ("002.Finch", "d", "  \n"),
+    ]:
         (tmp_path / "images" / sub).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(tmp_path / "images" / sub / f"{name}.jpg")
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
+            tmp_path / "images" / sub / f"{name}.jpg"
+        )
         if captions is not None:
             (tmp_path / "text" / sub).mkdir(parents=True, exist_ok=True)
             (tmp_path / "text" / sub / f"{name}.txt").write_text(captions)
@@ -196,7 +209,11 @@ def test_caption_folder_pairs_images_with_their_text_files(tmp_path: Path):
         dm.setup("fit")
     train = dm.datasets["train"]
     assert sorted(c for cs in train.captions for c in cs) == [
-        "a bird with long wings", "a small red bird", "a white bird", "a yellow flower"]  # fmt: skip
+        "a bird with long wings",
+        "a small red bird",
+        "a white bird",
+        "a yellow flower",
+    ]
     assert train[0][0].shape == (3, 8, 8)
     with pytest.raises(Exception, match="an image folder 'pictures/'"):
         _ = CaptionFolderDataModule(data_dir=str(tmp_path), image_folder="pictures").vocabulary

@@ -38,19 +38,32 @@ def tiny_mnist(tmp_path: Path) -> Path:
 
 def tiny_args(data_root: Path, *extra: str) -> list[str]:
     return [
-        "--config", CONFIG,
-        "--data.init_args.data_dir", str(data_root),
-        "--data.init_args.download", "false",
-        "--data.init_args.batch_size", "8",
-        "--data.init_args.val_size", "16",
-        "--data.init_args.num_workers", "0",
-        "--model.init_args.g_channels", "4",
-        "--model.init_args.d_channels", "4",
-        "--model.init_args.latent_dim", "8",
-        "--trainer.max_epochs", "1",
-        "--trainer.enable_progress_bar", "false",
-        "--trainer.enable_model_summary", "false",
-        "--trainer.limit_val_batches", "0",  # 16 validation digits are too few for the config's FID evaluation
+        "--config",
+        CONFIG,
+        "--data.init_args.data_dir",
+        str(data_root),
+        "--data.init_args.download",
+        "false",
+        "--data.init_args.batch_size",
+        "8",
+        "--data.init_args.val_size",
+        "16",
+        "--data.init_args.num_workers",
+        "0",
+        "--model.init_args.g_channels",
+        "4",
+        "--model.init_args.d_channels",
+        "4",
+        "--model.init_args.latent_dim",
+        "8",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        "--trainer.limit_val_batches",
+        "0",  # 16 validation digits are too few for the config's FID evaluation
         *extra,
     ]
 
@@ -66,8 +79,11 @@ def test_print_config_is_complete_and_links_shapes(tiny_mnist: Path, capsys):
     # The shared defaults (lightning_gans/defaults.yaml) and the classes' own are all there, resolved.
     assert config["seed_everything"] == 42 and config["trainer"]["devices"] == 1
     assert config["model"]["init_args"]["lr_g"] == 2e-4 and config["data"]["init_args"]["val_size"] == 16
-    assert config["trainer"]["logger"]["init_args"] == {**config["trainer"]["logger"]["init_args"],
-                                                        "save_dir": "runs/dcgan_mnist", "name": "logs"}  # fmt: skip
+    assert config["trainer"]["logger"]["init_args"] == {
+        **config["trainer"]["logger"]["init_args"],
+        "save_dir": "runs/dcgan_mnist",
+        "name": "logs",
+    }
     assert config["checkpoint"]["dirpath"] == "runs/dcgan_mnist/checkpoints" and config["checkpoint"]["save_last"]
     assert config["writer"]["output_dir"] == "runs/dcgan_mnist/predictions"
     assert config["sample_grid"] == {"every_n_steps": 500, "nrow": 8}
@@ -110,7 +126,11 @@ def test_runs_write_only_in_their_folder_never_overwrite_and_resume_from_last(ti
     assert Path(again.trainer.logger.log_dir).resolve() == root / "logs" / "version_1"
     assert {k: v for k, v in _files(root).items() if k in first} == first, "the first run's files are untouched"
     assert sorted(p.name for p in (root / "checkpoints").iterdir()) == [
-        "epoch=0-step=8-v1.ckpt", "epoch=0-step=8.ckpt", "last-v1.ckpt", "last.ckpt"]  # fmt: skip
+        "epoch=0-step=8-v1.ckpt",
+        "epoch=0-step=8.ckpt",
+        "last-v1.ckpt",
+        "last.ckpt",
+    ]
 
     # `--ckpt_path last` finds the newest last checkpoint of the folder and continues it.
     resumed = GANCLI(args=["fit", *args, "--trainer.max_epochs", "2", "--ckpt_path", "last"])
@@ -128,11 +148,23 @@ def test_predict_keeps_no_images_in_memory_by_default(tiny_mnist: Path, capsys):
 
 
 def test_predict_writes_images_and_grid_and_never_overwrites(tiny_mnist: Path, tmp_path: Path):
-    GANCLI(args=["fit", *tiny_args(tiny_mnist, "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "0")])
+    GANCLI(
+        args=["fit", *tiny_args(tiny_mnist, "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "0")]
+    )
     ckpt = tmp_path / "runs" / "dcgan_mnist" / "checkpoints" / "last.ckpt"
     out = tmp_path / "samples_out"
-    predict = ["predict", *tiny_args(tiny_mnist), "--ckpt_path", str(ckpt), "--writer.output_dir", str(out),
-               "--writer.num_samples", "10", "--writer.batch_size", "4"]
+    predict = [
+        "predict",
+        *tiny_args(tiny_mnist),
+        "--ckpt_path",
+        str(ckpt),
+        "--writer.output_dir",
+        str(out),
+        "--writer.num_samples",
+        "10",
+        "--writer.batch_size",
+        "4",
+    ]
     GANCLI(args=predict)
     files = sorted(p.name for p in out.glob("*.png"))
     assert files == [f"{i:06d}.png" for i in range(10)] + ["grid.png"]
@@ -175,7 +207,9 @@ def test_stray_optimizer_flag_is_refused(tiny_mnist: Path):
 
 
 def test_python_m_entry_point_runs():
-    result = subprocess.run([sys.executable, "-m", "lightning_gans", "--help"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "lightning_gans", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and "fit" in result.stdout and "predict" in result.stdout
 
 
@@ -191,8 +225,10 @@ def test_config_callbacks_come_with_the_shared_ones_and_flags_append(tiny_mnist:
 
     from lightning_gans.callbacks import EvaluationCallback, ImageWriter, SampleGrid
 
-    cli = GANCLI(args=[*tiny_args(tiny_mnist), "--trainer.callbacks+=LearningRateMonitor",
-                       "--sample_grid.every_n_steps", "7"], run=False)  # fmt: skip
+    cli = GANCLI(
+        args=[*tiny_args(tiny_mnist), "--trainer.callbacks+=LearningRateMonitor", "--sample_grid.every_n_steps", "7"],
+        run=False,
+    )
     [evaluation] = _callbacks(cli, EvaluationCallback)
     assert evaluation.extractor_name == "mnist_classifier" and evaluation.batch_size == 500
     assert len(_callbacks(cli, LearningRateMonitor)) == 1
@@ -200,7 +236,10 @@ def test_config_callbacks_come_with_the_shared_ones_and_flags_append(tiny_mnist:
     assert grid.every_n_steps == 7 and len(_callbacks(cli, ImageWriter)) == 1
     [checkpoint] = _callbacks(cli, ModelCheckpoint)
     assert (checkpoint.dirpath, checkpoint.save_last, checkpoint.save_top_k) == (
-        str(Path("runs/dcgan_mnist/checkpoints").resolve()), True, -1)  # fmt: skip
+        str(Path("runs/dcgan_mnist/checkpoints").resolve()),
+        True,
+        -1,
+    )
 
     # Lightning's own switch turns the checkpoint group off (it refuses a ModelCheckpoint with it otherwise).
     off = GANCLI(args=[*tiny_args(tiny_mnist), "--trainer.enable_checkpointing", "false"], run=False)
@@ -223,8 +262,13 @@ def test_import_registers_nothing_in_lightning():
 
 @pytest.mark.parametrize(
     "strategy, start_method, find_unused",
-    [("ddp", "popen", None), ("ddp_spawn", "spawn", None), ("ddp_fork", "fork", None), ("auto", "popen", None),
-     ("ddp_find_unused_parameters_true", "popen", True)],  # fmt: skip
+    [
+        ("ddp", "popen", None),
+        ("ddp_spawn", "spawn", None),
+        ("ddp_fork", "fork", None),
+        ("auto", "popen", None),
+        ("ddp_find_unused_parameters_true", "popen", True),
+    ],
 )
 def test_cli_gives_a_gan_the_gan_ddp_strategy(tiny_mnist: Path, strategy: str, start_method: str, find_unused):
     """Where Lightning would use its plain DDPStrategy (a ddp name, or auto on several devices), the CLI builds the
@@ -246,6 +290,14 @@ def test_cli_leaves_one_device_and_a_strategy_object_alone(tiny_mnist: Path):
     args = [*tiny_args(tiny_mnist), "--trainer.accelerator", "cpu"]
     single = GANCLI(args=args, run=False)  # auto on one device
     assert type(single.trainer.strategy) is SingleDeviceStrategy
-    plain = GANCLI(args=[*args, "--trainer.devices", "2", "--trainer.strategy",
-                         '{"class_path": "lightning.pytorch.strategies.DDPStrategy"}'], run=False)  # fmt: skip
+    plain = GANCLI(
+        args=[
+            *args,
+            "--trainer.devices",
+            "2",
+            "--trainer.strategy",
+            '{"class_path": "lightning.pytorch.strategies.DDPStrategy"}',
+        ],
+        run=False,
+    )
     assert type(plain.trainer.strategy) is DDPStrategy, "a strategy given as an object is the user's choice"

@@ -1,4 +1,5 @@
-"""The command line for long runs: one-line errors a user can act on, no empty run folders, signals, predict's report."""
+"""The command line for long runs: one-line errors a user can act on, no empty run folders, signals, predict's
+report."""
 
 from __future__ import annotations
 
@@ -56,8 +57,17 @@ def test_a_failed_start_leaves_no_empty_run_folder(tmp_path, capsys):
     empty.mkdir()
     run = tmp_path / "runs" / "pix2pix"
     with pytest.raises(SystemExit):
-        main(["fit", "--config", str(REPO / "configs" / "pix2pix_facades.yaml"), "--data.init_args.data_dir",
-              str(empty), "--trainer.default_root_dir", str(run)])
+        main(
+            [
+                "fit",
+                "--config",
+                str(REPO / "configs" / "pix2pix_facades.yaml"),
+                "--data.init_args.data_dir",
+                str(empty),
+                "--trainer.default_root_dir",
+                str(run),
+            ]
+        )
     assert "Images of the 'train' split not found" in capsys.readouterr().err
     assert not run.exists()  # the logger's version folder was made before the data failed: removed again
 
@@ -65,8 +75,18 @@ def test_a_failed_start_leaves_no_empty_run_folder(tmp_path, capsys):
 def test_predict_says_where_it_wrote(tmp_path, caplog):
     root = tmp_path / "run"
     args = ["--config", LAB, "--trainer.default_root_dir", str(root), "--trainer.logger", "false"]
-    main(["fit", *args, "--trainer.max_steps", "2", "--trainer.enable_checkpointing", "true",
-          "--data.init_args.num_samples", "512"])
+    main(
+        [
+            "fit",
+            *args,
+            "--trainer.max_steps",
+            "2",
+            "--trainer.enable_checkpointing",
+            "true",
+            "--data.init_args.num_samples",
+            "512",
+        ]
+    )
     with caplog.at_level("INFO"):
         main(["predict", *args, "--ckpt_path", str(root / "checkpoints" / "last.ckpt"), "--writer.num_samples", "3"])
     out = root / "predictions"
@@ -77,9 +97,24 @@ def test_predict_says_where_it_wrote(tmp_path, caplog):
 
 def test_sigterm_to_the_command_saves_the_step_and_exits_143(tmp_path):
     root = tmp_path / "run"
-    cmd = [sys.executable, "-m", "lightning_gans", "fit", "--config", LAB, "--trainer.default_root_dir", str(root),
-           "--trainer.enable_checkpointing", "true", "--trainer.max_epochs", "1000",
-           "--checkpoint.every_n_epochs", "null", "--checkpoint.every_n_train_steps", "20"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_gans",
+        "fit",
+        "--config",
+        LAB,
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.enable_checkpointing",
+        "true",
+        "--trainer.max_epochs",
+        "1000",
+        "--checkpoint.every_n_epochs",
+        "null",
+        "--checkpoint.every_n_train_steps",
+        "20",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 180
@@ -105,10 +140,22 @@ def test_a_checkpoint_never_replaces_the_configs_model(tmp_path, capsys):
     main(["fit", "--config", LAB, *common, "--trainer.max_steps", "4", "--trainer.enable_checkpointing", "true"])
     ckpt = str(root / "checkpoints" / "last.ckpt")
     with pytest.raises(SystemExit):
-        main(["validate", "--config", LAB, *common, "--model.init_args.g_hidden_dims", "[64, 64, 64]",
-              "--ckpt_path", ckpt])
+        main(
+            [
+                "validate",
+                "--config",
+                LAB,
+                *common,
+                "--model.init_args.g_hidden_dims",
+                "[64, 64, 64]",
+                "--ckpt_path",
+                ckpt,
+            ]
+        )
     err = capsys.readouterr().err
-    assert "do not fit the GAN the config builds" in err and "g_hidden_dims=[128, 128, 128] (config: [64, 64, 64])" in err
+    assert (
+        "do not fit the GAN the config builds" in err and "g_hidden_dims=[128, 128, 128] (config: [64, 64, 64])" in err
+    )
 
     class LearningRate(__import__("lightning").Callback):
         def on_train_start(self, trainer, pl_module):
@@ -117,9 +164,23 @@ def test_a_checkpoint_never_replaces_the_configs_model(tmp_path, capsys):
     from lightning_gans.cli import GANCLI
 
     spy = LearningRate()
-    cli = GANCLI(args=["fit", "--config", LAB, *common, "--trainer.max_steps", "8", "--model.init_args.lr_g", "5e-4",
-                       "--trainer.enable_checkpointing", "true", "--ckpt_path", ckpt],
-                 trainer_defaults={"callbacks": [spy]})
+    cli = GANCLI(
+        args=[
+            "fit",
+            "--config",
+            LAB,
+            *common,
+            "--trainer.max_steps",
+            "8",
+            "--model.init_args.lr_g",
+            "5e-4",
+            "--trainer.enable_checkpointing",
+            "true",
+            "--ckpt_path",
+            ckpt,
+        ],
+        trainer_defaults={"callbacks": [spy]},
+    )
     assert spy.lr == 5e-4 and cli.model.hparams.lr_g == 5e-4
     saved = sorted((root / "logs").rglob("config.yaml"))[-1]
     assert yaml.safe_load(saved.read_text())["model"]["init_args"]["lr_g"] == 5e-4

@@ -28,9 +28,9 @@ import yaml
 from PIL import Image
 
 from datamodules.captions import CELEBA_ATTRIBUTES
-from lightning_gans.networks.blocks import has_spectral_norm
 from lightning_gans.callbacks import EvaluationCallback
 from lightning_gans.cli import CALLBACK_GROUPS, DEFAULTS_FILE, GANCLI
+from lightning_gans.networks.blocks import has_spectral_norm
 from tests.conftest import DATA_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,40 +60,118 @@ PAPER_SETTINGS: dict[str, dict[str, Any]] = {
     "bigan_mnist": {"latent_dim": 50},
     "autoencoder_mnist": {"latent_dim": 32, "lr": 1e-3},
     "vae_mnist": {"latent_dim": 32, "lr": 1e-3},
-    "dcgan_celeba": {"loss": "nonsaturating", "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "latent_dim": 100,
-                     "n_critic": 1},  # fmt: skip
-    "sngan_celeba": {"loss": "hinge", "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.0, 0.9),
-                     "latent_dim": 128, "n_critic": 5},  # fmt: skip
+    "dcgan_celeba": {
+        "loss": "nonsaturating",
+        "lr_g": 2e-4,
+        "lr_d": 2e-4,
+        "betas": (0.5, 0.999),
+        "latent_dim": 100,
+        "n_critic": 1,
+    },
+    "sngan_celeba": {
+        "loss": "hinge",
+        "lr_g": 2e-4,
+        "lr_d": 2e-4,
+        "betas": (0.0, 0.9),
+        "latent_dim": 128,
+        "n_critic": 5,
+    },
     "dcgan_celeba32": {"loss": "nonsaturating", "lr_g": 2e-4, "betas": (0.5, 0.999), "latent_dim": 100},
     # stylegan2-ada-pytorch `--cfg auto` at 64x64 / 32x32 on one device (train.py's cfg_specs)
-    "stylegan_celeba": {"mapping_layers": 2, "channel_base": 16384, "channel_max": 512, "lr_g": 0.0025, "lr_d": 0.0025,
-                        "betas": (0.0, 0.99), "r1_gamma": 0.0002 * 64**2 / 32, "r1_interval": 16, "pl_weight": 2.0,
-                        "pl_interval": 4, "style_mixing_prob": 0.9, "ema_kimg": 10.0, "ema_rampup": 0.05,
-                        "mbstd_group_size": 4, "latent_dim": 512, "w_dim": 512, "style_block": "modulated"},
-    "stylegan_celeba32": {"mapping_layers": 2, "lr_g": 0.0025, "betas": (0.0, 0.99), "r1_gamma": 0.0002 * 32**2 / 32,
-                          "pl_weight": 0.0, "style_mixing_prob": 0.9, "ema_kimg": 10.0, "ema_rampup": 0.05},
+    "stylegan_celeba": {
+        "mapping_layers": 2,
+        "channel_base": 16384,
+        "channel_max": 512,
+        "lr_g": 0.0025,
+        "lr_d": 0.0025,
+        "betas": (0.0, 0.99),
+        "r1_gamma": 0.0002 * 64**2 / 32,
+        "r1_interval": 16,
+        "pl_weight": 2.0,
+        "pl_interval": 4,
+        "style_mixing_prob": 0.9,
+        "ema_kimg": 10.0,
+        "ema_rampup": 0.05,
+        "mbstd_group_size": 4,
+        "latent_dim": 512,
+        "w_dim": 512,
+        "style_block": "modulated",
+    },
+    "stylegan_celeba32": {
+        "mapping_layers": 2,
+        "lr_g": 0.0025,
+        "betas": (0.0, 0.99),
+        "r1_gamma": 0.0002 * 32**2 / 32,
+        "pl_weight": 0.0,
+        "style_mixing_prob": 0.9,
+        "ema_kimg": 10.0,
+        "ema_rampup": 0.05,
+    },
     "srresnet_celeba": {"num_blocks": 16, "channels": 64, "batch_norm": True, "kernel_size": 9, "scale": 4},
-    "srgan_celeba": {"num_blocks": 16, "batch_norm": True, "loss": "nonsaturating", "lambda_adv": 1e-3,
-                     "d_down_kernel": 3, "scale": 4},  # fmt: skip
-    "esrgan_facades": {"growth": 32, "relativistic": True, "lambda_pixel": 1e-2, "lambda_adv": 5e-3,
-                       "ema_decay": 0.999, "betas": (0.9, 0.99), "scale": 4},  # fmt: skip
-    "gan_int_cls_mnist": {"loss": "nonsaturating", "lr_g": 2e-4, "betas": (0.5, 0.999), "mismatch_weight": 0.5,
-                          "interpolation_weight": 1.0, "projection_dim": 128, "latent_dim": 100},
+    "srgan_celeba": {
+        "num_blocks": 16,
+        "batch_norm": True,
+        "loss": "nonsaturating",
+        "lambda_adv": 1e-3,
+        "d_down_kernel": 3,
+        "scale": 4,
+    },
+    "esrgan_facades": {
+        "growth": 32,
+        "relativistic": True,
+        "lambda_pixel": 1e-2,
+        "lambda_adv": 5e-3,
+        "ema_decay": 0.999,
+        "betas": (0.9, 0.99),
+        "scale": 4,
+    },
+    "gan_int_cls_mnist": {
+        "loss": "nonsaturating",
+        "lr_g": 2e-4,
+        "betas": (0.5, 0.999),
+        "mismatch_weight": 0.5,
+        "interpolation_weight": 1.0,
+        "projection_dim": 128,
+        "latent_dim": 100,
+    },
     "gan_int_cls_celeba": {"loss": "nonsaturating", "lr_d": 2e-4, "mismatch_weight": 0.5, "g_channels": 64},
-    "dfgan_mnist": {"loss": "hinge", "lr_g": 1e-4, "lr_d": 4e-4, "betas": (0.0, 0.9), "magp_weight": 2.0,
-                    "magp_power": 6.0, "mismatch_weight": 0.5},
-    "dfgan_celeba": {"loss": "hinge", "lr_g": 1e-4, "lr_d": 4e-4, "betas": (0.0, 0.9), "magp_weight": 2.0,
-                     "g_channels": 32, "latent_dim": 100, "conditioning_augmentation": 0},
+    "dfgan_mnist": {
+        "loss": "hinge",
+        "lr_g": 1e-4,
+        "lr_d": 4e-4,
+        "betas": (0.0, 0.9),
+        "magp_weight": 2.0,
+        "magp_power": 6.0,
+        "mismatch_weight": 0.5,
+    },
+    "dfgan_celeba": {
+        "loss": "hinge",
+        "lr_g": 1e-4,
+        "lr_d": 4e-4,
+        "betas": (0.0, 0.9),
+        "magp_weight": 2.0,
+        "g_channels": 32,
+        "latent_dim": 100,
+        "conditioning_augmentation": 0,
+    },
     "text_encoder_mnist": {"temperature": 0.1, "sentence_dim": 128},
     "text_encoder_celeba": {"temperature": 0.1, "sentence_dim": 128},
 }
 
 #: config -> its budget and run settings (what reproduces the README's results), read from the built Trainer.
 BUDGETS: dict[str, dict[str, Any]] = {
-    "dcgan_mnist": {"max_epochs": 5}, "gan_mnist": {"max_epochs": 10}, "cgan_mnist": {"max_epochs": 5},
-    "acgan_mnist": {"max_epochs": 5}, "lsgan_mnist": {"max_epochs": 5}, "sngan_mnist": {"max_epochs": 5},
-    "sagan_mnist": {"max_epochs": 5}, "wgan_mnist": {"max_epochs": 20}, "wgan_gp_mnist": {"max_epochs": 20},
-    "bigan_mnist": {"max_epochs": 10}, "autoencoder_mnist": {"max_epochs": 10}, "vae_mnist": {"max_epochs": 10},
+    "dcgan_mnist": {"max_epochs": 5},
+    "gan_mnist": {"max_epochs": 10},
+    "cgan_mnist": {"max_epochs": 5},
+    "acgan_mnist": {"max_epochs": 5},
+    "lsgan_mnist": {"max_epochs": 5},
+    "sngan_mnist": {"max_epochs": 5},
+    "sagan_mnist": {"max_epochs": 5},
+    "wgan_mnist": {"max_epochs": 20},
+    "wgan_gp_mnist": {"max_epochs": 20},
+    "bigan_mnist": {"max_epochs": 10},
+    "autoencoder_mnist": {"max_epochs": 10},
+    "vae_mnist": {"max_epochs": 10},
     "dcgan_celeba": {"max_epochs": 20, "check_val_every_n_epoch": 1},
     "sngan_celeba": {"max_epochs": -1, "max_steps": 600_000, "check_val_every_n_epoch": 10},
     "pix2pix_facades": {"max_epochs": 200, "check_val_every_n_epoch": 5},
@@ -102,18 +180,23 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "stylegan_celeba": {"max_epochs": 30, "check_val_every_n_epoch": 5},
     "stylegan_celeba32": {"max_time": "00:01:00:00", "limit_val_batches": 0},
     "dcgan_celeba32": {"max_time": "00:01:00:00", "limit_val_batches": 0},
-    "srresnet_celeba": {"max_epochs": 4}, "srgan_celeba": {"max_epochs": 2},
-    "text_encoder_mnist": {"max_steps": 1500}, "gan_int_cls_mnist": {"max_steps": 8000},
-    "dfgan_mnist": {"max_steps": 8000}, "text_encoder_celeba": {"max_steps": 3000},
+    "srresnet_celeba": {"max_epochs": 4},
+    "srgan_celeba": {"max_epochs": 2},
+    "text_encoder_mnist": {"max_steps": 1500},
+    "gan_int_cls_mnist": {"max_steps": 8000},
+    "dfgan_mnist": {"max_steps": 8000},
+    "text_encoder_celeba": {"max_steps": 3000},
     "gan_int_cls_celeba": {"max_epochs": 100, "check_val_every_n_epoch": 10},
     "dfgan_celeba": {"max_epochs": 100, "check_val_every_n_epoch": 10},
-}  # fmt: skip
+}
 #: CelebA configs -> (image size, batch size as shipped, their evaluation's (metrics, generated samples))
 CELEBA: dict[str, tuple[int, int, tuple[str, ...], int]] = {
-    "dcgan_celeba": (64, 128, ("fid", "kid"), 10_000), "sngan_celeba": (64, 64, ("fid", "kid"), 10_000),
+    "dcgan_celeba": (64, 128, ("fid", "kid"), 10_000),
+    "sngan_celeba": (64, 64, ("fid", "kid"), 10_000),
     "stylegan_celeba": (64, 32, ("fid", "kid"), 10_000),
-    "dcgan_celeba32": (32, 128, ("kid",), 2000), "stylegan_celeba32": (32, 32, ("kid",), 2000),
-}  # fmt: skip
+    "dcgan_celeba32": (32, 128, ("kid",), 2000),
+    "stylegan_celeba32": (32, 32, ("kid",), 2000),
+}
 
 
 def _setting(model, name: str) -> Any:
@@ -212,13 +295,29 @@ def data_args(tmp_path_factory):
         if datamodule in ("MNISTDataModule", "MNISTCaptionsDataModule"):
             root = _real("MNIST/raw")
             root = root.parent.parent if root else fake_mnist(tmp_path_factory.mktemp("mnist"))
-            args = ["--data.init_args.data_dir", str(root), "--data.init_args.download", "false",
-                    "--data.init_args.batch_size", "8", "--data.init_args.val_size", "16"]  # fmt: skip
+            args = [
+                "--data.init_args.data_dir",
+                str(root),
+                "--data.init_args.download",
+                "false",
+                "--data.init_args.batch_size",
+                "8",
+                "--data.init_args.val_size",
+                "16",
+            ]
         elif datamodule in ("CelebADataModule", "CelebACaptionsDataModule"):
             root = _real("celeba_small/img_align_celeba_89x109")
             root = root.parent if root else fake_celeba(tmp_path_factory.mktemp("celeba_small"))
-            args = ["--data.init_args.data_dir", str(root), "--data.init_args.image_folder", "img_align_celeba_89x109",
-                    "--data.init_args.batch_size", "4", "--data.init_args.pin_memory", "false"]  # fmt: skip
+            args = [
+                "--data.init_args.data_dir",
+                str(root),
+                "--data.init_args.image_folder",
+                "img_align_celeba_89x109",
+                "--data.init_args.batch_size",
+                "4",
+                "--data.init_args.pin_memory",
+                "false",
+            ]
             if datamodule == "CelebACaptionsDataModule":  # decoding all 10,000 faces would take the test's time
                 args += ["--data.init_args.in_memory", "false"]
         elif datamodule == "PairedImageDataModule":
@@ -272,9 +371,23 @@ def test_config_fits_one_step(config: Path, full: bool, data_args, monkeypatch):
     # Text-to-image configs read a pretrained text encoder's checkpoint, which a fresh checkout lacks: a random one.
     if "text_encoder" in (shipped["model"].get("init_args") or {}):
         overrides += ["--model.init_args.text_encoder", "null"]
-    cli = GANCLI(args=["fit", "--config", str(config), "--trainer.fast_dev_run", "1",
-                       "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-                       *data_args(datamodule), *batch, *width, *overrides])  # fmt: skip
+    cli = GANCLI(
+        args=[
+            "fit",
+            "--config",
+            str(config),
+            "--trainer.fast_dev_run",
+            "1",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.enable_model_summary",
+            "false",
+            *data_args(datamodule),
+            *batch,
+            *width,
+            *overrides,
+        ]
+    )
     model, dm, trainer = cli.model, cli.datamodule, cli.trainer
 
     assert type(model) is getattr(importlib.import_module(module), family)
@@ -326,7 +439,10 @@ def test_config_fits_one_step(config: Path, full: bool, data_args, monkeypatch):
             assert not evaluation and "val/top1" in trainer.callback_metrics
         else:
             assert model.grid_prompts == dm.example_captions  # the sample grid's rows: validation captions
-            assert shipped["model"]["init_args"]["text_encoder"] == f"runs/text_encoder_{'mnist' if mnist else 'celeba'}/checkpoints/last.ckpt"
+            assert (
+                shipped["model"]["init_args"]["text_encoder"]
+                == f"runs/text_encoder_{'mnist' if mnist else 'celeba'}/checkpoints/last.ckpt"
+            )
             [ev] = evaluation
             assert ev.extractor_name == ("mnist_classifier" if mnist else "inception_local")
             with torch.no_grad():
@@ -364,17 +480,30 @@ def test_logger_fragment_follows_the_run_folder(fragment: Path, data_args, monke
         pytest.importorskip("wandb", reason="wandb is an optional extra")
         monkeypatch.setenv("WANDB_MODE", "offline")
     expected = getattr(loggers, yaml.safe_load(fragment.read_text())["trainer"]["logger"]["class_path"].split(".")[-1])
-    cli = GANCLI(args=["--config", str(CONFIG_DIR / "dcgan_mnist.yaml"), "--config", str(fragment),
-                       "--trainer.default_root_dir", str(tmp_path / "run"), *data_args("MNISTDataModule")],
-                 run=False)  # fmt: skip
+    cli = GANCLI(
+        args=[
+            "--config",
+            str(CONFIG_DIR / "dcgan_mnist.yaml"),
+            "--config",
+            str(fragment),
+            "--trainer.default_root_dir",
+            str(tmp_path / "run"),
+            *data_args("MNISTDataModule"),
+        ],
+        run=False,
+    )
     logger = cli.trainer.logger
     assert type(logger) is expected
     assert Path(logger.save_dir) == tmp_path / "run"
 
 
 def test_every_evaluation_fragment_is_used():
-    used = {item for p in EXPERIMENTS for item in (yaml.safe_load(p.read_text())["trainer"].get("callbacks") or [])
-            if isinstance(item, str)}  # fmt: skip
+    used = {
+        item
+        for p in EXPERIMENTS
+        for item in (yaml.safe_load(p.read_text())["trainer"].get("callbacks") or [])
+        if isinstance(item, str)
+    }
     assert {f"evaluation/{p.name}" for p in (CONFIG_DIR / "evaluation").glob("*.yaml")} == used
 
 
@@ -403,8 +532,10 @@ def test_config_holds_only_what_differs_from_the_defaults(config: Path):
             assert arg in defaults, f"{key}.init_args.{arg} is not an argument with a default"
             assert not _same(value, defaults[arg]), f"{key}.init_args.{arg}: {value!r} is the default"
     shared = yaml.safe_load(DEFAULTS_FILE.read_text())
-    groups = {"trainer": "lightning.pytorch.Trainer", **{k: f"{c.__module__}.{c.__name__}" for k, c in
-                                                          CALLBACK_GROUPS.items()}}  # fmt: skip
+    groups = {
+        "trainer": "lightning.pytorch.Trainer",
+        **{k: f"{c.__module__}.{c.__name__}" for k, c in CALLBACK_GROUPS.items()},
+    }
     for group, class_path in groups.items():
         defaults = {**_class_defaults(class_path), **(shared.get(group) or {})}
         for arg, value in (shipped.get(group) or {}).items():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -19,7 +18,9 @@ TINY = dict(image_shape=(1, 28, 28), latent_dim=8, g_channels=4, d_channels=4)
 
 
 def _fit(model, batches: int = 4, epochs: int = 1, batch_size: int = 4):
-    data = TensorDataset(torch.rand(batches * batch_size, *model.image_shape) * 2 - 1, torch.zeros(batches * batch_size))
+    data = TensorDataset(
+        torch.rand(batches * batch_size, *model.image_shape) * 2 - 1, torch.zeros(batches * batch_size)
+    )
     trainer = quiet_trainer(Path.cwd(), max_epochs=epochs)
     trainer.fit(model, DataLoader(data, batch_size=batch_size))
     return trainer

@@ -78,8 +78,9 @@ def test_centre_crop_is_a_fraction_of_the_shorter_side(tmp_path):
     dm.setup("fit")
     x, target = dm.datasets["train"][0]
     assert torch.allclose(x, torch.ones(3, 8, 8)) and target.item() == -1  # no attribute file: target -1
-    dm = CelebADataModule(data_dir=str(tmp_path), image_folder="faces", attr_file=None, image_size=8,
-                          crop_fraction=0.5, val_fraction=0)  # fmt: skip
+    dm = CelebADataModule(
+        data_dir=str(tmp_path), image_folder="faces", attr_file=None, image_size=8, crop_fraction=0.5, val_fraction=0
+    )
     dm.setup("fit")
     assert torch.allclose(dm.datasets["train"][0][0], torch.ones(3, 8, 8))
 
@@ -164,9 +165,7 @@ def test_failed_download_points_at_the_plain_folder_option(tmp_path, monkeypatch
 
 def test_kaggle_csv_files(tmp_path):
     names = _faces(tmp_path / "img_align_celeba", 3)
-    (tmp_path / "attrs.csv").write_text(
-        "image_id," + ",".join(NAMES) + "\n" + "".join(f"{n},1,-1,1\n" for n in names)
-    )
+    (tmp_path / "attrs.csv").write_text("image_id," + ",".join(NAMES) + "\n" + "".join(f"{n},1,-1,1\n" for n in names))
     (tmp_path / "parts.csv").write_text("image_id,partition\n" + "".join(f"{n},{i}\n" for i, n in enumerate(names)))
     dm = CelebADataModule(data_dir=str(tmp_path), attr_file="attrs.csv", partition_file="parts.csv")
     dm.setup("fit")
@@ -208,8 +207,9 @@ def test_real_celeba_small():
     expected = [int(v == "1") for v in line.split()[1:]]
     assert _target_of(dm, "000007.jpg").tolist() == expected
 
-    male = CelebADataModule(data_dir=str(root), image_folder="img_align_celeba_89x109", attribute="Male",
-                            image_size=128, batch_size=4)  # fmt: skip
+    male = CelebADataModule(
+        data_dir=str(root), image_folder="img_align_celeba_89x109", attribute="Male", image_size=128, batch_size=4
+    )
     with pytest.warns(UserWarning):
         male.setup("fit")
     assert _target_of(male, "000001.jpg").item() == 0  # a woman: Male is -1 in the file

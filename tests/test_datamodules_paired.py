@@ -215,8 +215,9 @@ def test_predict_dir_keeps_names_and_original_sizes(tmp_path):
     (tmp_path / "in").mkdir()
     Image.new("RGB", (40, 30), (255, 0, 0)).save(tmp_path / "in" / "wide.png")
     Image.new("L", (20, 50), 0).save(tmp_path / "in" / "tall.jpg")
-    dm = PairedImageDataModule(data_dir=str(tmp_path / "nowhere"), predict_dir=str(tmp_path / "in"), crop_size=64,
-                               load_size=64)  # fmt: skip
+    dm = PairedImageDataModule(
+        data_dir=str(tmp_path / "nowhere"), predict_dir=str(tmp_path / "in"), crop_size=64, load_size=64
+    )
     dm.setup("predict")
     batches = list(dm.predict_dataloader())
     assert [b["name"] for b in batches] == [["tall.jpg"], ["wide.png"]]

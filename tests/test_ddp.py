@@ -108,7 +108,8 @@ CYCLEGAN_SCRIPT = textwrap.dedent(
     torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out / f"rank{rank}.pt")
     torch.save(before, out / f"before{rank}.pt")
     (out / "params.txt").write_text(" ".join(n for n, _ in model.named_parameters()))
-    (out / f"rank{rank}.steps").write_text(f"{model.d_steps} {model.g_steps} {trainer.optimizers[0].param_groups[0]['lr']}")
+    lr = trainer.optimizers[0].param_groups[0]["lr"]
+    (out / f"rank{rank}.steps").write_text(f"{model.d_steps} {model.g_steps} {lr}")
     """
 )
 

@@ -45,8 +45,14 @@ def test_text_families_train_under_ddp_with_a_fine_tuned_encoder(name: str, tmp_
     script = tmp_path / "train_ddp.py"
     script.write_text(SCRIPT)
     repo = Path(__file__).resolve().parents[1]
-    result = subprocess.run([sys.executable, str(script), str(tmp_path), name], capture_output=True, text=True,
-                            timeout=300, cwd=repo, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), name],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=repo,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert any(k.startswith("text_encoder.") for k in rank0)

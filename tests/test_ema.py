@@ -52,8 +52,11 @@ def test_sampling_modes():
     torch.manual_seed(0)
     model = DCGAN(ema_decay=0.9, **TINY)
     z = torch.randn(6, 8)
-    live_stats = model.generator.state_dict()["net.1.running_mean"].clone() if "net.1.running_mean" in \
-        model.generator.state_dict() else None
+    live_stats = (
+        model.generator.state_dict()["net.1.running_mean"].clone()
+        if "net.1.running_mean" in model.generator.state_dict()
+        else None
+    )
     running, standing = model.sample(z=z, use_ema=False), model.sample(z=z, use_ema=False, bn="standing")
     assert not torch.allclose(running, standing)  # fresh statistics against the (initial) running ones
     if live_stats is not None:  # the live generator's own buffers are left alone

@@ -87,8 +87,15 @@ class MixtureModel(TinyModel):
 
 
 def trainer(**kwargs) -> L.Trainer:
-    opts = dict(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
-                enable_checkpointing=False, num_sanity_val_steps=0)  # fmt: skip
+    opts = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
     opts.update(kwargs)
     return L.Trainer(**opts)
 
@@ -133,8 +140,9 @@ def test_fid_separates_good_from_bad_generators(cache_dir):
 def test_fit_extracts_reals_once_and_checkpoints_on_val_fid(cache_dir, tmp_path):
     cb = callback(cache_dir, cache=False)
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val/fid", mode="min", save_top_k=1)
-    t = trainer(callbacks=[cb, ckpt], max_epochs=2, limit_train_batches=2, enable_checkpointing=True,
-                num_sanity_val_steps=2)  # fmt: skip
+    t = trainer(
+        callbacks=[cb, ckpt], max_epochs=2, limit_train_batches=2, enable_checkpointing=True, num_sanity_val_steps=2
+    )
     t.fit(TinyModel(), datamodule=TinyData())
     assert cb.real_images_extracted == 96  # two validation epochs, one extraction; none in the sanity check
     assert ckpt.best_model_path and math.isfinite(float(ckpt.best_model_score))

@@ -62,8 +62,15 @@ def _zero_loss(*args, **kwargs):
 @pytest.mark.parametrize("backbone", ["dcgan", "mlp"])
 def test_cgan_samples_and_scores_depend_on_the_label(discriminator: str, backbone: str):
     torch.manual_seed(0)
-    model = CGAN(**{**TINY["CGAN"].kwargs, "discriminator": discriminator, "backbone": backbone,
-                    "g_hidden_dims": (16,), "d_hidden_dims": (16,)})
+    model = CGAN(
+        **{
+            **TINY["CGAN"].kwargs,
+            "discriminator": discriminator,
+            "backbone": backbone,
+            "g_hidden_dims": (16,),
+            "d_hidden_dims": (16,),
+        }
+    )
     z = torch.randn(4, model.latent_dim)
     zeros, ones = torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
     # give the label paths non-trivial weights, as training would
@@ -133,8 +140,10 @@ def test_acgan_generator_loss_includes_the_class_term(tmp_path: Path):
     g_calls = _capture(model, "count_g_step")
     d_calls = _capture(model, "count_d_step")
     before = [p.detach().clone() for p in model.generator.parameters()]
-    with mock.patch("lightning_gans.models.acgan.generator_loss", _zero_loss), \
-         mock.patch("lightning_gans.models.acgan.discriminator_loss", _zero_loss):
+    with (
+        mock.patch("lightning_gans.models.acgan.generator_loss", _zero_loss),
+        mock.patch("lightning_gans.models.acgan.discriminator_loss", _zero_loss),
+    ):
         _fit_one_batch(model, tmp_path)
     (g,), (d,) = g_calls, d_calls
     assert g["g_class"] > 0 and torch.allclose(g["g_loss"], 2.0 * g["g_class"])
@@ -144,8 +153,12 @@ def test_acgan_generator_loss_includes_the_class_term(tmp_path: Path):
 
 
 def test_acgan_works_with_the_toolbox(tmp_path: Path):
-    model = ACGAN(**{**TINY["ACGAN"].kwargs,
-                     "toolbox": {"gradient_penalty": 1.0, "feature_matching": 1.0, "diffaugment": "translation"}})
+    model = ACGAN(
+        **{
+            **TINY["ACGAN"].kwargs,
+            "toolbox": {"gradient_penalty": 1.0, "feature_matching": 1.0, "diffaugment": "translation"},
+        }
+    )
     trainer = _fit_one_batch(model, tmp_path)
     assert {"train/gp", "train/feature_matching"} <= set(trainer.callback_metrics)
 

@@ -18,10 +18,10 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from lightning_gans.callbacks import ImageWriter
+from lightning_gans.image2image import FixedPairs, linear_decay, translate
 from lightning_gans.models import CycleGAN, GauGAN, Pix2Pix
 from lightning_gans.models.cyclegan import ImagePool
 from lightning_gans.models.gaugan import discriminator_feature_matching
-from lightning_gans.image2image import FixedPairs, linear_decay, translate
 from tests.conftest import quiet_trainer, real_data_dir
 from tests.families import TINY, paired_batch, unpaired_batch
 
@@ -175,10 +175,13 @@ def test_cyclegan_losses_have_the_official_weights_by_hand():
     rec_a, rec_b = model.generator_ba(fake_b), model.generator_ab(fake_a)
     d_b_fake, d_a_fake = model.discriminator_b(fake_b), model.discriminator_a(fake_a)
     official = (
-        F.mse_loss(d_b_fake, torch.ones_like(d_b_fake)) + F.mse_loss(d_a_fake, torch.ones_like(d_a_fake))
-        + 10 * (rec_a - a).abs().mean() + 10 * (rec_b - b).abs().mean()
-        + 0.5 * 10 * (model.generator_ab(b) - b).abs().mean() + 0.5 * 10 * (model.generator_ba(a) - a).abs().mean()
-    )  # fmt: skip
+        F.mse_loss(d_b_fake, torch.ones_like(d_b_fake))
+        + F.mse_loss(d_a_fake, torch.ones_like(d_a_fake))
+        + 10 * (rec_a - a).abs().mean()
+        + 10 * (rec_b - b).abs().mean()
+        + 0.5 * 10 * (model.generator_ab(b) - b).abs().mean()
+        + 0.5 * 10 * (model.generator_ba(a) - a).abs().mean()
+    )
     torch.testing.assert_close(g["g_loss"], official)
 
     d = model.discriminator_losses(a, b, fake_a, fake_b)
@@ -227,7 +230,9 @@ def test_cyclegan_lr_is_constant_then_linear_and_resumes_with_pools(tmp_path: Pa
     _trainer(tmp_path / "b", max_epochs=3, enable_checkpointing=True, callbacks=[ckpt]).fit(first, data)
     L.seed_everything(123)  # the checkpoint's RNG state must win
     resumed, rec2 = _tiny("CycleGAN", **kwargs), _LRRecorder()
-    _trainer(tmp_path / "c", max_epochs=5, callbacks=[rec2]).fit(resumed, data, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
+    _trainer(tmp_path / "c", max_epochs=5, callbacks=[rec2]).fit(
+        resumed, data, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt")
+    )
     for epoch in (3, 4):
         assert rec2.lrs[epoch] == pytest.approx(rec.lrs[epoch])
         assert rec2.pools[epoch][1] == rec.pools[epoch][1] == 3
@@ -244,7 +249,9 @@ def test_cyclegan_pools_are_in_the_checkpoint(tmp_path: Path):
     trainer.save_checkpoint(tmp_path / "m.ckpt")
     loaded = CycleGAN.load_from_checkpoint(tmp_path / "m.ckpt", weights_only=True)
     assert int(loaded.pool_a.num_images) == 2
-    assert torch.equal(loaded.pool_a.images, model.pool_a.images) and torch.equal(loaded.pool_b.images, model.pool_b.images)
+    assert torch.equal(loaded.pool_a.images, model.pool_a.images) and torch.equal(
+        loaded.pool_b.images, model.pool_b.images
+    )
 
 
 def test_cyclegan_grid_has_six_rows():
@@ -261,8 +268,14 @@ def test_cyclegan_grid_has_six_rows():
 # ------------------------------------------------------------------------------------------------ GauGAN
 def test_feature_matching_against_a_hand_computation():
     g = torch.Generator().manual_seed(0)
-    real = [[torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 5, 2, 2, generator=g), torch.randn(2, 1, 2, 2, generator=g)]
-            for _ in range(2)]  # fmt: skip
+    real = [
+        [
+            torch.randn(2, 3, 4, 4, generator=g),
+            torch.randn(2, 5, 2, 2, generator=g),
+            torch.randn(2, 1, 2, 2, generator=g),
+        ]
+        for _ in range(2)
+    ]
     fake = [[torch.randn_like(t).requires_grad_() for t in scale] for scale in real]
     for scale in real:
         for t in scale:
@@ -340,7 +353,9 @@ def test_predict_writes_one_file_per_input_named_like_it_at_its_size(name: str, 
         dm, folder = paired.PairedImageDataModule(**common), ""
         model = _tiny(name)
     out = tmp_path / "predictions"
-    _trainer(tmp_path, callbacks=[ImageWriter(output_dir=str(out))]).predict(model, datamodule=dm, return_predictions=False)
+    _trainer(tmp_path, callbacks=[ImageWriter(output_dir=str(out))]).predict(
+        model, datamodule=dm, return_predictions=False
+    )
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
     assert written == [f"{folder}{Path(n).stem}.png" for n in sorted(sizes)]
     for n, (h, w) in sizes.items():
@@ -353,9 +368,9 @@ def test_predict_writes_one_file_per_input_named_like_it_at_its_size(name: str, 
 def test_evaluation_callback_scores_the_translations_of_the_validation_inputs(name: str, tmp_path: Path):
     """EvaluationCallback(source="translate"): the generated set is translate(batch[input_key]), one output per
     validation input, compared with batch[image_key]; a translation model with source="sample" fails at setup."""
-    from lightning_gans.callbacks.evaluation import EvaluationCallback
     from datamodules.paired import PairedImageDataModule
     from datamodules.unpaired import UnpairedImageDataModule
+    from lightning_gans.callbacks.evaluation import EvaluationCallback
 
     sizes, data = {f"{i}.png": (32, 32) for i in range(6)}, tmp_path / "data"
     if name == "CycleGAN":
@@ -372,30 +387,39 @@ def test_evaluation_callback_scores_the_translations_of_the_validation_inputs(na
     seen: list[torch.Tensor] = []
     translate_fn = model.translate
     model.translate = lambda x, *a: seen.append(x) or translate_fn(x, *a)  # type: ignore[method-assign]
-    callback = EvaluationCallback(source="translate", extractor="identity", metrics=["kid"], kid_subset_size=4,
-                                  cache=False, **keys)  # fmt: skip
-    results = _trainer(tmp_path, callbacks=[callback], limit_val_batches=None).validate(model, datamodule=dm,
-                                                                                        verbose=False)[0]  # fmt: skip
+    callback = EvaluationCallback(
+        source="translate", extractor="identity", metrics=["kid"], kid_subset_size=4, cache=False, **keys
+    )
+    results = _trainer(tmp_path, callbacks=[callback], limit_val_batches=None).validate(
+        model, datamodule=dm, verbose=False
+    )[0]
     assert results["val/num_generated"] == results["val/num_real"] == 6
     assert math.isfinite(results["val/kid"])
     assert all(isinstance(x, torch.Tensor) and x.shape[1:] == (3, 32, 32) for x in seen)  # inputs, not batches
 
     with pytest.raises(ValueError, match="source: translate"):
-        _trainer(tmp_path, callbacks=[EvaluationCallback(extractor="identity", metrics=["kid"], cache=False)]
-                 ).validate(_tiny(name), datamodule=dm, verbose=False)  # fmt: skip
+        _trainer(tmp_path, callbacks=[EvaluationCallback(extractor="identity", metrics=["kid"], cache=False)]).validate(
+            _tiny(name), datamodule=dm, verbose=False
+        )
 
 
 def test_fid_on_too_small_a_validation_set_fails_before_training(tmp_path: Path):
     """100 facades photos cannot give a 2048-feature FID: say so at setup, not after the first epoch."""
-    from lightning_gans.callbacks.evaluation import EvaluationCallback
     from datamodules.paired import PairedImageDataModule
+    from lightning_gans.callbacks.evaluation import EvaluationCallback
 
     for split in ("train", "val"):
         _write_images(tmp_path / "data" / split, {f"{i}.png": (32, 64) for i in range(6)})
     dm = PairedImageDataModule(data_dir=str(tmp_path / "data"), crop_size=32, load_size=32, num_workers=0)
     model = _tiny("Pix2Pix")
-    callback = EvaluationCallback(source="translate", input_key="input", image_key="target", extractor="identity",
-                                  metrics=["fid", "kid"], cache=False)  # fmt: skip
+    callback = EvaluationCallback(
+        source="translate",
+        input_key="input",
+        image_key="target",
+        extractor="identity",
+        metrics=["fid", "kid"],
+        cache=False,
+    )
     with pytest.raises(ValueError, match=r"real images \(validation set\)=6 is below the feature dimension 3072"):
         _trainer(tmp_path, max_steps=1, callbacks=[callback], limit_val_batches=1.0).fit(model, datamodule=dm)
     assert model.g_steps == 0

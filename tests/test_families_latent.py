@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from lightning_gans.models import FAMILIES, VAE, Autoencoder, BiGAN
 from lightning_gans.losses import reconstruction_loss
+from lightning_gans.models import FAMILIES, VAE, Autoencoder
 from lightning_gans.models.autoencoder import CodeGaussian
 from lightning_gans.models.bigan import joint_generator_loss
 from tests.conftest import quiet_trainer
@@ -66,6 +66,7 @@ def test_bigan_encoder_learns_only_in_the_generator_step(tmp_path):
         def hook(**losses):
             seen[step] = {n: grads(getattr(model, n)) for n in ("encoder", "generator", "discriminator")}
             original(**losses)
+
         return hook
 
     model.count_d_step = record("d", model.count_d_step)
@@ -92,8 +93,12 @@ def test_joint_generator_loss_is_the_inverted_labels_game():
 
 
 def test_bigan_toolbox_penalties_on_pairs(tmp_path):
-    model = _tiny("BiGAN", stochastic_encoder=True, n_critic=2,
-                  toolbox=dict(gradient_penalty=10.0, r1_gamma=1.0, feature_matching=1.0))
+    model = _tiny(
+        "BiGAN",
+        stochastic_encoder=True,
+        n_critic=2,
+        toolbox=dict(gradient_penalty=10.0, r1_gamma=1.0, feature_matching=1.0),
+    )
     _fit(model, [_batch(seed=0), _batch(seed=1)], tmp_path)
     assert (model.d_steps, model.g_steps) == (2, 1)
     metrics = model.trainer.callback_metrics
@@ -216,4 +221,3 @@ def test_reconstruction_baselines_take_no_discriminator_options(cls, option):
     """No discriminator, so no option of one: not accepted, rather than accepted and then refused."""
     with pytest.raises(TypeError, match=option):
         cls(**{**TINY[cls.__name__].kwargs, option: 1})
-

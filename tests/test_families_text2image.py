@@ -34,8 +34,7 @@ def _fit(model, tmp_path: Path, batches: int = 1, **kwargs):
 
 
 def _encoder_checkpoint(tmp_path: Path, vocabulary=TEXT_VOCABULARY, sentence_dim: int = 6) -> Path:
-    model = TextEncoderPretraining(vocabulary=list(vocabulary), word_dim=4, sentence_dim=sentence_dim,
-                                   image_channels=4)  # fmt: skip
+    model = TextEncoderPretraining(vocabulary=list(vocabulary), word_dim=4, sentence_dim=sentence_dim, image_channels=4)
     trainer = _fit(model, tmp_path)
     path = tmp_path / "encoder.ckpt"
     trainer.save_checkpoint(path)
@@ -57,8 +56,10 @@ def test_matching_aware_loss_is_real_plus_half_wrong_plus_half_fake():
         no_wrong = matching_aware_discriminator_loss(name, real, wrong[:0], fake)
         assert torch.allclose(no_wrong, real_term(name, real) + 0.5 * fake_term(name, fake))
     # DF-GAN: hinge, relu(1 - real) + (relu(1 + fake) + relu(1 + mismatched)) / 2
-    assert torch.isclose(matching_aware_discriminator_loss("hinge", real, wrong, fake),
-                         torch.tensor((0.5 + 2.0) / 2 + 0.5 * (3.0 + (1.3 + 1.1) / 2)))  # fmt: skip
+    assert torch.isclose(
+        matching_aware_discriminator_loss("hinge", real, wrong, fake),
+        torch.tensor((0.5 + 2.0) / 2 + 0.5 * (3.0 + (1.3 + 1.1) / 2)),
+    )
 
 
 def test_ma_gp_is_the_mean_sixth_power_of_the_joint_gradient_norm():
@@ -87,8 +88,9 @@ def test_text_encoder_ignores_padding_and_contrastive_targets_share_duplicates()
     targets = same_text_targets(["a", "b", "a"], torch.device("cpu"))
     assert torch.allclose(targets, torch.tensor([[0.5, 0, 0.5], [0, 1, 0], [0.5, 0, 0.5]]))
     aligned = torch.eye(3)
-    assert contrastive_loss(aligned, aligned, torch.eye(3), 0.1) < contrastive_loss(aligned, aligned.roll(1, 0),
-                                                                                     torch.eye(3), 0.1)  # fmt: skip
+    assert contrastive_loss(aligned, aligned, torch.eye(3), 0.1) < contrastive_loss(
+        aligned, aligned.roll(1, 0), torch.eye(3), 0.1
+    )
 
 
 # ------------------------------------------------------------------------------------------------ GAN-INT-CLS
@@ -187,7 +189,7 @@ def test_an_encoder_of_another_vocabulary_is_refused(tmp_path: Path):
         DFGAN(**{**TINY["DFGAN"].kwargs, "vocabulary": None})
 
 
-# ------------------------------------------------------------------------------------------------ prompts in, images out
+# ----------------------------------------------------------------------------------------------- prompts in, images out
 def test_sample_prompts_unknown_words_and_interpolation():
     model = GANINTCLS(**TINY["GANINTCLS"].kwargs)
     z = torch.randn(3, 8)
@@ -236,19 +238,27 @@ def test_writer_writes_images_per_prompt_captions_and_an_interpolation(tmp_path:
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("# my prompts\nthe digit one\n\n")
     out = tmp_path / "predictions"
-    writer = ImageWriter(output_dir=str(out), text="a thick seven", prompts_file=str(prompts), num_samples=3,
-                         batch_size=2)  # fmt: skip
+    writer = ImageWriter(
+        output_dir=str(out), text="a thick seven", prompts_file=str(prompts), num_samples=3, batch_size=2
+    )
     quiet_trainer(tmp_path, callbacks=[writer]).predict(model, return_predictions=False)
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
-    assert written == ["000_a_thick_seven/000000.png", "000_a_thick_seven/000001.png", "000_a_thick_seven/000002.png",
-                       "001_the_digit_one/000000.png", "001_the_digit_one/000001.png", "001_the_digit_one/000002.png",
-                       "grid.png"]  # fmt: skip
+    assert written == [
+        "000_a_thick_seven/000000.png",
+        "000_a_thick_seven/000001.png",
+        "000_a_thick_seven/000002.png",
+        "001_the_digit_one/000000.png",
+        "001_the_digit_one/000001.png",
+        "001_the_digit_one/000002.png",
+        "grid.png",
+    ]
     lines = (out / "captions.txt").read_text().splitlines()
     assert lines[0] == "000_a_thick_seven/000000.png\ta thick seven" and len(lines) == 6
 
     out2 = tmp_path / "interpolation"
-    writer = ImageWriter(output_dir=str(out2), text=["a thin one", "a thick seven"], interpolation_steps=4,
-                         num_samples=2)  # fmt: skip
+    writer = ImageWriter(
+        output_dir=str(out2), text=["a thin one", "a thick seven"], interpolation_steps=4, num_samples=2
+    )
     quiet_trainer(tmp_path, callbacks=[writer]).predict(model, return_predictions=False)
     assert len(list((out2 / "interpolation").glob("*.png"))) == 8 and (out2 / "grid.png").is_file()
 
@@ -263,6 +273,13 @@ def test_writer_writes_images_per_prompt_captions_and_an_interpolation(tmp_path:
 
 
 def test_the_families_run_on_cpu_without_cuda_calls():
-    for path in ["models/gan_int_cls.py", "models/dfgan.py", "networks/dfgan.py", "networks/gan_int_cls.py",
-                 "networks/text.py", "text2image.py", "text_encoder.py"]:  # fmt: skip
+    for path in [
+        "models/gan_int_cls.py",
+        "models/dfgan.py",
+        "networks/dfgan.py",
+        "networks/gan_int_cls.py",
+        "networks/text.py",
+        "text2image.py",
+        "text_encoder.py",
+    ]:
         assert not re.search(r"\.cuda\(|device=['\"]cuda", (REPO / "lightning_gans" / path).read_text()), path

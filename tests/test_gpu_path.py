@@ -31,8 +31,14 @@ def test_bf16_mixed_precision_and_channels_last_train_every_family(name: str, tm
     model = FAMILIES[name](**spec.kwargs)
     before = {net: [p.detach().clone() for p in getattr(model, net).parameters()] for net in spec.trained}
     losses = _Losses()
-    trainer = quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=0, precision="bf16-mixed",
-                            callbacks=[Performance(channels_last=True), losses])
+    trainer = quiet_trainer(
+        tmp_path,
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=0,
+        precision="bf16-mixed",
+        callbacks=[Performance(channels_last=True), losses],
+    )
     trainer.fit(model, DataLoader([spec.batch()], batch_size=None))
     convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs if w.dim() == 4)

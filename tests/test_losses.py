@@ -45,7 +45,9 @@ def test_hinge():
 
 
 def test_wasserstein():
-    assert discriminator_loss("wasserstein", REAL, FAKE).item() == pytest.approx(mean(FAKE.tolist()) - mean(REAL.tolist()))
+    assert discriminator_loss("wasserstein", REAL, FAKE).item() == pytest.approx(
+        mean(FAKE.tolist()) - mean(REAL.tolist())
+    )
     assert generator_loss("wasserstein", FAKE).item() == pytest.approx(-mean(FAKE.tolist()))
 
 

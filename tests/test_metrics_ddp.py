@@ -72,8 +72,22 @@ def test_two_process_metrics_equal_single_process(tmp_path):
     mp.start_processes(_worker, args=(2, free_port(), out), nprocs=2, join=True, start_method=method)
     ddp = torch.load(out)
     single = single_process(list(range(6)))  # chunks in their natural order; the processes saw 0,2,4 and 1,3,5
-    assert set(ddp) == set(single) == {"fid", "kid", "kid_std", "is", "is_std", "precision", "recall",
-                                       "classes_covered", "class_kl", "confident_share"}
+    assert (
+        set(ddp)
+        == set(single)
+        == {
+            "fid",
+            "kid",
+            "kid_std",
+            "is",
+            "is_std",
+            "precision",
+            "recall",
+            "classes_covered",
+            "class_kl",
+            "confident_share",
+        }
+    )
     for key, value in single.items():
         assert ddp[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
     assert single_process([5, 3, 1, 0, 2, 4]) == pytest.approx(single, rel=1e-9)  # order never matters

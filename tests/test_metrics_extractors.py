@@ -76,8 +76,13 @@ def test_local_inception_equals_fid_helper_pipeline(local_inception):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         helper = FidHelper(device="cpu")
-        theirs = helper.extract_feats(x.expand(-1, 3, -1, -1), data_range=(-1, 1), resize_hw=(299, 299),
-                                      resample_mode="nv_bilinear_float", quant=True)  # fmt: skip
+        theirs = helper.extract_feats(
+            x.expand(-1, 3, -1, -1),
+            data_range=(-1, 1),
+            resize_hw=(299, 299),
+            resample_mode="nv_bilinear_float",
+            quant=True,
+        )
     assert torch.allclose(ours, torch.from_numpy(theirs), atol=2e-3)
 
 
@@ -90,8 +95,9 @@ def test_local_inception_agrees_with_torchmetrics_inception(local_inception, tmp
 
     weights = tmp_path / "inception_from_torchscript.pth"
     torch.save(local_inception_to_torch_fidelity(), weights)
-    tm = NoTrainInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights),
-                            antialias=False)  # fmt: skip
+    tm = NoTrainInceptionV3(
+        "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights), antialias=False
+    )
     x = digits(2)
     uint8 = quantize_to_255(x).to(torch.uint8).expand(-1, 3, -1, -1)
     theirs = tm(uint8)
@@ -107,8 +113,9 @@ def test_local_inception_agrees_with_torchmetrics_inception(local_inception, tmp
 
 def test_torchmetrics_inception_offline_message_names_the_local_option(monkeypatch):
     pytest.importorskip("torch_fidelity")
-    import torch_fidelity.feature_extractor_inceptionv3 as fe
     from urllib.error import URLError
+
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
 
     def offline(*args, **kwargs):
         raise URLError("Name or service not known")
@@ -129,8 +136,15 @@ def random_classifier(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("clf") / "random.pt"
     torch.manual_seed(0)
     model = MNISTClassifier()
-    torch.save({"format": "lightning_gans.mnist_classifier/1", "config": model.config,
-                "state_dict": model.state_dict(), "test_accuracy": float("nan")}, path)  # fmt: skip
+    torch.save(
+        {
+            "format": "lightning_gans.mnist_classifier/1",
+            "config": model.config,
+            "state_dict": model.state_dict(),
+            "test_accuracy": float("nan"),
+        },
+        path,
+    )
     return path
 
 
@@ -153,8 +167,22 @@ def quick_classifier(tmp_path_factory) -> Path:
     Outlier Exposure, which slows the first steps down; the shipped classifier's test covers it)."""
     root = real_data_dir("MNIST/raw").parent.parent
     out = tmp_path_factory.mktemp("clf") / "quick.pt"
-    args = ["--data_dir", str(root), "--out", str(out), "--epochs", "1", "--max_train_samples", "2560",
-            "--max_test_samples", "2000", "--lr", "0.01", "--outlier_fraction", "0"]
+    args = [
+        "--data_dir",
+        str(root),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--max_train_samples",
+        "2560",
+        "--max_test_samples",
+        "2000",
+        "--lr",
+        "0.01",
+        "--outlier_fraction",
+        "0",
+    ]
     assert classifier_main(args) == 0
     return out
 

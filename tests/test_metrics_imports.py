@@ -76,7 +76,10 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_find_cycle_finds_a_lazy_import_cycle():
     assert find_cycle({"extractors": {"classifier"}, "classifier": {"extractors"}}) == [
-        "classifier", "extractors", "classifier"]  # fmt: skip
+        "classifier",
+        "extractors",
+        "classifier",
+    ]
     assert find_cycle({"extractors": {"extractor_base"}, "classifier": {"extractor_base"}}) is None
 
 
@@ -95,7 +98,10 @@ def test_nothing_imported_by_the_package_imports_the_training_module():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(
         [sys.executable, "-W", "error::RuntimeWarning", "-m", "lightning_gans.metrics.classifier", "--help"],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert "Train the MNIST classifier" in result.stdout and "Warning" not in result.stderr

@@ -19,7 +19,12 @@ def test_auto_depends_on_the_data_and_the_extractors_logits():
     assert choose_metrics(None, (2,), "identity") == ("modes",)
     assert choose_metrics(None, (1, 28, 28), "inception_local") == ("fid", "kid", "precision_recall")
     assert choose_metrics(None, (1, 28, 28), "mnist_classifier") == (
-        "fid", "kid", "precision_recall", "is", "class_coverage")  # fmt: skip
+        "fid",
+        "kid",
+        "precision_recall",
+        "is",
+        "class_coverage",
+    )
     assert choose_metrics(("fid",), (2,), "identity") == ("fid",)
     with pytest.raises(ValueError, match="points, not images"):
         choose_metrics(("modes", "kid"), (2,), "inception")

@@ -59,8 +59,12 @@ def test_mnist_faithfulness_checks_digit_thickness_and_slant():
     thick[:, :, 4:24, 10:18] = 1.0
     images = torch.cat([thin, thick])
     rules = MNISTCaptionRules(thickness=[(2.0, 3.0)] * 10, size=[(0.1, 0.5)] * 10, thickness_median=[2.5] * 10)
-    facts = [{"digit": 1, "thickness": "thin", "slant": "upright"}, {"digit": 7, "thickness": "thick"},
-             {"digit": 1, "thickness": "thick", "slant": "right"}, {"digit": 1}]  # fmt: skip
+    facts = [
+        {"digit": 1, "thickness": "thin", "slant": "upright"},
+        {"digit": 7, "thickness": "thick"},
+        {"digit": 1, "thickness": "thick", "slant": "right"},
+        {"digit": 1},
+    ]
     scores = m.mnist_faithfulness(images, facts, rules, classifier=_Says(1))
     assert scores["digit_accuracy"] == 0.75 and scores["thickness_agreement"] == 2 / 3
     assert scores["slant_agreement"] == 0.5 and scores["num_slant"] == 2
@@ -92,9 +96,17 @@ def test_the_evaluation_script_reports_scores_with_ceilings_and_floors(tmp_path:
 
     data = fake_mnist(tmp_path / "data")
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"model": {"class_path": "lightning_gans.models.GANINTCLS"}, "data": {
-        "class_path": "datamodules.MNISTCaptionsDataModule",
-        "init_args": {"data_dir": str(data), "download": False, "val_size": 16, "batch_size": 8}}}))  # fmt: skip
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"class_path": "lightning_gans.models.GANINTCLS"},
+                "data": {
+                    "class_path": "datamodules.MNISTCaptionsDataModule",
+                    "init_args": {"data_dir": str(data), "download": False, "val_size": 16, "batch_size": 8},
+                },
+            }
+        )
+    )
     dm = MNISTCaptionsDataModule(data_dir=str(data), download=False, val_size=16, batch_size=8)
 
     def checkpoint(model, name):
@@ -103,13 +115,37 @@ def test_the_evaluation_script_reports_scores_with_ceilings_and_floors(tmp_path:
         trainer.save_checkpoint(tmp_path / name)
         return tmp_path / name
 
-    gan = checkpoint(GANINTCLS(vocabulary=dm.vocabulary, latent_dim=8, g_channels=4, d_channels=4, word_dim=8,
-                               sentence_dim=8, projection_dim=8), "gan.ckpt")  # fmt: skip
-    encoder = checkpoint(TextEncoderPretraining(vocabulary=dm.vocabulary, word_dim=8, sentence_dim=8,
-                                                image_channels=4), "eval_encoder.ckpt")  # fmt: skip
+    gan = checkpoint(
+        GANINTCLS(
+            vocabulary=dm.vocabulary,
+            latent_dim=8,
+            g_channels=4,
+            d_channels=4,
+            word_dim=8,
+            sentence_dim=8,
+            projection_dim=8,
+        ),
+        "gan.ckpt",
+    )
+    encoder = checkpoint(
+        TextEncoderPretraining(vocabulary=dm.vocabulary, word_dim=8, sentence_dim=8, image_channels=4),
+        "eval_encoder.ckpt",
+    )
     out = tmp_path / "eval"
-    text2image_eval.main(["--config", str(config), "--ckpt", str(gan), "--eval_encoder", str(encoder),
-                          "--num_prompts", "16", "--out", str(out)])  # fmt: skip
+    text2image_eval.main(
+        [
+            "--config",
+            str(config),
+            "--ckpt",
+            str(gan),
+            "--eval_encoder",
+            str(encoder),
+            "--num_prompts",
+            "16",
+            "--out",
+            str(out),
+        ]
+    )
     results = json.loads((out / "text2image_eval.json").read_text())
     assert results["family"] == "GANINTCLS" and results["num_prompts"] == 16
     for key in ("r_precision", "r_precision_ceiling", "r_precision_floor"):

@@ -39,8 +39,14 @@ lab = _load_lab()
 def test_lab_has_the_losses_and_options_of_the_issue():
     names = {p.stem for p in CONFIGS}
     assert 6 <= len(names) <= 10
-    for name in ("ring8_nonsaturating", "ring8_nonsaturating_fm", "ring8_hinge", "ring8_hinge_sn", "ring8_wgan_gp",
-                 "ring8_lsgan"):  # fmt: skip
+    for name in (
+        "ring8_nonsaturating",
+        "ring8_nonsaturating_fm",
+        "ring8_hinge",
+        "ring8_hinge_sn",
+        "ring8_wgan_gp",
+        "ring8_lsgan",
+    ):
         assert name in names
 
 
@@ -75,13 +81,21 @@ def test_lab_configs_differ_from_the_baseline_only_in_their_lab_lines():
 @pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_lab_config_fits_one_step_through_the_cli(config: Path, monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "argv", ["lightning-gans"])  # pytest's own arguments are not the CLI's
-    cli = GANCLI(args=[
-        "fit", "--config", str(config),
-        "--trainer.fast_dev_run", "1",
-        "--trainer.default_root_dir", str(tmp_path),
-        "--trainer.logger.init_args.save_dir", str(tmp_path),
-        "--data.init_args.num_samples", "512",
-    ])  # fmt: skip
+    cli = GANCLI(
+        args=[
+            "fit",
+            "--config",
+            str(config),
+            "--trainer.fast_dev_run",
+            "1",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+            "--data.init_args.num_samples",
+            "512",
+        ]
+    )
     model, dm = cli.model, cli.datamodule
     assert type(model) is GAN and model.image_shape == (2,)  # linked from the datamodule
     assert isinstance(dm, GaussianMixtureDataModule) and dm.kind == "ring8" and dm.batch_size == 256
@@ -99,8 +113,15 @@ def test_lab_config_fits_one_step_through_the_cli(config: Path, monkeypatch, tmp
 
 
 def test_describe_options_names_what_differs_from_the_base():
-    toolbox, optimiser = lab.describe_options({"toolbox": {"spectral_norm_d": True, "gradient_penalty": 10.0},
-                                               "n_critic": 5, "lr_g": 1e-3, "lr_d": 1e-3, "betas": [0.5, 0.9]})
+    toolbox, optimiser = lab.describe_options(
+        {
+            "toolbox": {"spectral_norm_d": True, "gradient_penalty": 10.0},
+            "n_critic": 5,
+            "lr_g": 1e-3,
+            "lr_d": 1e-3,
+            "betas": [0.5, 0.9],
+        }
+    )
     assert toolbox == "n_critic 5, gradient_penalty 10, spectral_norm_d"
     assert optimiser == "adam 0.001, betas (0.5, 0.9)"
     assert lab.describe_options({"betas": [0.5, 0.999]})[0] == "none"
@@ -114,9 +135,23 @@ def test_lab_script_writes_table_and_figure_for_a_tiny_run(tmp_path):
     out = tmp_path / "docs"
     threads = torch.get_num_threads()
     try:
-        results = lab.main(["--config-dir", str(configs), "--runs-dir", str(tmp_path / "runs"), "--out-dir", str(out),
-                            "--", "--trainer.max_epochs", "2", "--trainer.check_val_every_n_epoch", "1",
-                            "--data.init_args.num_samples", "1024"])  # fmt: skip
+        results = lab.main(
+            [
+                "--config-dir",
+                str(configs),
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--out-dir",
+                str(out),
+                "--",
+                "--trainer.max_epochs",
+                "2",
+                "--trainer.check_val_every_n_epoch",
+                "1",
+                "--data.init_args.num_samples",
+                "1024",
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     assert [r.name for r in results] == ["ring8_nonsaturating", "ring8_hinge_sn"]  # by loss, baseline first
@@ -137,8 +172,9 @@ def test_lab_script_writes_table_and_figure_for_a_tiny_run(tmp_path):
     assert (out / "mode_collapse.png").stat().st_size < 300_000
 
     # Rewriting keeps the hand-written observations outside the markers.
-    (out / "mode_collapse.md").write_text("# Title\n\nintro\n\n" + text[text.index(lab.BEGIN):].replace(
-        "(Not written yet.)", "hinge_sn drifts."))  # fmt: skip
+    (out / "mode_collapse.md").write_text(
+        "# Title\n\nintro\n\n" + text[text.index(lab.BEGIN) :].replace("(Not written yet.)", "hinge_sn drifts.")
+    )
     lab.write_report(results[1:], out, "cmd", 1.0)
     again = (out / "mode_collapse.md").read_text()
     assert again.startswith("# Title\n\nintro\n\n") and "hinge_sn drifts." in again

@@ -138,8 +138,9 @@ def test_apply_spectral_norm_wraps_every_layer_once() -> None:
 def test_sagan_attention_in_both_networks(size: int, resolution: int) -> None:
     shape = (3, size, size)
     base = 16 if size <= 32 else 128
-    g = ResNetGenerator(latent_dim=LATENT, image_shape=shape, base_channels=base, attention_resolution=resolution,
-                        spectral_norm=True)
+    g = ResNetGenerator(
+        latent_dim=LATENT, image_shape=shape, base_channels=base, attention_resolution=resolution, spectral_norm=True
+    )
     d = ResNetDiscriminator(image_shape=shape, base_channels=base, attention_resolution=resolution)
     assert sum(isinstance(m, SelfAttention) for m in g.modules()) == 1
     assert sum(isinstance(m, SelfAttention) for m in d.modules()) == 1

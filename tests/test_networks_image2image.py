@@ -307,7 +307,11 @@ def test_spade_generator_copies_for_ema() -> None:
 )
 def test_spade_generator_upsampling_options(layers: str, image_size: int, aspect_ratio: float, shape: tuple) -> None:
     net = SPADEGenerator(
-        label_nc=2, base_channels=2, image_size=image_size, num_upsampling_layers=layers, aspect_ratio=aspect_ratio,
+        label_nc=2,
+        base_channels=2,
+        image_size=image_size,
+        num_upsampling_layers=layers,
+        aspect_ratio=aspect_ratio,
         hidden=4,
     )
     assert net.image_shape == shape
@@ -334,8 +338,15 @@ def test_networks_are_plain_torch(name: str) -> None:
 
 @pytest.mark.parametrize(
     "cls",
-    [UNetGenerator, PatchDiscriminator, MultiScaleDiscriminator, ResnetTranslator, SPADE, SPADEResBlock, SPADEGenerator,
-     ],
+    [
+        UNetGenerator,
+        PatchDiscriminator,
+        MultiScaleDiscriminator,
+        ResnetTranslator,
+        SPADE,
+        SPADEResBlock,
+        SPADEGenerator,
+    ],
 )
 def test_public_classes_document_their_arguments(cls: type) -> None:
     assert "Args:" in (cls.__doc__ or "")

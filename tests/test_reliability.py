@@ -72,8 +72,12 @@ def test_a_truncated_mnist_gz_names_the_file_and_the_fix(tmp_path: Path):
 
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    for name, shape in (("train-images-idx3-ubyte", (64, 28, 28)), ("train-labels-idx1-ubyte", (64,)),
-                        ("t10k-images-idx3-ubyte", (16, 28, 28)), ("t10k-labels-idx1-ubyte", (16,))):
+    for name, shape in (
+        ("train-images-idx3-ubyte", (64, 28, 28)),
+        ("train-labels-idx1-ubyte", (64,)),
+        ("t10k-images-idx3-ubyte", (16, 28, 28)),
+        ("t10k-labels-idx1-ubyte", (16,)),
+    ):
         header = (0x0800 | len(shape)).to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in shape)
         with gzip.open(raw / f"{name}.gz", "wb") as f:
             f.write(header + bytes(math.prod(shape)))
@@ -197,7 +201,7 @@ def test_atomic_checkpoint_io_keeps_the_old_file_when_a_write_fails(tmp_path: Pa
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # no temporary file left behind
 
 
-_PREEMPTIBLE = '''
+_PREEMPTIBLE = """
 import sys, time
 from pathlib import Path
 import lightning as L
@@ -233,7 +237,7 @@ try:
 except Preempted as stop:
     print(stop, file=sys.stderr)
     sys.exit(stop.exit_code)
-'''
+"""
 
 
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT", "SIGUSR1"])
@@ -336,8 +340,9 @@ def test_the_last_checkpoint_is_refreshed_on_a_timer(tmp_path: Path):
 
     timer = Preemption(save_every_minutes=1e-9)  # due after every batch
     checkpoint = Spy(dirpath=tmp_path / "checkpoints", save_last=True, save_top_k=0, every_n_epochs=0)
-    quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=3, enable_checkpointing=True,
-                  callbacks=[timer, checkpoint]).fit(DCGAN(**TINY), _data())
+    quiet_trainer(
+        tmp_path, max_epochs=1, limit_train_batches=3, enable_checkpointing=True, callbacks=[timer, checkpoint]
+    ).fit(DCGAN(**TINY), _data())
     assert saved[:3] == [1, 2, 3]
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["lightning_gans"]["g_steps"] == 3

@@ -28,8 +28,13 @@ def _run(root: Path, epochs: int, ckpt_path: str | None = None) -> DCGAN:
     L.seed_everything(7)
     model = DCGAN(**KWARGS)
     trainer = L.Trainer(
-        accelerator="cpu", max_epochs=epochs, deterministic=True, logger=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=root,
+        accelerator="cpu",
+        max_epochs=epochs,
+        deterministic=True,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
         callbacks=[ModelCheckpoint(dirpath=root / "ckpt", save_last=True, save_top_k=0)],
     )
     trainer.fit(model, _data(), ckpt_path=ckpt_path)

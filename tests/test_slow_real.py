@@ -36,8 +36,14 @@ def test_dcgan_learns_digits_on_real_mnist(mnist_root: Path, tmp_path: Path):
     model = DCGAN(image_shape=dm.image_shape)  # the networks of configs/dcgan_mnist.yaml
     before = _metrics(model, real)
     trainer = L.Trainer(
-        accelerator="cpu", max_steps=2 * 600,  # Lightning counts D and G steps: 600 G steps logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path, limit_val_batches=0,
+        accelerator="cpu",
+        max_steps=2 * 600,  # Lightning counts D and G steps: 600 G steps
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        limit_val_batches=0,
     )
     trainer.fit(model, dm)
     after = _metrics(model, real)

@@ -39,8 +39,9 @@ SHAPE = (3, 16, 16)
 
 def tiny_generator(style_block: str = "modulated", **kwargs) -> StyleGenerator:
     torch.manual_seed(0)
-    return StyleGenerator(8, SHAPE, w_dim=8, mapping_layers=2, channel_base=64, channel_max=8, style_block=style_block,
-                          **kwargs)  # fmt: skip
+    return StyleGenerator(
+        8, SHAPE, w_dim=8, mapping_layers=2, channel_base=64, channel_max=8, style_block=style_block, **kwargs
+    )
 
 
 def tiny_model(**kwargs) -> StyleGAN:
@@ -157,8 +158,11 @@ def test_style_mixing_changes_only_the_layers_after_the_cutoff(style_block: str)
     g.train()
     style_inputs = []  # every style affine's input, in the order the layers run
     names = ("affine",) if style_block == "modulated" else ("style",)
-    hooks = [m.register_forward_pre_hook(lambda mod, args: style_inputs.append(args[0].detach()))
-             for n, m in g.synthesis.named_modules() if n.rsplit(".", 1)[-1] in names]  # fmt: skip
+    hooks = [
+        m.register_forward_pre_hook(lambda mod, args: style_inputs.append(args[0].detach()))
+        for n, m in g.synthesis.named_modules()
+        if n.rsplit(".", 1)[-1] in names
+    ]
     layer_index = []  # which style input each affine reads (ToRGB shares the next block's first)
     start = 0
     for block in g.synthesis.blocks:
@@ -243,8 +247,12 @@ def test_lazy_regularisation_runs_on_the_right_steps_with_the_right_scale(tmp_pa
             step = opt.step
 
             def recorded(*args, **kwargs):
-                d_steps.append(([p.detach().clone() for p in pl_module.discriminator.parameters()],
-                                [p.grad.clone() for p in pl_module.discriminator.parameters()]))  # fmt: skip
+                d_steps.append(
+                    (
+                        [p.detach().clone() for p in pl_module.discriminator.parameters()],
+                        [p.grad.clone() for p in pl_module.discriminator.parameters()],
+                    )
+                )
                 return step(*args, **kwargs)
 
             opt.step = recorded
@@ -381,21 +389,63 @@ def test_projection_reconstructs_better_than_the_mean_image():
     assert result.distances[-1] < result.distances[0]
 
 
-def test_cli_predict_takes_the_sampling_settings_from_the_command_line(tiny_mnist: Path, tmp_path: Path):
+def test_cli_predict_takes_the_sampling_settings_from_the_command_line(tiny_mnist: Path, tmp_path: Path):  # noqa: F811
     """LightningCLI replaces saved hyperparameters by the checkpoint's on ``--ckpt_path``; truncation, noise mode and
     interpolation frames are settings of use, not saved, so the command line wins."""
     tiny = TINY["StyleGAN"].kwargs
-    common = ["--model", "StyleGAN", "--data", "MNISTDataModule", "--data.init_args.data_dir", str(tiny_mnist),
-              "--data.init_args.download", "false", "--data.init_args.image_size", "16",
-              "--data.init_args.batch_size", "8", "--data.init_args.val_size", "16",
-              "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.enable_progress_bar", "false",
-              *[arg for key in ("latent_dim", "w_dim", "mapping_layers", "channel_base", "channel_max")
-                for arg in (f"--model.init_args.{key}", str(tiny[key]))]]  # fmt: skip
-    GANCLI(args=["fit", *common, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
-                 "--trainer.limit_val_batches", "0"])  # fmt: skip
+    common = [
+        "--model",
+        "StyleGAN",
+        "--data",
+        "MNISTDataModule",
+        "--data.init_args.data_dir",
+        str(tiny_mnist),
+        "--data.init_args.download",
+        "false",
+        "--data.init_args.image_size",
+        "16",
+        "--data.init_args.batch_size",
+        "8",
+        "--data.init_args.val_size",
+        "16",
+        "--trainer.default_root_dir",
+        str(tmp_path / "run"),
+        "--trainer.enable_progress_bar",
+        "false",
+        *[
+            arg
+            for key in ("latent_dim", "w_dim", "mapping_layers", "channel_base", "channel_max")
+            for arg in (f"--model.init_args.{key}", str(tiny[key]))
+        ],
+    ]
+    GANCLI(
+        args=[
+            "fit",
+            *common,
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.limit_train_batches",
+            "1",
+            "--trainer.limit_val_batches",
+            "0",
+        ]
+    )
     out = tmp_path / "frames"
-    cli = GANCLI(args=["predict", *common, "--ckpt_path", str(tmp_path / "run" / "checkpoints" / "last.ckpt"),
-                       "--model.init_args.truncation_psi", "0.5", "--model.init_args.interpolation_frames", "3",
-                       "--writer.num_samples", "2", "--writer.output_dir", str(out)])  # fmt: skip
+    cli = GANCLI(
+        args=[
+            "predict",
+            *common,
+            "--ckpt_path",
+            str(tmp_path / "run" / "checkpoints" / "last.ckpt"),
+            "--model.init_args.truncation_psi",
+            "0.5",
+            "--model.init_args.interpolation_frames",
+            "3",
+            "--writer.num_samples",
+            "2",
+            "--writer.output_dir",
+            str(out),
+        ]
+    )
     assert cli.model.truncation_psi == 0.5 and cli.model.g_steps > 0  # the checkpoint's weights, the flag's psi
     assert len(list((out / "interpolation").glob("*.png"))) == 2 * 3

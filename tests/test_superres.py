@@ -239,8 +239,9 @@ def test_srgan_loss_is_content_plus_1e3_adversarial_by_hand():
     torch.testing.assert_close(losses["g_loss"], F.mse_loss(sr, hr) + dfeat + ssim_term + 1e-3 * adv)
     d = model.discriminator_losses(sr, hr)
     real_logits, fake_logits = model.discriminator(hr), model.discriminator(sr.detach())
-    want = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + \
-        F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))  # fmt: skip
+    want = F.binary_cross_entropy_with_logits(
+        real_logits, torch.ones_like(real_logits)
+    ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
     torch.testing.assert_close(d["d_loss"], want)
 
 
@@ -266,8 +267,9 @@ def test_esrgan_defaults_are_the_official_ones_and_its_loss_is_relativistic_by_h
     # relativistic: false is the standard GAN (the paper's ablation)
     standard = _tiny("ESRGAN", relativistic=False)
     logits = standard.discriminator(sr.detach())
-    torch.testing.assert_close(standard.generator_losses(sr, hr)["g_adv"], bce(standard.discriminator(sr),
-                                                                            torch.ones_like(logits)))  # fmt: skip
+    torch.testing.assert_close(
+        standard.generator_losses(sr, hr)["g_adv"], bce(standard.discriminator(sr), torch.ones_like(logits))
+    )
 
 
 def test_bad_options_fail_at_construction_naming_the_fix():
@@ -283,8 +285,9 @@ def test_bad_options_fail_at_construction_naming_the_fix():
 
 def test_setup_refuses_a_datamodule_of_another_scale(tmp_path: Path):
     _write_images(tmp_path / "hr", {f"{i}.png": (24, 24) for i in range(4)})
-    dm = SuperResolutionDataModule(data_dir=str(tmp_path), train_dir="hr", val_dir=None, val_fraction=0.5,
-                                   scale=3, hr_size=24, batch_size=2)  # fmt: skip
+    dm = SuperResolutionDataModule(
+        data_dir=str(tmp_path), train_dir="hr", val_dir=None, val_fraction=0.5, scale=3, hr_size=24, batch_size=2
+    )
     model = SRResNet(image_shape=dm.image_shape, scale=4, channels=4, num_blocks=1)
     with pytest.raises(ValueError, match=r"x4 but the datamodule makes x3.*scale: 3"):
         _trainer(tmp_path, max_steps=1).fit(model, datamodule=dm)
@@ -335,8 +338,9 @@ def test_a_resumed_srgan_keeps_its_own_weights_not_init_from(tmp_path: Path):
     ckpt_dir = tmp_path / "ckpt"
     model = _tiny("SRGAN", init_from=str(path))
     data = DataLoader([sr_batch()()], batch_size=None)
-    _trainer(tmp_path, max_epochs=2, enable_checkpointing=True,
-             callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True)]).fit(model, data)  # fmt: skip
+    _trainer(
+        tmp_path, max_epochs=2, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True)]
+    ).fit(model, data)
     path.unlink()  # init_from is gone: a resumed fit must not need it
     resumed = _tiny("SRGAN", init_from=str(path))
     _trainer(tmp_path, max_epochs=3).fit(resumed, data, ckpt_path=str(ckpt_dir / "last.ckpt"))
@@ -345,8 +349,9 @@ def test_a_resumed_srgan_keeps_its_own_weights_not_init_from(tmp_path: Path):
 
 def test_tiled_upscaling_equals_whole_image_upscaling_and_keeps_exact_sizes():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.ReLU(), nn.Conv2d(12, 48, 3, padding=1),
-                        nn.PixelShuffle(4)).eval()  # receptive field: 2 LR pixels each side  # fmt: skip
+    net = nn.Sequential(
+        nn.Conv2d(3, 12, 3, padding=1), nn.ReLU(), nn.Conv2d(12, 48, 3, padding=1), nn.PixelShuffle(4)
+    ).eval()  # receptive field: 2 LR pixels each side
     x = torch.rand(2, 3, 37, 23) * 2 - 1
     whole = upscale(net, x, 4)
     tiled = upscale(net, x, 4, tile_size=8, tile_overlap=2)
@@ -362,8 +367,15 @@ def test_predict_upscales_a_folder_of_any_size_to_exactly_scale_times_and_never_
     sizes = {"a.jpg": (13, 9), "b.png": (8, 8), "big.png": (40, 21)}  # big: tiled at tile_size 16
     _write_images(tmp_path / "lr", sizes)
     _write_images(tmp_path / "hr", {f"{i}.png": (32, 32) for i in range(4)})
-    dm = SuperResolutionDataModule(data_dir=str(tmp_path), train_dir="hr", val_dir=None, val_fraction=0.5,
-                                   hr_size=32, predict_dir="lr", batch_size=2)  # fmt: skip
+    dm = SuperResolutionDataModule(
+        data_dir=str(tmp_path),
+        train_dir="hr",
+        val_dir=None,
+        val_fraction=0.5,
+        hr_size=32,
+        predict_dir="lr",
+        batch_size=2,
+    )
     model = _tiny("SRResNet", tile_size=16)
     out = tmp_path / "predictions"
     writer = ImageWriter(output_dir=str(out))
@@ -379,8 +391,9 @@ def test_predict_upscales_a_folder_of_any_size_to_exactly_scale_times_and_never_
 
 def test_validation_logs_psnr_ssim_of_the_model_and_of_bicubic_and_a_four_row_grid(tmp_path: Path):
     _write_images(tmp_path / "hr", {f"{i}.png": (40, 36) for i in range(6)})
-    dm = SuperResolutionDataModule(data_dir=str(tmp_path), train_dir="hr", val_dir=None, val_fraction=0.5,
-                                   hr_size=32, batch_size=2)  # fmt: skip
+    dm = SuperResolutionDataModule(
+        data_dir=str(tmp_path), train_dir="hr", val_dir=None, val_fraction=0.5, hr_size=32, batch_size=2
+    )
     model = _tiny("SRResNet")
     results = _trainer(tmp_path, limit_val_batches=None).validate(model, datamodule=dm, verbose=False)[0]
     lr = torch.stack([dm.datasets["val"][i]["input"] for i in range(3)])
@@ -408,20 +421,36 @@ def test_evaluation_callback_scores_kid_of_the_sr_outputs(tmp_path: Path):
     from lightning_gans.callbacks.evaluation import EvaluationCallback
 
     _write_images(tmp_path / "hr", {f"{i}.png": (32, 32) for i in range(12)})
-    dm = SuperResolutionDataModule(data_dir=str(tmp_path), train_dir="hr", val_dir=None, val_fraction=0.5,
-                                   hr_size=32, batch_size=4)  # fmt: skip
-    callback = EvaluationCallback(source="translate", input_key="input", image_key="target", extractor="identity",
-                                  metrics=["kid"], kid_subset_size=4, cache=False)  # fmt: skip
+    dm = SuperResolutionDataModule(
+        data_dir=str(tmp_path), train_dir="hr", val_dir=None, val_fraction=0.5, hr_size=32, batch_size=4
+    )
+    callback = EvaluationCallback(
+        source="translate",
+        input_key="input",
+        image_key="target",
+        extractor="identity",
+        metrics=["kid"],
+        kid_subset_size=4,
+        cache=False,
+    )
     results = _trainer(tmp_path, callbacks=[callback], limit_val_batches=None).validate(
-        _tiny("ESRGAN"), datamodule=dm, verbose=False)[0]  # fmt: skip
+        _tiny("ESRGAN"), datamodule=dm, verbose=False
+    )[0]
     assert results["val/num_generated"] == results["val/num_real"] == 6 and math.isfinite(results["val/kid"])
 
 
 # ------------------------------------------------------------------------------------------------ the datamodule
 def test_pairs_are_bicubic_downscaled_patches_fixed_for_validation(tmp_path: Path):
     _write_images(tmp_path / "faces", {f"{i:02d}.jpg": (109, 89) for i in range(8)})
-    dm = SuperResolutionDataModule(data_dir=str(tmp_path), train_dir="faces", val_dir=None, val_fraction=0.25,
-                                   hr_size=64, load_size=64, batch_size=4)  # fmt: skip
+    dm = SuperResolutionDataModule(
+        data_dir=str(tmp_path),
+        train_dir="faces",
+        val_dir=None,
+        val_fraction=0.25,
+        hr_size=64,
+        load_size=64,
+        batch_size=4,
+    )
     assert dm.image_shape == (3, 64, 64) and dm.scale == 4 and dm.num_classes == 0
     dm.setup("fit")
     assert len(dm.datasets["train"]) == 6 and len(dm.datasets["val"]) == 2
@@ -457,8 +486,12 @@ def test_training_patches_are_random_on_the_scale_grid_and_match_ready_lr_images
         hr = np.asarray(Image.open(hr_files[0]).convert("RGB"), dtype=np.float32) / 127.5 - 1
         lr = np.asarray(Image.open(lr_files[0]).convert("RGB"), dtype=np.float32) / 127.5 - 1
         target = item["target"].permute(1, 2, 0).numpy()
-        found = [(top, left) for top in range(0, 48 - 16 + 1, 4) for left in range(0, 40 - 16 + 1, 4)
-                 if np.allclose(hr[top : top + 16, left : left + 16], target)]  # fmt: skip
+        found = [
+            (top, left)
+            for top in range(0, 48 - 16 + 1, 4)
+            for left in range(0, 40 - 16 + 1, 4)
+            if np.allclose(hr[top : top + 16, left : left + 16], target)
+        ]
         assert len(found) == 1
         top, left = found[0]
         corners.add(found[0])
@@ -477,20 +510,23 @@ def test_datamodule_errors_name_the_problem_and_the_fix(tmp_path: Path):
     with pytest.raises(DatasetNotFoundError, match=r"(?s)The train images not found.*nothing.*train_dir"):
         SuperResolutionDataModule(data_dir=str(tmp_path), train_dir="nothing").setup("fit")
     _write_images(tmp_path / "small", {"a.png": (20, 20), "b.png": (20, 20)})
-    dm = SuperResolutionDataModule(data_dir=str(tmp_path), train_dir="small", val_dir=None, val_fraction=0.5,
-                                   hr_size=32)  # fmt: skip
+    dm = SuperResolutionDataModule(
+        data_dir=str(tmp_path), train_dir="small", val_dir=None, val_fraction=0.5, hr_size=32
+    )
     dm.setup("fit")
     with pytest.raises(DatasetNotFoundError, match="smaller than hr_size=32"):
         dm.datasets["val"][0]
     (tmp_path / "lr").mkdir()
     Image.new("RGB", (6, 6)).save(tmp_path / "lr" / "ax4.png")
     with pytest.raises(DatasetNotFoundError, match=r"HR images have no LR image.*'b.png'"):
-        SuperResolutionDataModule(data_dir=str(tmp_path), train_dir="small", val_dir=None, val_fraction=0.5,
-                                  train_lr_dir="lr", hr_size=16).setup("fit")  # fmt: skip
+        SuperResolutionDataModule(
+            data_dir=str(tmp_path), train_dir="small", val_dir=None, val_fraction=0.5, train_lr_dir="lr", hr_size=16
+        ).setup("fit")
     Image.new("RGB", (6, 6)).save(tmp_path / "lr" / "bx4.png")
     with pytest.raises(DatasetNotFoundError, match="must be 5x5"):
-        SuperResolutionDataModule(data_dir=str(tmp_path), train_dir="small", val_dir=None, val_fraction=0.5,
-                                  train_lr_dir="lr", hr_size=16).setup("fit")  # fmt: skip
+        SuperResolutionDataModule(
+            data_dir=str(tmp_path), train_dir="small", val_dir=None, val_fraction=0.5, train_lr_dir="lr", hr_size=16
+        ).setup("fit")
 
 
 # ------------------------------------------------------------------------------------------------ the benchmark
@@ -504,17 +540,36 @@ def test_superres_table_scores_baselines_and_checkpoints_on_the_configs_validati
 
     _write_images(tmp_path / "hr", {f"{i}.png": (32, 32) for i in range(8)})
     config = tmp_path / "sr.yaml"
-    config.write_text("data:\n  class_path: datamodules.superres.SuperResolutionDataModule\n  init_args:\n"
-                      f"    data_dir: {tmp_path}\n    train_dir: hr\n    val_dir: null\n    val_fraction: 0.5\n"
-                      "    hr_size: 32\n    num_workers: 4\n")  # fmt: skip
+    config.write_text(
+        "data:\n  class_path: datamodules.superres.SuperResolutionDataModule\n  init_args:\n"
+        f"    data_dir: {tmp_path}\n    train_dir: hr\n    val_dir: null\n    val_fraction: 0.5\n"
+        "    hr_size: 32\n    num_workers: 4\n"
+    )
     model = _tiny("SRResNet")
     trainer = _trainer(tmp_path, max_steps=1)
     trainer.fit(model, DataLoader([sr_batch()()], batch_size=None))
     trainer.save_checkpoint(tmp_path / "m.ckpt")
     out, fig = tmp_path / "table.md", tmp_path / "fig.png"
-    report = st.main(["--config", str(config), "--data_dir", str(tmp_path), "--ckpt", f"tiny={tmp_path / 'm.ckpt'}",
-                      "--extractor", "identity", "--kid_subset_size", "2", "--out", str(out), "--figure", str(fig),
-                      "--figure_images", "2"])  # fmt: skip
+    report = st.main(
+        [
+            "--config",
+            str(config),
+            "--data_dir",
+            str(tmp_path),
+            "--ckpt",
+            f"tiny={tmp_path / 'm.ckpt'}",
+            "--extractor",
+            "identity",
+            "--kid_subset_size",
+            "2",
+            "--out",
+            str(out),
+            "--figure",
+            str(fig),
+            "--figure_images",
+            "2",
+        ]
+    )
     lr, hr, _ = st.validation_pairs(st.datamodule_from_config(str(config)))
     rows = {line.split("|")[1].strip(): line.split("|")[2:] for line in report.splitlines() if line.startswith("| ")}
     assert list(rows) == ["output", "nearest", "bicubic", "tiny (SRResNet)"]
@@ -536,8 +591,9 @@ def test_srresnet_beats_bicubic_on_real_faces_within_minutes(tmp_path: Path):
 
     real_data_dir("celeba_small/img_align_celeba_89x109")
     L.seed_everything(0)
-    dm = SuperResolutionDataModule(train_dir="celeba_small/img_align_celeba_89x109", val_dir=None, val_fraction=0.25,
-                                   hr_size=64, load_size=64)  # fmt: skip
+    dm = SuperResolutionDataModule(
+        train_dir="celeba_small/img_align_celeba_89x109", val_dir=None, val_fraction=0.25, hr_size=64, load_size=64
+    )
     model = SRResNet(image_shape=dm.image_shape, skip="bicubic", pixel_loss="l1", lr=2e-4)
     trainer = quiet_trainer(tmp_path, max_steps=200, val_check_interval=200, limit_val_batches=16)
     trainer.fit(model, datamodule=dm)

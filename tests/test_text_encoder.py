@@ -29,8 +29,9 @@ def _toy(n: int = 32):
 
 
 def _model() -> TextEncoderPretraining:
-    return TextEncoderPretraining(vocabulary=Vocabulary(WORDS).words, word_dim=4, sentence_dim=4, image_channels=4,
-                                  image_shape=(1, 8, 8), lr=1e-2)  # fmt: skip
+    return TextEncoderPretraining(
+        vocabulary=Vocabulary(WORDS).words, word_dim=4, sentence_dim=4, image_channels=4, image_shape=(1, 8, 8), lr=1e-2
+    )
 
 
 def test_pretraining_learns_to_match_captions_and_images(tmp_path: Path):

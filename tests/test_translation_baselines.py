@@ -43,19 +43,25 @@ def test_constant_baselines_by_hand(tmp_path: Path):
 
 
 def test_checkpoint_is_scored_like_its_validation(tmp_path: Path):
-    dm = PairedImageDataModule(data_dir=str(_pairs(tmp_path / "data")), direction="BtoA", crop_size=32,
-                               load_size=36)  # fmt: skip
+    dm = PairedImageDataModule(data_dir=str(_pairs(tmp_path / "data")), direction="BtoA", crop_size=32, load_size=36)
     torch.manual_seed(0)
     model = Pix2Pix(**TINY["Pix2Pix"].kwargs)
     path = tmp_path / "p2p.ckpt"
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
-                "pytorch-lightning_version": lightning.__version__}, path)  # fmt: skip
+    torch.save(
+        {
+            "state_dict": model.state_dict(),
+            "hyper_parameters": dict(model.hparams),
+            "pytorch-lightning_version": lightning.__version__,
+        },
+        path,
+    )
     inputs, targets = tb.load_split(dm, "val")
     expected = (model.translate(inputs) - targets).abs().mean().item()
     assert abs(tb.score(tb.checkpoint_outputs(str(path), inputs), targets)["l1"] - expected) < 1e-5
 
-    report = tb.main(["--data_dir", str(tmp_path / "data"), "--crop_size", "32", "--ckpt", f"tiny={path}",
-                      "--extractor", "identity"])  # fmt: skip
+    report = tb.main(
+        ["--data_dir", str(tmp_path / "data"), "--crop_size", "32", "--ckpt", f"tiny={path}", "--extractor", "identity"]
+    )
     assert f"| tiny | {expected:.4f} |" in report
     rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in report.splitlines() if line.startswith("| ")}
     assert set(rows) >= {"input", "mean training photo", "median training photo", "tiny"}

@@ -19,8 +19,16 @@ def test_wandb_offline_run_holds_scalars_images_and_config(tiny_mnist: Path, tmp
     monkeypatch.setenv("WANDB_SILENT", "true")
     cli = GANCLI(
         args=[
-            "fit", *tiny_args(tiny_mnist, "--config", str(REPO / "configs" / "loggers" / "wandb.yaml"),
-                             "--trainer.log_every_n_steps", "1", "--trainer.limit_val_batches", "0"),
+            "fit",
+            *tiny_args(
+                tiny_mnist,
+                "--config",
+                str(REPO / "configs" / "loggers" / "wandb.yaml"),
+                "--trainer.log_every_n_steps",
+                "1",
+                "--trainer.limit_val_batches",
+                "0",
+            ),
         ]
     )
     wandb.finish()

@@ -187,15 +187,23 @@ class EvaluationCallback(L.Callback):
                 # The validation set's size is known now from the datamodule, so a set too small fails before
                 # training, not after the first epoch (translations: the generated set is as large as the real one).
                 expected_real = expected_real_count(trainer, self.num_real_samples)
-                counts = {"num_samples": self.num_samples if self.source == "sample" else None,
-                          "num_real_samples": self.num_real_samples,
-                          "the number of real images (validation set)": expected_real}  # fmt: skip
+                counts = {
+                    "num_samples": self.num_samples if self.source == "sample" else None,
+                    "num_real_samples": self.num_real_samples,
+                    "the number of real images (validation set)": expected_real,
+                }
                 selection.check_fid_counts(counts, extractor.num_features, self.extractor_name)
             self.extractor = extractor
-            self.evaluator = GenerativeMetrics(extractor, feature_metrics, kid_subsets=self.kid_subsets,
-                                               kid_subset_size=self.kid_subset_size, is_splits=self.is_splits,
-                                               pr_k=self.pr_k, coverage_threshold=self.coverage_threshold,
-                                               seed=self.seed)  # fmt: skip
+            self.evaluator = GenerativeMetrics(
+                extractor,
+                feature_metrics,
+                kid_subsets=self.kid_subsets,
+                kid_subset_size=self.kid_subset_size,
+                is_splits=self.is_splits,
+                pr_k=self.pr_k,
+                coverage_threshold=self.coverage_threshold,
+                seed=self.seed,
+            )
         self.metrics = tuple(metrics)
         # Each fit/validate starts from the disk cache, never from another run's real features in memory (the
         # same callback object may meet other data); within a run they are computed or loaded once.
@@ -207,8 +215,10 @@ class EvaluationCallback(L.Callback):
     def _check_model(self, pl_module: L.LightningModule) -> None:
         """The model has what ``source`` calls: ``sample(n)`` for noise, ``translate(inputs)`` for translations."""
         if self.source == "sample" and not callable(getattr(pl_module, "sample", None)):
-            raise TypeError(f"{type(pl_module).__name__} has no sample(n) method; for image-to-image models use "
-                            "source='translate' (calls pl_module.translate(batch[input_key]))")  # fmt: skip
+            raise TypeError(
+                f"{type(pl_module).__name__} has no sample(n) method; for image-to-image models use "
+                "source='translate' (calls pl_module.translate(batch[input_key]))"
+            )
         if self.source == "sample" and callable(getattr(pl_module, "translate", None)):
             raise ValueError(
                 f"{type(pl_module).__name__} translates images instead of sampling noise: set the callback's "
@@ -259,8 +269,9 @@ class EvaluationCallback(L.Callback):
         if self.real.collecting:
             self.real.finish(trainer, self.evaluator, pl_module.device)
         if self.evaluator is not None and "fid" in self.evaluator.metrics:
-            check_sample_count("the number of real images", self.num_real, self.extractor.num_features,
-                               self.extractor_name)  # fmt: skip
+            check_sample_count(
+                "the number of real images", self.num_real, self.extractor.num_features, self.extractor_name
+            )
         if self.source == "sample":
             self._generate_all(trainer, pl_module)
         results: dict[str, Tensor] = {}
@@ -284,8 +295,14 @@ class EvaluationCallback(L.Callback):
             self._log_scatter(trainer, pl_module)
         self.last_results = {k: float(v) for k, v in results.items()}
         for name, value in self.last_results.items():
-            pl_module.log(f"{self.prefix}{name}", value, on_step=False, on_epoch=True, sync_dist=True,
-                          prog_bar=name in ("fid", "modes_covered"))  # fmt: skip
+            pl_module.log(
+                f"{self.prefix}{name}",
+                value,
+                on_step=False,
+                on_epoch=True,
+                sync_dist=True,
+                prog_bar=name in ("fid", "modes_covered"),
+            )
 
     # -------------------------------------------------------------------------------------------- generated data
 

@@ -105,19 +105,27 @@ class ImageWriter(BasePredictionWriter):
             )
         prompts = self.prompts()
         if prompts and not getattr(pl_module, "takes_text", False):
-            raise ValueError(f"{type(pl_module).__name__} does not take text prompts (--writer.text, "
-                             "--writer.prompts_file); the text-to-image families do (GANINTCLS, DFGAN)")  # fmt: skip
+            raise ValueError(
+                f"{type(pl_module).__name__} does not take text prompts (--writer.text, "
+                "--writer.prompts_file); the text-to-image families do (GANINTCLS, DFGAN)"
+            )
         if self.interpolation_steps and len(prompts) != 2:
             raise ValueError(f"--writer.interpolation_steps interpolates between two prompts; got {len(prompts)}")
         if hasattr(pl_module, "predict_request"):
             pl_module.predict_request.update(
-                num_samples=self.num_samples, label=self.label, seed=self.seed, batch_size=self.batch_size,
-                text=prompts or None, interpolation_steps=self.interpolation_steps,
+                num_samples=self.num_samples,
+                label=self.label,
+                seed=self.seed,
+                batch_size=self.batch_size,
+                text=prompts or None,
+                interpolation_steps=self.interpolation_steps,
             )
         self._grid, self._captions, self._nrow = [], [], None
         self.written = 0
 
-    def write_on_batch_end(self, trainer, pl_module, prediction: dict, batch_indices, batch, batch_idx, dataloader_idx=0) -> None:
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction: dict, batch_indices, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         images, names = prediction["images"], prediction["names"]
         sizes = prediction.get("sizes")
         if images.dim() == 2:  # points (the 2-D mixtures), not images: one CSV row each

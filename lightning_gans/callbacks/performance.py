@@ -23,9 +23,7 @@ from torch import nn
 
 def trainable_networks(module: nn.Module) -> dict[str, nn.Module]:
     """The child networks with trainable parameters (not the frozen EMA copy or metric extractors)."""
-    return {
-        name: child for name, child in module.named_children() if any(p.requires_grad for p in child.parameters())
-    }
+    return {name: child for name, child in module.named_children() if any(p.requires_grad for p in child.parameters())}
 
 
 class Performance(L.Callback):

@@ -10,8 +10,8 @@
 - :mod:`.selection` -- which metrics a configuration computes, and its errors before anything is generated.
 - :mod:`.mnist_classifier` -- the MNIST classifier: network, checkpoint and the ``mnist_classifier`` extractor.
 - :mod:`.classifier` -- trains it (``python -m lightning_gans.metrics.classifier``); imported lazily.
-- :mod:`.text2image` -- R-precision and caption faithfulness of text-to-image models (``benchmarks/text2image_eval.py``);
-  imported on use.
+- :mod:`.text2image` -- R-precision and caption faithfulness of text-to-image models
+  (``benchmarks/text2image_eval.py``); imported on use.
 
 The Lightning side is :class:`lightning_gans.callbacks.evaluation.EvaluationCallback`.
 """

@@ -73,7 +73,6 @@ def to_unit_range(images: Tensor) -> Tensor:
     return images.float().div(127.5).sub(1).unsqueeze(1)
 
 
-
 def _random_shift(x: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
     """Translate each image by up to ``max_shift`` pixels (zero padding is -1, the background)."""
     n, _, h, w = x.shape
@@ -209,10 +208,11 @@ def train_classifier(
     torch.save(record, tmp)
     os.replace(tmp, out)
     if verbose:
-        print(f"test accuracy {accuracy:.4%} on {len(test_x)} test images; mean confidence on non-digits "
-              f"{non_digit_confidence:.3f}; trained {train_seconds:.0f}s; saved {out}")
+        print(
+            f"test accuracy {accuracy:.4%} on {len(test_x)} test images; mean confidence on non-digits "
+            f"{non_digit_confidence:.3f}; trained {train_seconds:.0f}s; saved {out}"
+        )
     return record
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -216,8 +216,12 @@ class GenerativeMetrics(nn.Module):
             what = "real images" if real else "generated samples"
             raise FloatingPointError(
                 f"the features of the {what} contain NaN or inf, so no metric can be computed from them. "
-                + ("Check the validation data." if real else "The generator's weights are probably not finite: "
-                   "a diverged run; evaluate an earlier checkpoint.")
+                + (
+                    "Check the validation data."
+                    if real
+                    else "The generator's weights are probably not finite: "
+                    "a diverged run; evaluate an earlier checkpoint."
+                )
             )
         device = self._device()
         features = features.to(device)

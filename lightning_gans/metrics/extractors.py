@@ -287,9 +287,27 @@ class TorchmetricsInception(_InceptionInput):
     def extract(self, x: Tensor) -> tuple[Tensor, Tensor]:
         x = self.to_inception_range(x)  # the steps of torch-fidelity's forward after its own resize/scale
         net = self.net
-        for name in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1", "Conv2d_3b_1x1",
-                     "Conv2d_4a_3x3", "MaxPool_2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b",
-                     "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c", "AvgPool"):  # fmt: skip
+        for name in (
+            "Conv2d_1a_3x3",
+            "Conv2d_2a_3x3",
+            "Conv2d_2b_3x3",
+            "MaxPool_1",
+            "Conv2d_3b_1x1",
+            "Conv2d_4a_3x3",
+            "MaxPool_2",
+            "Mixed_5b",
+            "Mixed_5c",
+            "Mixed_5d",
+            "Mixed_6a",
+            "Mixed_6b",
+            "Mixed_6c",
+            "Mixed_6d",
+            "Mixed_6e",
+            "Mixed_7a",
+            "Mixed_7b",
+            "Mixed_7c",
+            "AvgPool",
+        ):
             x = getattr(net, name)(x)
         feats = torch.flatten(x, 1)
         logits = feats.mm(net.fc.weight.T)  # logits_unbiased, as torchmetrics' InceptionScore

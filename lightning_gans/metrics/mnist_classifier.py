@@ -6,9 +6,9 @@ features: the numbers are not comparable with Inception FIDs or with other paper
 give an Inception-Score analogue (between 1 and 10) and the histogram of predicted digits gives class coverage.
 
 The checkpoint: ``$LIGHTNING_GANS_CACHE/mnist_classifier.pt`` (else ``~/.cache/lightning_gans/mnist_classifier.pt``)
-when it exists, else the one shipped with the package (99.40% test accuracy, trained with Outlier Exposure). Training it is
-:mod:`lightning_gans.metrics.classifier` (``python -m lightning_gans.metrics.classifier``), which imports this module,
-never the other way round.
+when it exists, else the one shipped with the package (99.40% test accuracy, trained with Outlier Exposure). Training it
+is :mod:`lightning_gans.metrics.classifier` (``python -m lightning_gans.metrics.classifier``), which imports this
+module, never the other way round.
 
 Input convention: images in [-1, 1], 1 x 28 x 28; the extractor quantises to 8 bits, averages RGB to grey and
 resizes other sizes to 28x28 (bilinear, antialiased).

@@ -35,8 +35,15 @@ from lightning_gans.metrics.cache import RealFeatureCache, _jsonable, cache_key,
 from lightning_gans.metrics.evaluator import GenerativeMetrics
 from lightning_gans.metrics.extractor_base import FeatureExtractor
 
-_LOADER_SETTINGS = {"batch_size", "num_workers", "pin_memory", "persistent_workers", "prepare_data_per_node",
-                    "allow_zero_length_dataloader_with_multiple_devices", "trainer"}  # fmt: skip
+_LOADER_SETTINGS = {
+    "batch_size",
+    "num_workers",
+    "pin_memory",
+    "persistent_workers",
+    "prepare_data_per_node",
+    "allow_zero_length_dataloader_with_multiple_devices",
+    "trainer",
+}
 
 
 def pick_from_batch(batch: Any, key: int | str) -> Any:
@@ -99,8 +106,10 @@ def describe_validation_data(trainer: Any, image_key: int | str = 0) -> tuple[di
     if dataset is not None:
         keep = lambda k: "transform" in k or k in ("root", "split", "train")  # noqa: E731
         parts["datasets"] = [
-            {"class": f"{type(d).__module__}.{type(d).__qualname__}", **{k: v for k, v in _settings(d).items()
-                                                                        if keep(k)}}
+            {
+                "class": f"{type(d).__module__}.{type(d).__qualname__}",
+                **{k: v for k, v in _settings(d).items() if keep(k)},
+            }
             for d in _dataset_chain(dataset)
         ]
         try:
@@ -110,8 +119,9 @@ def describe_validation_data(trainer: Any, image_key: int | str = 0) -> tuple[di
         parts["length"] = length
         if length:
             try:
-                parts["probe"] = [tensor_digest(pick_from_batch(dataset[i], image_key))
-                                  for i in sorted({0, length - 1})]  # fmt: skip
+                parts["probe"] = [
+                    tensor_digest(pick_from_batch(dataset[i], image_key)) for i in sorted({0, length - 1})
+                ]
             except Exception as err:  # an unusual dataset: the settings alone key it
                 parts["probe"] = f"unavailable ({type(err).__name__})"
     limit = trainer.limit_val_batches
@@ -270,9 +280,7 @@ class RealFeatures:
         self.collecting = False
         self.ready = True
 
-    def _gather(
-        self, trainer: Any, extractor: FeatureExtractor, device: torch.device
-    ) -> tuple[Tensor, Tensor | None]:
+    def _gather(self, trainer: Any, extractor: FeatureExtractor, device: torch.device) -> tuple[Tensor, Tensor | None]:
         """All processes' real features in the sampler's global order, DDP padding removed, capped."""
         d, k = extractor.num_features, extractor.num_classes
         feats = torch.cat(self._features) if self._features else torch.zeros(0, d)

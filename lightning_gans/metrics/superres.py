@@ -76,8 +76,10 @@ def ssim(a: Tensor, b: Tensor, data_range: float = 1.0) -> Tensor:
     if a.shape != b.shape:
         raise ValueError(f"ssim of images of different shapes {tuple(a.shape)} and {tuple(b.shape)}")
     if min(a.shape[-2:]) < SSIM_WINDOW:
-        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} (after border cropping), "
-                         f"got {a.shape[-2]}x{a.shape[-1]}")  # fmt: skip
+        raise ValueError(
+            f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} (after border cropping), "
+            f"got {a.shape[-2]}x{a.shape[-1]}"
+        )
     channels = a.shape[1]
     dtype = torch.float32 if a.dtype in (torch.float16, torch.bfloat16) else a.dtype
     a, b = a.to(dtype), b.to(dtype)
@@ -105,8 +107,12 @@ def sr_scores(sr: Tensor, hr: Tensor, scale: int) -> dict[str, Tensor]:
         raise ValueError(f"SR output {tuple(sr.shape)} and HR target {tuple(hr.shape)} differ in shape")
     sr_u, hr_u = crop_border(to_unit(sr).double(), scale), crop_border(to_unit(hr).double(), scale)
     sr_y, hr_y = rgb_to_y(sr_u), rgb_to_y(hr_u)
-    scores = {"psnr_y": psnr(sr_y, hr_y), "ssim_y": ssim(sr_y, hr_y),
-              "psnr": psnr(sr_u, hr_u), "ssim": ssim(sr_u, hr_u)}  # fmt: skip
+    scores = {
+        "psnr_y": psnr(sr_y, hr_y),
+        "ssim_y": ssim(sr_y, hr_y),
+        "psnr": psnr(sr_u, hr_u),
+        "ssim": ssim(sr_u, hr_u),
+    }
     return {k: v.float() for k, v in scores.items()}
 
 
@@ -134,8 +140,9 @@ class SRMetrics(nn.Module):
 
     def log(self, module, batch_size: int, prefix: str = "val") -> None:
         for key, metric in self.means.items():
-            module.log(f"{prefix}/{key}", metric, on_step=False, on_epoch=True, batch_size=batch_size,
-                       prog_bar=key == "psnr_y")  # fmt: skip
+            module.log(
+                f"{prefix}/{key}", metric, on_step=False, on_epoch=True, batch_size=batch_size, prog_bar=key == "psnr_y"
+            )
 
 
 __all__ = ["SCORES", "SRMetrics", "crop_border", "gaussian_window", "psnr", "rgb_to_y", "sr_scores", "ssim", "to_unit"]

@@ -2,10 +2,10 @@
 
 - **R-precision** (AttnGAN, Xu et al. 2018): for each generated image, its caption and 99 other captions (here:
   drawn from the validation captions, never with the same text) are ranked by the cosine similarity of their
-  sentence vector with the image's vector; the score is the share of images whose own caption ranks first (chance:
-  1%). The vectors come from an *evaluation* encoder pair (a :class:`~lightning_gans.text_encoder.TextEncoderPretraining`
-  trained apart from, e.g. with another seed than, the one the GAN was conditioned on), so the generator cannot
-  score by exploiting its own encoder. Real images with their captions give the ceiling.
+  sentence vector with the image's vector; the score is the share of images whose own caption ranks first (chance: 1%).
+  The vectors come from an *evaluation* encoder pair (a :class:`~lightning_gans.text_encoder.TextEncoderPretraining`
+  trained apart from, e.g. with another seed than, the one the GAN was conditioned on), so the generator cannot score by
+  exploiting its own encoder. Real images with their captions give the ceiling.
 - **Faithfulness**: a classifier checks what the caption says. MNIST captions (:func:`mnist_faithfulness`): the
   project's MNIST classifier must read the caption's digit (``digit_accuracy``); the stroke measured as the captions
   measure it must agree with "thick"/"thin" (above / below the digit's median thickness in the training digits) and
@@ -66,19 +66,29 @@ def r_precision(image_vectors: Tensor, caption_vectors: Tensor, negative_vectors
 
 
 @torch.no_grad()
-def r_precision_of(encoder: Any, images: Tensor, texts: Sequence[str], pool: Sequence[str], k: int = 99,
-                   seed: int = 0, batch_size: int = 500) -> float:  # fmt: skip
+def r_precision_of(
+    encoder: Any,
+    images: Tensor,
+    texts: Sequence[str],
+    pool: Sequence[str],
+    k: int = 99,
+    seed: int = 0,
+    batch_size: int = 500,
+) -> float:
     """R-precision of ``images`` (each made from ``texts[i]``) through an evaluation ``encoder``
     (:class:`~lightning_gans.text_encoder.TextEncoderPretraining`), negatives from ``pool``."""
     vocab, length = encoder.vocab, 32
 
     def text_vectors(strings: Sequence[str]) -> Tensor:
-        chunks = [encoder.embed_text(vocab.encode_batch(list(strings[i : i + batch_size]), length, "captions"))
-                  for i in range(0, len(strings), batch_size)]  # fmt: skip
+        chunks = [
+            encoder.embed_text(vocab.encode_batch(list(strings[i : i + batch_size]), length, "captions"))
+            for i in range(0, len(strings), batch_size)
+        ]
         return torch.cat(chunks).cpu()
 
-    image_vectors = torch.cat([encoder.embed_images(images[i : i + batch_size]).cpu()
-                               for i in range(0, len(images), batch_size)])  # fmt: skip
+    image_vectors = torch.cat(
+        [encoder.embed_images(images[i : i + batch_size]).cpu() for i in range(0, len(images), batch_size)]
+    )
     unique = sorted(set(texts) | set(pool))
     table = dict(zip(unique, text_vectors(unique)))
     negatives = draw_negatives(texts, pool, k, seed)
@@ -103,8 +113,9 @@ def to_uint8_digits(images: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def mnist_faithfulness(images: Tensor, facts: Sequence[dict], rules: Any, classifier: nn.Module | None = None,
-                       batch_size: int = 1000) -> dict[str, float]:  # fmt: skip
+def mnist_faithfulness(
+    images: Tensor, facts: Sequence[dict], rules: Any, classifier: nn.Module | None = None, batch_size: int = 1000
+) -> dict[str, float]:
     """Digit accuracy and thickness/slant agreement of digit images with the facts of their captions.
 
     Args:
@@ -121,10 +132,12 @@ def mnist_faithfulness(images: Tensor, facts: Sequence[dict], rules: Any, classi
         raise ValueError(f"{len(images)} images but {len(facts)} captions")
     net = classifier if classifier is not None else load_classifier()[0]
     digits = to_uint8_digits(images)
-    predicted = torch.cat([
-        net(digits[i : i + batch_size].unsqueeze(1).float() / 127.5 - 1)[1].argmax(1)
-        for i in range(0, len(digits), batch_size)
-    ])  # fmt: skip
+    predicted = torch.cat(
+        [
+            net(digits[i : i + batch_size].unsqueeze(1).float() / 127.5 - 1)[1].argmax(1)
+            for i in range(0, len(digits), batch_size)
+        ]
+    )
     measures = measure_digits(digits)
     right_digit, thick_ok, slant_ok = [], [], []
     for i, f in enumerate(facts):
@@ -141,9 +154,13 @@ def mnist_faithfulness(images: Tensor, facts: Sequence[dict], rules: Any, classi
     def mean(xs: list[bool]) -> float:
         return sum(xs) / len(xs) if xs else float("nan")
 
-    return {"digit_accuracy": mean(right_digit), "thickness_agreement": mean(thick_ok),
-            "slant_agreement": mean(slant_ok), "num_thickness": float(len(thick_ok)),
-            "num_slant": float(len(slant_ok))}  # fmt: skip
+    return {
+        "digit_accuracy": mean(right_digit),
+        "thickness_agreement": mean(thick_ok),
+        "slant_agreement": mean(slant_ok),
+        "num_thickness": float(len(thick_ok)),
+        "num_slant": float(len(slant_ok)),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ CelebA captions
@@ -156,10 +173,15 @@ class AttributeClassifier(nn.Module):
         base_channels: channels of the first layer, doubled per stage (at most 8x).
     """
 
-    def __init__(self, image_shape: tuple[int, int, int] = (3, 64, 64), num_attributes: int = 40,
-                 base_channels: int = 32) -> None:  # fmt: skip
+    def __init__(
+        self, image_shape: tuple[int, int, int] = (3, 64, 64), num_attributes: int = 40, base_channels: int = 32
+    ) -> None:
         super().__init__()
-        self.config = {"image_shape": list(image_shape), "num_attributes": num_attributes, "base_channels": base_channels}
+        self.config = {
+            "image_shape": list(image_shape),
+            "num_attributes": num_attributes,
+            "base_channels": base_channels,
+        }
         channels, size = image_shape[0], image_shape[1]
         layers: list[nn.Module] = []
         ch, out = channels, base_channels
@@ -173,8 +195,9 @@ class AttributeClassifier(nn.Module):
         return self.head(self.features(x).mean(dim=(2, 3)))
 
 
-def train_attribute_classifier(images: Tensor, attributes: Tensor, epochs: int = 8, batch_size: int = 128,
-                               lr: float = 2e-3, seed: int = 0) -> AttributeClassifier:  # fmt: skip
+def train_attribute_classifier(
+    images: Tensor, attributes: Tensor, epochs: int = 8, batch_size: int = 128, lr: float = 2e-3, seed: int = 0
+) -> AttributeClassifier:
     """Train :class:`AttributeClassifier` on real faces (Float[N, 3, S, S] in [-1, 1]) and their 0/1 attributes
     (Long[N, 40]) with binary cross-entropy and horizontal flips; returns it in eval mode."""
     gen = torch.Generator().manual_seed(seed)
@@ -201,8 +224,15 @@ def train_attribute_classifier(images: Tensor, attributes: Tensor, epochs: int =
 
 def save_attribute_classifier(net: AttributeClassifier, path: str | os.PathLike, record: dict) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": "lightning_gans.attribute_classifier/1", "config": net.config,
-                "state_dict": net.state_dict(), **record}, path)  # fmt: skip
+    torch.save(
+        {
+            "format": "lightning_gans.attribute_classifier/1",
+            "config": net.config,
+            "state_dict": net.state_dict(),
+            **record,
+        },
+        path,
+    )
 
 
 def load_attribute_classifier(path: str | os.PathLike) -> tuple[AttributeClassifier, dict]:
@@ -249,8 +279,12 @@ def attribute_faithfulness(predicted: Tensor, facts: Sequence[dict], names: Sequ
     def mean(xs: list[bool]) -> float:
         return sum(xs) / len(xs) if xs else float("nan")
 
-    return {"attribute_accuracy": mean(hits), "gender_accuracy": mean(gender), "other_accuracy": mean(other),
-            "num_mentions": float(len(hits))}  # fmt: skip
+    return {
+        "attribute_accuracy": mean(hits),
+        "gender_accuracy": mean(gender),
+        "other_accuracy": mean(other),
+        "num_mentions": float(len(hits)),
+    }
 
 
 def shuffled(items: Sequence[Any], seed: int = 0) -> list[Any]:

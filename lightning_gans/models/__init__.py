@@ -17,9 +17,9 @@ from lightning_gans.models.gaugan import GauGAN
 from lightning_gans.models.pix2pix import Pix2Pix
 from lightning_gans.models.sagan import SAGAN
 from lightning_gans.models.sngan import SNGAN
-from lightning_gans.models.stylegan import StyleGAN
 from lightning_gans.models.srgan import SRGAN
 from lightning_gans.models.srresnet import SRResNet
+from lightning_gans.models.stylegan import StyleGAN
 from lightning_gans.models.vae import VAE
 from lightning_gans.models.wgan import WGAN
 from lightning_gans.models.wgan_gp import WGANGP
@@ -27,9 +27,7 @@ from lightning_gans.models.wgan_gp import WGANGP
 #: name -> LightningModule class, for the contract tests, docs and ``lightning-gans --model NAME``: every family
 #: imported above (a GANModule subclass defined in ``lightning_gans.models``).
 FAMILIES: dict[str, type[GANModule]] = {
-    cls.__name__: cls
-    for cls in GANModule.__subclasses__()
-    if cls.__module__.startswith(f"{__name__}.")
+    cls.__name__: cls for cls in GANModule.__subclasses__() if cls.__module__.startswith(f"{__name__}.")
 }
 
 __all__ = ["FAMILIES", *sorted(FAMILIES)]

@@ -105,8 +105,10 @@ class ACGAN(GANModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise ValueError(f"ACGAN trains on (images, labels) batches; got {type(batch).__name__}. Use a labelled "
-                             "datamodule (e.g. MNISTDataModule).")
+            raise ValueError(
+                f"ACGAN trains on (images, labels) batches; got {type(batch).__name__}. Use a labelled "
+                "datamodule (e.g. MNISTDataModule)."
+            )
         real, real_labels = batch[0], batch[1].long()
         n, tb = real.shape[0], self.toolbox
         opt_g, opt_d = self.optimizers()

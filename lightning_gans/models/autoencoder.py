@@ -27,7 +27,8 @@ There is no discriminator, so the stabilisation toolbox does not apply; ``ema_de
 
 **Grids** show the fixed-noise samples, then a fixed batch of real training images (the first
 ``num_grid_reconstructions`` of the first training batch, kept in a buffer and saved in checkpoints,
-:class:`lightning_gans.reconstruction.FixedImages`), then their reconstructions in the same order. Validation logs ``val/recon_loss`` on the held-out images.
+:class:`lightning_gans.reconstruction.FixedImages`), then their reconstructions in the same order. Validation logs
+``val/recon_loss`` on the held-out images.
 """
 
 from __future__ import annotations

@@ -154,7 +154,9 @@ class BiGAN(GANModule):
         self.loss, self.n_critic, self.stochastic_encoder = loss, n_critic, stochastic_encoder
         self.generator = BiGANGenerator(latent_dim, self.image_shape, g_channels)
         self.encoder = BiGANEncoder(self.image_shape, latent_dim, e_channels, stochastic=stochastic_encoder)
-        self.discriminator = JointDiscriminator(self.image_shape, latent_dim, d_channels, d_hidden_dim, dropout=d_dropout)
+        self.discriminator = JointDiscriminator(
+            self.image_shape, latent_dim, d_channels, d_hidden_dim, dropout=d_dropout
+        )
         self.fixed_real = FixedImages(num_grid_reconstructions, self.image_shape)
         self.toolbox.apply_spectral_norm(self.generator, self.discriminator)
         self.generator_ema = ema_copy(self.generator, ema_decay)
@@ -162,8 +164,9 @@ class BiGAN(GANModule):
     def configure_optimizers(self):
         """G and E with one optimizer (``optimizer_g``, ``lr_g``), D with the other, G/E first."""
         hp = self.hparams
-        opt_ge = make_optimizer(chain(self.generator.parameters(), self.encoder.parameters()), hp.optimizer_g,
-                                hp.lr_g, hp.betas)
+        opt_ge = make_optimizer(
+            chain(self.generator.parameters(), self.encoder.parameters()), hp.optimizer_g, hp.lr_g, hp.betas
+        )
         return opt_ge, make_optimizer(self.discriminator.parameters(), hp.optimizer_d, hp.lr_d, hp.betas)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:

@@ -103,7 +103,13 @@ class CGAN(GANModule):
             latent_dim, num_classes, self.image_shape, g_embed_dim, backbone, g_channels, tuple(g_hidden_dims)
         )
         self.discriminator = ConditionalDiscriminator(
-            self.image_shape, num_classes, discriminator, d_embed_dim, backbone, d_channels, d_batch_norm,
+            self.image_shape,
+            num_classes,
+            discriminator,
+            d_embed_dim,
+            backbone,
+            d_channels,
+            d_batch_norm,
             tuple(d_hidden_dims),
         )
         self.toolbox.apply_spectral_norm(self.generator, self.discriminator)
@@ -114,8 +120,10 @@ class CGAN(GANModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise ValueError(f"CGAN trains on (images, labels) batches; got {type(batch).__name__}. Use a labelled "
-                             "datamodule (e.g. MNISTDataModule).")
+            raise ValueError(
+                f"CGAN trains on (images, labels) batches; got {type(batch).__name__}. Use a labelled "
+                "datamodule (e.g. MNISTDataModule)."
+            )
         real, labels = batch[0], batch[1].long()
         n, tb = real.shape[0], self.toolbox
         opt_g, opt_d = self.optimizers()

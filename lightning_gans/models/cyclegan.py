@@ -205,7 +205,11 @@ class CycleGAN(GANModule):
         if n_blocks is None:
             n_blocks = 9 if min(height, width) >= 256 else 6
         g_args = dict(
-            base_channels=base_channels, n_blocks=n_blocks, norm=norm, dropout=dropout, init_type=init_type,
+            base_channels=base_channels,
+            n_blocks=n_blocks,
+            norm=norm,
+            dropout=dropout,
+            init_type=init_type,
             init_gain=init_gain,
         )
         self.generator_ab = ResnetTranslator(input_channels, channels_b, **g_args)
@@ -217,8 +221,9 @@ class CycleGAN(GANModule):
                 f"CycleGAN cannot translate {height}x{width} images: {err} With the unpaired datamodule, set "
                 "data.init_args.crop_size to such a multiple."
             ) from None
-        d_args = dict(base_channels=d_base_channels, n_layers=n_layers_d, norm=norm, init_type=init_type,
-                      init_gain=init_gain)
+        d_args = dict(
+            base_channels=d_base_channels, n_layers=n_layers_d, norm=norm, init_type=init_type, init_gain=init_gain
+        )
         self.discriminator_a = PatchDiscriminator(input_channels, **d_args)
         self.discriminator_b = PatchDiscriminator(channels_b, **d_args)
         self.pool_a = ImagePool(pool_size, (input_channels, height, width))
@@ -250,8 +255,12 @@ class CycleGAN(GANModule):
 
     def discriminator_losses(self, real_a: Tensor, real_b: Tensor, fake_a: Tensor, fake_b: Tensor) -> dict[str, Tensor]:
         """Both discriminators' halved loss on real images and on (pooled, detached) generated ones."""
-        d_b = self.d_scale * discriminator_loss(self.loss, self.discriminator_b(real_b), self.discriminator_b(fake_b.detach()))
-        d_a = self.d_scale * discriminator_loss(self.loss, self.discriminator_a(real_a), self.discriminator_a(fake_a.detach()))
+        d_b = self.d_scale * discriminator_loss(
+            self.loss, self.discriminator_b(real_b), self.discriminator_b(fake_b.detach())
+        )
+        d_a = self.d_scale * discriminator_loss(
+            self.loss, self.discriminator_a(real_a), self.discriminator_a(fake_a.detach())
+        )
         return {"d_loss": d_a + d_b, "d_a": d_a, "d_b": d_b}
 
     # ------------------------------------------------------------------ training
@@ -340,8 +349,10 @@ class CycleGAN(GANModule):
         hp = self.hparams
         generators = itertools.chain(self.generator_ab.parameters(), self.generator_ba.parameters())
         discriminators = itertools.chain(self.discriminator_a.parameters(), self.discriminator_b.parameters())
-        opts = [make_optimizer(generators, hp.optimizer_g, hp.lr_g, hp.betas),
-                make_optimizer(discriminators, hp.optimizer_d, hp.lr_d, hp.betas)]
+        opts = [
+            make_optimizer(generators, hp.optimizer_g, hp.lr_g, hp.betas),
+            make_optimizer(discriminators, hp.optimizer_d, hp.lr_d, hp.betas),
+        ]
         return opts, linear_decay_schedulers(opts, hp.n_epochs, hp.n_epochs_decay)
 
     def setup(self, stage: str) -> None:

@@ -109,8 +109,10 @@ class DFGAN(GANModule):
         self.save_hyperparameters()
         check_adversarial_options(self.hparams)
         if not 0 <= mismatch_weight < 1 or magp_weight < 0 or conditioning_augmentation < 0:
-            raise ValueError("mismatch_weight must be in [0, 1), magp_weight and conditioning_augmentation >= 0; got "
-                             f"{mismatch_weight}, {magp_weight}, {conditioning_augmentation}")  # fmt: skip
+            raise ValueError(
+                "mismatch_weight must be in [0, 1), magp_weight and conditioning_augmentation >= 0; got "
+                f"{mismatch_weight}, {magp_weight}, {conditioning_augmentation}"
+            )
         self.loss, self.mismatch_weight = loss, mismatch_weight
         self.magp_weight, self.magp_power, self.kl_weight = magp_weight, magp_power, kl_weight
         t2i.build_text_side(self)  # vocab, text_encoder, caption_pool, grid_prompts
@@ -122,8 +124,10 @@ class DFGAN(GANModule):
     def configure_optimizers(self):
         hp = self.hparams
         g_params = [*self.generator.parameters(), *t2i.text_parameters(self)]  # a fine-tuned encoder trains with G
-        return (make_optimizer(g_params, hp.optimizer_g, hp.lr_g, hp.betas),
-                make_optimizer(self.discriminator.parameters(), hp.optimizer_d, hp.lr_d, hp.betas))  # fmt: skip
+        return (
+            make_optimizer(g_params, hp.optimizer_g, hp.lr_g, hp.betas),
+            make_optimizer(self.discriminator.parameters(), hp.optimizer_d, hp.lr_d, hp.betas),
+        )
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real, tokens, texts = batch
@@ -166,7 +170,7 @@ class DFGAN(GANModule):
             self.generator_ema.update(self.generator)
         self.count_g_step(g_loss=g_loss, **extra)
 
-    # ------------------------------------------------------------------ text in, images out (lightning_gans/text2image.py)
+    # ------------------------------------------------------------- text in, images out (lightning_gans/text2image.py)
     def setup(self, stage: str) -> None:
         t2i.setup(self)
 

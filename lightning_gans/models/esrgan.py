@@ -137,8 +137,14 @@ class ESRGAN(GANModule):
         self.scale = check_scale(scale, "ESRGAN")
         check_image_shape(self.image_shape, self.scale, "ESRGAN")
         check_adversarial_options(self.hparams)
-        check_loss_weights("ESRGAN", lambda_adv=lambda_adv, lambda_pixel=lambda_pixel, lambda_vgg=lambda_vgg,
-                           lambda_d_features=lambda_d_features, lambda_ssim=lambda_ssim)  # fmt: skip
+        check_loss_weights(
+            "ESRGAN",
+            lambda_adv=lambda_adv,
+            lambda_pixel=lambda_pixel,
+            lambda_vgg=lambda_vgg,
+            lambda_d_features=lambda_d_features,
+            lambda_ssim=lambda_ssim,
+        )
         if vgg_criterion not in CRITERIA:
             raise ValueError(f"unknown vgg_criterion {vgg_criterion!r}; valid: {', '.join(CRITERIA)}")
         c, h, w = self.image_shape
@@ -154,8 +160,10 @@ class ESRGAN(GANModule):
     def adversarial_losses(self, real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
         """(D's loss, G's loss) on these logits: relativistic average (ESRGAN) or the standard non-saturating loss."""
         if self.hparams.relativistic:
-            return (relativistic_discriminator_loss(real_logits, fake_logits),
-                    relativistic_generator_loss(real_logits, fake_logits))  # fmt: skip
+            return (
+                relativistic_discriminator_loss(real_logits, fake_logits),
+                relativistic_generator_loss(real_logits, fake_logits),
+            )
         d_loss = discriminator_loss("nonsaturating", real_logits, fake_logits)
         return d_loss, generator_loss("nonsaturating", fake_logits)
 
@@ -167,10 +175,16 @@ class ESRGAN(GANModule):
         fake_logits, fake_features = self.discriminator(sr, return_features=True)
         adv = self.adversarial_losses(real_logits, fake_logits)[1]
         percep, terms = perceptual_terms(
-            sr, hr, lambda_vgg=hp.lambda_vgg, vgg=self.vgg, vgg_criterion=hp.vgg_criterion,
-            lambda_d_features=hp.lambda_d_features, fake_features=fake_features, real_features=real_features,
+            sr,
+            hr,
+            lambda_vgg=hp.lambda_vgg,
+            vgg=self.vgg,
+            vgg_criterion=hp.vgg_criterion,
+            lambda_d_features=hp.lambda_d_features,
+            fake_features=fake_features,
+            real_features=real_features,
             lambda_ssim=hp.lambda_ssim,
-        )  # fmt: skip
+        )
         pixel = F.l1_loss(sr.float(), hr)
         g_loss = hp.lambda_pixel * pixel + percep + hp.lambda_adv * adv
         return {"g_loss": g_loss, "g_adv": adv, "g_pixel": pixel, **terms}

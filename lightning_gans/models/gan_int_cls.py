@@ -106,21 +106,26 @@ class GANINTCLS(GANModule):
         self.save_hyperparameters()
         check_adversarial_options(self.hparams)
         if not 0 <= mismatch_weight < 1 or interpolation_weight < 0:
-            raise ValueError(f"mismatch_weight must be in [0, 1) and interpolation_weight >= 0, got {mismatch_weight} "
-                             f"and {interpolation_weight}")  # fmt: skip
+            raise ValueError(
+                f"mismatch_weight must be in [0, 1) and interpolation_weight >= 0, got {mismatch_weight} "
+                f"and {interpolation_weight}"
+            )
         self.loss, self.mismatch_weight, self.interpolation_weight = loss, mismatch_weight, interpolation_weight
         t2i.build_text_side(self)  # vocab, text_encoder, caption_pool, grid_prompts
         text_dim = self.hparams.sentence_dim
-        self.generator = TextConditionalDCGANGenerator(latent_dim, text_dim, self.image_shape, g_channels,
-                                                       projection_dim)  # fmt: skip
+        self.generator = TextConditionalDCGANGenerator(
+            latent_dim, text_dim, self.image_shape, g_channels, projection_dim
+        )
         self.discriminator = TextConditionalDiscriminator(self.image_shape, text_dim, d_channels, projection_dim)
         self.generator_ema = ema_copy(self.generator, ema_decay)
 
     def configure_optimizers(self):
         hp = self.hparams
         g_params = [*self.generator.parameters(), *t2i.text_parameters(self)]  # a fine-tuned encoder trains with G
-        return (make_optimizer(g_params, hp.optimizer_g, hp.lr_g, hp.betas),
-                make_optimizer(self.discriminator.parameters(), hp.optimizer_d, hp.lr_d, hp.betas))  # fmt: skip
+        return (
+            make_optimizer(g_params, hp.optimizer_g, hp.lr_g, hp.betas),
+            make_optimizer(self.discriminator.parameters(), hp.optimizer_d, hp.lr_d, hp.betas),
+        )
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real, tokens, texts = batch
@@ -130,7 +135,8 @@ class GANINTCLS(GANModule):
         sentence = t2i.encode(self, tokens)  # t: the sentence vectors (with grad only when fine-tuning)
         mismatch = t2i.mismatched_pairs(texts, real.device)  # (x_j, t_i) with a different caption
 
-        # 1. D step (GAN-CLS): {real image, right text} real; {real image, wrong text} and {fake image, right text} fake.
+        # 1. D step (GAN-CLS): {real image, right text} is real; {real image, wrong text}, {fake image, right text}
+        #    are fake.
         with self.toggled_optimizer(opt_d):
             t = sentence.detach()
             fake = self.generator(self.noise(n), t).detach()
@@ -159,7 +165,7 @@ class GANINTCLS(GANModule):
             self.generator_ema.update(self.generator)
         self.count_g_step(g_loss=g_loss)
 
-    # ------------------------------------------------------------------ text in, images out (lightning_gans/text2image.py)
+    # ------------------------------------------------------------- text in, images out (lightning_gans/text2image.py)
     def setup(self, stage: str) -> None:
         t2i.setup(self)
 

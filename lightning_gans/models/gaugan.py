@@ -217,17 +217,26 @@ class GauGAN(GANModule):
         self.lambda_feat, self.lambda_vgg = lambda_feat, lambda_vgg
         self.input_channels = self.num_classes  # G reads one-hot label maps
         # Held outside the module tree: frozen, never in checkpoints, never wrapped by DDP; moved on first use.
-        self._vgg: list[VGGPerceptualLoss] = [VGGPerceptualLoss(resolve_vgg_weights(vgg_weights))] if lambda_vgg > 0 else []
+        self._vgg: list[VGGPerceptualLoss] = (
+            [VGGPerceptualLoss(resolve_vgg_weights(vgg_weights))] if lambda_vgg > 0 else []
+        )
         self.generator_mode = check_generator_mode(generator_mode)
         linear_decay(n_epochs, n_epochs_decay)  # validates
 
         channels, height, width = self.image_shape
         try:
             self.generator = SPADEGenerator(
-                self.num_classes, channels, base_channels, image_size=width,
-                num_upsampling_layers=num_upsampling_layers, aspect_ratio=width / height,
-                spectral_norm=spectral_norm_g, hidden=spade_hidden, param_free_norm=param_free_norm,
-                init_type=init_type, init_gain=init_gain,
+                self.num_classes,
+                channels,
+                base_channels,
+                image_size=width,
+                num_upsampling_layers=num_upsampling_layers,
+                aspect_ratio=width / height,
+                spectral_norm=spectral_norm_g,
+                hidden=spade_hidden,
+                param_free_norm=param_free_norm,
+                init_type=init_type,
+                init_gain=init_gain,
             )
         except ValueError as err:
             raise ValueError(
@@ -235,15 +244,23 @@ class GauGAN(GANModule):
                 "data.init_args.crop_size accordingly."
             ) from None
         self.discriminator = MultiScaleDiscriminator(
-            self.num_classes + channels, d_base_channels, n_layers_d, d_norm, num_d, spectral_norm_d,
-            init_type=init_type, init_gain=init_gain,
+            self.num_classes + channels,
+            d_base_channels,
+            n_layers_d,
+            d_norm,
+            num_d,
+            spectral_norm_d,
+            init_type=init_type,
+            init_gain=init_gain,
         )
         self.generator_ema = ema_copy(self.generator, ema_decay)
         self.fixed_batch = FixedPairs(num_grid_samples, (self.num_classes, height, width), self.image_shape, True)
         self.val_metrics = TranslationMetrics(compare_input=False)
 
     # ------------------------------------------------------------------ losses (one place, tested by hand)
-    def discriminate_pairs(self, segmap: Tensor, fake: Tensor, real: Tensor) -> tuple[list[list[Tensor]], list[list[Tensor]]]:
+    def discriminate_pairs(
+        self, segmap: Tensor, fake: Tensor, real: Tensor
+    ) -> tuple[list[list[Tensor]], list[list[Tensor]]]:
         """D's outputs (per scale, [features..., logits]) on (s, fake) and (s, real): one D pass over both pairs
         concatenated along the batch, then split, as in the official code."""
         fake_pair = torch.cat([segmap, fake], 1)
@@ -272,9 +289,7 @@ class GauGAN(GANModule):
     def discriminator_losses(self, segmap: Tensor, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
         """Hinge D loss, each of its real and fake terms averaged over the scales (the official D_real + D_Fake)."""
         fake_out, real_out = self.discriminate_pairs(segmap, fake.detach(), real)
-        d_loss = torch.stack(
-            [discriminator_loss("hinge", r[-1], f[-1]) for r, f in zip(real_out, fake_out)]
-        ).mean()
+        d_loss = torch.stack([discriminator_loss("hinge", r[-1], f[-1]) for r, f in zip(real_out, fake_out)]).mean()
         return {"d_loss": d_loss}
 
     # ------------------------------------------------------------------ training

@@ -173,7 +173,11 @@ class Pix2Pix(GANModule):
         fake_logits = self.discriminator(torch.cat([x, fake.detach()], 1))
         real_logits = self.discriminator(torch.cat([x, y], 1))
         d_loss = self.d_scale * discriminator_loss(self.loss, real_logits, fake_logits)
-        return {"d_loss": d_loss, "d_real_logit": real_logits.detach().mean(), "d_fake_logit": fake_logits.detach().mean()}
+        return {
+            "d_loss": d_loss,
+            "d_real_logit": real_logits.detach().mean(),
+            "d_fake_logit": fake_logits.detach().mean(),
+        }
 
     def generator_losses(self, x: Tensor, y: Tensor, fake: Tensor) -> dict[str, Tensor]:
         """G's loss: lambda_gan * adversarial term on D(x, G(x)) + lambda_l1 * L1(G(x), y)."""

@@ -83,11 +83,16 @@ class SAGAN(GANModule):
         self.loss, self.n_critic = loss, n_critic
         half = self.image_shape[-1] // 2
         self.generator = ResNetGenerator(
-            latent_dim, self.image_shape, g_channels, spectral_norm=True,
+            latent_dim,
+            self.image_shape,
+            g_channels,
+            spectral_norm=True,
             attention_resolution=half if g_attention_resolution is None else g_attention_resolution,
         )
         self.discriminator = ResNetDiscriminator(
-            self.image_shape, d_channels, spectral_norm=True,
+            self.image_shape,
+            d_channels,
+            spectral_norm=True,
             attention_resolution=half if d_attention_resolution is None else d_attention_resolution,
         )
         self.generator_ema = ema_copy(self.generator, ema_decay)

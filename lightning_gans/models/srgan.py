@@ -134,8 +134,14 @@ class SRGAN(GANModule):
         self.scale = check_scale(scale, "SRGAN")
         check_image_shape(self.image_shape, self.scale, "SRGAN")
         check_adversarial_options(self.hparams)
-        check_loss_weights("SRGAN", lambda_adv=lambda_adv, lambda_vgg=lambda_vgg, lambda_pixel=lambda_pixel,
-                      lambda_d_features=lambda_d_features, lambda_ssim=lambda_ssim)  # fmt: skip
+        check_loss_weights(
+            "SRGAN",
+            lambda_adv=lambda_adv,
+            lambda_vgg=lambda_vgg,
+            lambda_pixel=lambda_pixel,
+            lambda_d_features=lambda_d_features,
+            lambda_ssim=lambda_ssim,
+        )
         for name, value in (("pixel_loss", pixel_loss), ("vgg_criterion", vgg_criterion)):
             if value not in CRITERIA:
                 raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(CRITERIA)}")
@@ -160,10 +166,16 @@ class SRGAN(GANModule):
                 real_features = self.discriminator(hr, return_features=True)[1]
         adv = generator_loss(self.loss, fake_logits)
         content, terms = perceptual_terms(
-            sr, hr, lambda_vgg=hp.lambda_vgg, vgg=self.vgg, vgg_criterion=hp.vgg_criterion,
-            lambda_d_features=hp.lambda_d_features, fake_features=fake_features, real_features=real_features,
+            sr,
+            hr,
+            lambda_vgg=hp.lambda_vgg,
+            vgg=self.vgg,
+            vgg_criterion=hp.vgg_criterion,
+            lambda_d_features=hp.lambda_d_features,
+            fake_features=fake_features,
+            real_features=real_features,
             lambda_ssim=hp.lambda_ssim,
-        )  # fmt: skip
+        )
         if hp.lambda_pixel > 0:
             terms["g_pixel"] = criterion(hp.pixel_loss, sr.float(), hr)
             content = content + hp.lambda_pixel * terms["g_pixel"]
@@ -234,4 +246,3 @@ class SRGAN(GANModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         return sr_predictions(self, batch)
-

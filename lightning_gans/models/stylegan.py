@@ -194,8 +194,17 @@ class StyleGAN(GANModule):
         self.truncation_psi, self.truncation_cutoff = truncation_psi, truncation_cutoff
         self.noise_mode, self.interpolation_frames = noise_mode, interpolation_frames
         parse_policy(diffaugment)
-        self.generator = StyleGenerator(latent_dim, self.image_shape, w_dim, mapping_layers, mapping_lr_mul,
-                                        channel_base, channel_max, style_block, w_avg_beta)  # fmt: skip
+        self.generator = StyleGenerator(
+            latent_dim,
+            self.image_shape,
+            w_dim,
+            mapping_layers,
+            mapping_lr_mul,
+            channel_base,
+            channel_max,
+            style_block,
+            w_avg_beta,
+        )
         self.discriminator = StyleDiscriminator(self.image_shape, channel_base, channel_max, mbstd_group_size)
         self.generator_ema = EMA(self.generator, decay=0.0) if ema_kimg > 0 else None
         self.num_ws = self.generator.num_ws
@@ -221,8 +230,10 @@ class StyleGAN(GANModule):
             if h[name] <= 0:
                 raise ValueError(f"{name} must be positive, got {h[name]}")
         if not 0 <= h.style_mixing_prob <= 1 or not 0 <= h.pl_decay <= 1 or not 0 <= h.w_avg_beta < 1:
-            raise ValueError("style_mixing_prob and pl_decay must be in [0, 1] and w_avg_beta in [0, 1), got "
-                             f"{h.style_mixing_prob}, {h.pl_decay}, {h.w_avg_beta}")  # fmt: skip
+            raise ValueError(
+                "style_mixing_prob and pl_decay must be in [0, 1] and w_avg_beta in [0, 1), got "
+                f"{h.style_mixing_prob}, {h.pl_decay}, {h.w_avg_beta}"
+            )
         if h.ema_rampup is not None and h.ema_rampup <= 0:
             raise ValueError(f"ema_rampup must be positive or null (off), got {h.ema_rampup}")
 
@@ -391,8 +402,9 @@ class StyleGAN(GANModule):
         cutoff = self.coarse_cutoff() if cutoff is None else cutoff
         rows, cols = self.mapped(row_z), self.mapped(col_z)
         R, C = len(rows), len(cols)
-        mixed = torch.cat([rows[:, None, :cutoff].expand(R, C, -1, -1), cols[None, :, cutoff:].expand(R, C, -1, -1)],
-                          dim=2).flatten(0, 1)  # fmt: skip
+        mixed = torch.cat(
+            [rows[:, None, :cutoff].expand(R, C, -1, -1), cols[None, :, cutoff:].expand(R, C, -1, -1)], dim=2
+        ).flatten(0, 1)
         row_images, col_images = self._synthesize(rows), self._synthesize(cols)
         cells = self._synthesize(mixed).view(R, C, *self.image_shape)
         blank = torch.ones(1, *self.image_shape, device=self.device)

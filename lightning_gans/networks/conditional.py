@@ -82,7 +82,9 @@ class ConditionalGenerator(nn.Module):
         super().__init__()
         _check_choice("ConditionalGenerator", "backbone", backbone, BACKBONES)
         if num_classes < 1 or embed_dim < 1:
-            raise ValueError(f"ConditionalGenerator needs num_classes >= 1 and embed_dim >= 1, got {num_classes}, {embed_dim}")
+            raise ValueError(
+                f"ConditionalGenerator needs num_classes >= 1 and embed_dim >= 1, got {num_classes}, {embed_dim}"
+            )
         self.num_classes = num_classes
         self.embedding = nn.Embedding(num_classes, embed_dim)
         if backbone == "dcgan":
@@ -126,7 +128,9 @@ class ConditionalDiscriminator(nn.Module):
         _check_choice("ConditionalDiscriminator", "backbone", backbone, BACKBONES)
         _check_choice("ConditionalDiscriminator", "mode", mode, DISCRIMINATOR_MODES)
         if num_classes < 1 or embed_dim < 1:
-            raise ValueError(f"ConditionalDiscriminator needs num_classes >= 1 and embed_dim >= 1, got {num_classes}, {embed_dim}")
+            raise ValueError(
+                f"ConditionalDiscriminator needs num_classes >= 1 and embed_dim >= 1, got {num_classes}, {embed_dim}"
+            )
         image_shape = tuple(image_shape)
         self.num_classes, self.mode, self.backbone = num_classes, mode, backbone
         extra = embed_dim if mode == "concat" else 0

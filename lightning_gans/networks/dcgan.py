@@ -49,7 +49,9 @@ class DCGANGenerator(nn.Module):
         base_channels: channels of the last hidden layer (the paper's ngf, 64 for 64x64).
     """
 
-    def __init__(self, latent_dim: int = 100, image_shape: tuple[int, int, int] = (1, 28, 28), base_channels: int = 64) -> None:
+    def __init__(
+        self, latent_dim: int = 100, image_shape: tuple[int, int, int] = (1, 28, 28), base_channels: int = 64
+    ) -> None:
         super().__init__()
         channels, height, width = image_shape
         if height != width:
@@ -81,7 +83,9 @@ class DCGANDiscriminator(nn.Module):
         batch_norm: batch norm after every conv but the first; turn it off for critics with a gradient penalty.
     """
 
-    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), base_channels: int = 64, batch_norm: bool = True) -> None:
+    def __init__(
+        self, image_shape: tuple[int, int, int] = (1, 28, 28), base_channels: int = 64, batch_norm: bool = True
+    ) -> None:
         super().__init__()
         channels, height, width = image_shape
         if height != width:

@@ -92,8 +92,10 @@ class _DownBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int) -> None:
         super().__init__()
         self.residual = nn.Sequential(
-            nn.Conv2d(in_ch, out_ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(in_ch, out_ch, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False),
+            nn.LeakyReLU(0.2, True),
         )
         self.shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
         self.gamma = nn.Parameter(torch.zeros(1))
@@ -114,8 +116,14 @@ class DFGenerator(nn.Module):
             (DF-GAN's default).
     """
 
-    def __init__(self, latent_dim: int, text_dim: int, image_shape: tuple[int, int, int], base_channels: int = 32,
-                 ca_dim: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        latent_dim: int,
+        text_dim: int,
+        image_shape: tuple[int, int, int],
+        base_channels: int = 32,
+        ca_dim: int = 0,
+    ) -> None:
         super().__init__()
         self.ca = ConditioningAugmentation(text_dim, ca_dim) if ca_dim else None
         text_dim = ca_dim or text_dim
@@ -165,7 +173,8 @@ class DFDiscriminator(nn.Module):
         self.conv_img = nn.Conv2d(channels, widths[0], 3, 1, 1)
         self.blocks = nn.Sequential(*(_DownBlock(a, b) for a, b in itertools.pairwise(widths)))
         self.joint = nn.Sequential(
-            nn.Conv2d(widths[-1] + text_dim, base_channels * 2, 3, 1, 1, bias=False), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(widths[-1] + text_dim, base_channels * 2, 3, 1, 1, bias=False),
+            nn.LeakyReLU(0.2, True),
             nn.Conv2d(base_channels * 2, 1, self.base, 1, 0, bias=False),
         )
 

@@ -34,8 +34,14 @@ class TextConditionalDCGANGenerator(nn.Module):
         projection_dim: size of the projected sentence (the paper's 128).
     """
 
-    def __init__(self, latent_dim: int, text_dim: int, image_shape: tuple[int, int, int], base_channels: int = 64,
-                 projection_dim: int = 128) -> None:  # fmt: skip
+    def __init__(
+        self,
+        latent_dim: int,
+        text_dim: int,
+        image_shape: tuple[int, int, int],
+        base_channels: int = 64,
+        projection_dim: int = 128,
+    ) -> None:
         super().__init__()
         self.project = nn.Sequential(nn.Linear(text_dim, projection_dim), nn.LeakyReLU(0.2, True))
         self.net = DCGANGenerator(latent_dim + projection_dim, image_shape, base_channels)
@@ -55,8 +61,9 @@ class TextConditionalDiscriminator(nn.Module):
         projection_dim: size of the projected sentence (the paper's 128).
     """
 
-    def __init__(self, image_shape: tuple[int, int, int], text_dim: int, base_channels: int = 64,
-                 projection_dim: int = 128) -> None:  # fmt: skip
+    def __init__(
+        self, image_shape: tuple[int, int, int], text_dim: int, base_channels: int = 64, projection_dim: int = 128
+    ) -> None:
         super().__init__()
         channels, height, width = image_shape
         if height != width:
@@ -73,7 +80,9 @@ class TextConditionalDiscriminator(nn.Module):
             nn.Linear(text_dim, projection_dim), nn.BatchNorm1d(projection_dim), nn.LeakyReLU(0.2, True)
         )
         self.joint = nn.Sequential(
-            nn.Conv2d(ch + projection_dim, ch, 1, bias=False), nn.BatchNorm2d(ch), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ch + projection_dim, ch, 1, bias=False),
+            nn.BatchNorm2d(ch),
+            nn.LeakyReLU(0.2, True),
             nn.Conv2d(ch, 1, base, 1, 0, bias=False),
         )
         self.apply(init_dcgan_weights)

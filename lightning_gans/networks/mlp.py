@@ -22,7 +22,10 @@ class MLPGenerator(nn.Module):
     """
 
     def __init__(
-        self, latent_dim: int = 100, image_shape: tuple[int, ...] = (1, 28, 28), hidden_dims: tuple[int, ...] = (256, 512, 1024)
+        self,
+        latent_dim: int = 100,
+        image_shape: tuple[int, ...] = (1, 28, 28),
+        hidden_dims: tuple[int, ...] = (256, 512, 1024),
     ) -> None:
         super().__init__()
         self.image_shape = tuple(image_shape)
@@ -48,7 +51,10 @@ class MLPDiscriminator(nn.Module):
     """
 
     def __init__(
-        self, image_shape: tuple[int, ...] = (1, 28, 28), hidden_dims: tuple[int, ...] = (512, 256), dropout: float = 0.0
+        self,
+        image_shape: tuple[int, ...] = (1, 28, 28),
+        hidden_dims: tuple[int, ...] = (512, 256),
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]

@@ -31,7 +31,6 @@ Deviations:
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -211,9 +210,7 @@ class SPADEGenerator(nn.Module):
     ) -> None:
         super().__init__()
         if num_upsampling_layers not in _NUM_UP_LAYERS:
-            raise ValueError(
-                f"unknown num_upsampling_layers {num_upsampling_layers!r}: choose normal, more or most"
-            )
+            raise ValueError(f"unknown num_upsampling_layers {num_upsampling_layers!r}: choose normal, more or most")
         self.num_upsampling_layers = num_upsampling_layers
         self.latent_height, self.latent_width = spade_latent_size(
             image_size, aspect_ratio, _NUM_UP_LAYERS[num_upsampling_layers]
@@ -226,7 +223,12 @@ class SPADEGenerator(nn.Module):
 
         def block(fin: int, fout: int) -> SPADEResBlock:
             return SPADEResBlock(
-                fin, fout, label_nc, spectral_norm=spectral_norm, hidden=hidden, kernel=kernel,
+                fin,
+                fout,
+                label_nc,
+                spectral_norm=spectral_norm,
+                hidden=hidden,
+                kernel=kernel,
                 param_free_norm=param_free_norm,
             )
 

@@ -77,9 +77,12 @@ class SRResidualBlock(nn.Module):
         super().__init__()
         norm = (lambda: nn.BatchNorm2d(channels)) if batch_norm else nn.Identity
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=not batch_norm), norm(), nn.PReLU(channels),
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=not batch_norm), norm(),
-        )  # fmt: skip
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=not batch_norm),
+            norm(),
+            nn.PReLU(channels),
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=not batch_norm),
+            norm(),
+        )
         scaled_kaiming_(self.body, init_scale)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -305,9 +305,9 @@ class MappingNetwork(nn.Module):
             raise ValueError(f"the mapping network needs at least one layer, got num_layers={num_layers}")
         self.z_dim, self.w_dim, self.num_ws, self.w_avg_beta = z_dim, w_dim, num_ws, w_avg_beta
         features = [z_dim] + [w_dim] * num_layers
-        self.layers = nn.Sequential(*[
-            EqualLinear(features[i], features[i + 1], activation="lrelu", lr_mul=lr_mul) for i in range(num_layers)
-        ])  # fmt: skip
+        self.layers = nn.Sequential(
+            *[EqualLinear(features[i], features[i + 1], activation="lrelu", lr_mul=lr_mul) for i in range(num_layers)]
+        )
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
     def forward(
