@@ -52,7 +52,7 @@ def test_ema_copy_is_off_at_zero_and_checks_the_decay():
 
 def test_ema_update_formula():
     net = torch.nn.Linear(2, 1)
-    ema = EMA(net, decay=0.9)
+    ema = EMA(net, decay=0.9, warmup=False)
     old = ema.module.weight.detach().clone()
     with torch.no_grad():
         net.weight.add_(1.0)
