@@ -198,6 +198,8 @@ class ESRGAN(GANModule):
         return {"d_loss": d_loss, **means}
 
     # ------------------------------------------------------------------ training
+    # Same shape as lightning_gans.models.srgan.SRGAN.training_step (G step, EMA, D step on one G forward); only the
+    # losses differ, so a change to one step's structure is made to both.
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         lr_images, hr = batch["input"], batch["target"]
         self.fixed_batch.add(lr_images, hr, from_validation=False)
