@@ -346,3 +346,30 @@ def test_the_last_checkpoint_is_refreshed_on_a_timer(tmp_path: Path):
     assert saved[:3] == [1, 2, 3]
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["lightning_gans"]["g_steps"] == 3
+
+
+@pytest.mark.parametrize("saves", ["every_2_epochs", "at_validation"])
+def test_the_last_checkpoint_holds_the_final_step_when_training_stops_between_saves(saves: str, tmp_path: Path):
+    """A run stopped by max_steps between two of the ModelCheckpoint's saves (here G step 25 of 10-batch epochs,
+    checkpoints every 2 epochs; or G step 6 with validation, hence saving, every 4 batches) ends with last.ckpt at
+    the final step (Lightning's ModelCheckpoint alone leaves it at step 20, or 4); the CLI's max_time stops alike."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lightning_gans.callbacks.preemption import Preemption
+
+    if saves == "every_2_epochs":
+        checkpoint = ModelCheckpoint(dirpath=tmp_path / "checkpoints", save_last=True, every_n_epochs=2)
+        settings, final = dict(max_steps=2 * 25, limit_val_batches=0), 25
+    else:
+        checkpoint = ModelCheckpoint(dirpath=tmp_path / "checkpoints", save_last=True, every_n_epochs=1)
+        settings, final = dict(max_steps=2 * 6, val_check_interval=4, limit_val_batches=1), 6
+    trainer = quiet_trainer(
+        tmp_path, max_epochs=10, enable_checkpointing=True, callbacks=[Preemption(), checkpoint], **settings
+    )
+    data = _data(80)  # 10 batches an epoch
+    trainer.fit(DCGAN(**TINY), train_dataloaders=data, val_dataloaders=data)
+    saved = sorted(int(p.stem.split("step=")[1]) for p in (tmp_path / "checkpoints").glob("epoch=*.ckpt"))
+    assert saved and saved[-1] < 2 * final  # the ModelCheckpoint's own last save is older than the final step
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["lightning_gans"]["g_steps"] == final
+    assert ckpt["global_step"] == trainer.global_step == 2 * final

@@ -15,6 +15,11 @@ arrives during validation takes effect at the next training batch; the epoch's v
 
 Against what no handler can catch (SIGKILL after the grace period, a node failure), the same ``last`` checkpoint is
 also refreshed every ``save_every_minutes`` of training (30 by default), so such a job loses at most that much.
+And when training ends (``max_steps``, ``max_time``, an early stop) between two of the ModelCheckpoint's own saves,
+``last.ckpt`` is written for the final step: Lightning's ModelCheckpoint refreshes ``last`` only together with a
+periodic checkpoint (an epoch end or a validation), so a run stopped by ``max_steps`` mid-epoch, or by ``max_time``,
+would otherwise leave a ``last.ckpt`` that is up to an epoch (or ``save_every_minutes``) older than the model it
+trained, and ``validate``/``predict --ckpt_path last`` would score the older one.
 The checkpoint is written through the ModelCheckpoint (its ``save_last`` naming: ``last.ckpt``, or ``last-v1.ckpt``
 beside an earlier run's), so ``--ckpt_path last`` finds the newest.
 
@@ -120,6 +125,14 @@ class Preemption(L.Callback):
             if stop:
                 signum = self.received if self.received is not None else signal.SIGTERM
                 raise Preempted(signum, int(getattr(pl_module, "g_steps", trainer.global_step)), path)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # The final step, unless the ModelCheckpoint saved it already (or saves nothing: fast_dev_run, save_last off).
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.dirpath and callback.save_last:
+                if not callback._should_skip_saving_checkpoint(trainer):
+                    callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
+                return
 
     def state_dict(self) -> dict[str, Any]:
         return {}
