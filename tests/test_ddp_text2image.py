@@ -3,6 +3,7 @@ D's DDP wrapper) and a fine-tuned text encoder (its own DDP wrapper, stepped wit
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -52,6 +53,7 @@ def test_text_families_train_under_ddp_with_a_fine_tuned_encoder(name: str, tmp_
         timeout=300,
         cwd=repo,
         check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))},
     )
     assert result.returncode == 0, result.stderr[-4000:]
     rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")

@@ -127,6 +127,12 @@ class Preemption(L.Callback):
                 raise Preempted(signum, int(getattr(pl_module, "g_steps", trainer.global_step)), path)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A signal that arrived after the last batch end this callback saw (Lightning's own SIGTERM handling stops the
+        # loop too, and so does the last step): still a preemption, saved and reported as one.
+        if trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+            path = save_last(trainer)
+            signum = self.received if self.received is not None else signal.SIGTERM
+            raise Preempted(signum, int(getattr(pl_module, "g_steps", trainer.global_step)), path)
         # The final step, unless the ModelCheckpoint saved it already (or saves nothing: fast_dev_run, save_last off).
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint) and callback.dirpath and callback.save_last:
