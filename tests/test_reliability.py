@@ -240,7 +240,11 @@ except Preempted as stop:
 """
 
 
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT", "SIGUSR1"])
+# SIGUSR1 (SLURM's warning) in the default run; SIGTERM is also covered end to end by test_cli_errors.py
+@pytest.mark.parametrize(
+    "signame",
+    [pytest.param("SIGTERM", marks=pytest.mark.slow), pytest.param("SIGINT", marks=pytest.mark.slow), "SIGUSR1"],
+)
 def test_a_signal_saves_the_current_step_and_exits_non_zero(signame: str, tmp_path: Path):
     import signal
     import subprocess
