@@ -38,6 +38,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 class Preempted(Exception):
@@ -125,6 +126,13 @@ class Preemption(L.Callback):
             if stop:
                 signum = self.received if self.received is not None else signal.SIGTERM
                 raise Preempted(signum, int(getattr(pl_module, "g_steps", trainer.global_step)), path)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        # Lightning's own SIGTERM handling may stop the loop first (SIGTERMException, a SystemExit with status 0):
+        # the step is saved and the stop reported as a preemption all the same (exit 128 + 15 through the CLI).
+        if isinstance(exception, SIGTERMException):
+            signum = self.received if self.received is not None else signal.SIGTERM
+            raise Preempted(signum, int(getattr(pl_module, "g_steps", trainer.global_step)), save_last(trainer))
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # A signal that arrived after the last batch end this callback saw (Lightning's own SIGTERM handling stops the
