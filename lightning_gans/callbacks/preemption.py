@@ -124,23 +124,24 @@ class Preemption(L.Callback):
             path = save_last(trainer)
             self._last_save = time.monotonic()
             if stop:
-                signum = self.received if self.received is not None else signal.SIGTERM
-                raise Preempted(signum, int(getattr(pl_module, "g_steps", trainer.global_step)), path)
+                raise self._preempted(trainer, pl_module, path)
+
+    def _preempted(self, trainer: L.Trainer, pl_module: L.LightningModule, path: Path | None) -> Preempted:
+        """The stop to raise after saving ``path``: the signal received (SIGTERM when another rank got it)."""
+        signum = self.received if self.received is not None else signal.SIGTERM
+        return Preempted(signum, int(getattr(pl_module, "g_steps", trainer.global_step)), path)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         # Lightning's own SIGTERM handling may stop the loop first (SIGTERMException, a SystemExit with status 0):
         # the step is saved and the stop reported as a preemption all the same (exit 128 + 15 through the CLI).
         if isinstance(exception, SIGTERMException):
-            signum = self.received if self.received is not None else signal.SIGTERM
-            raise Preempted(signum, int(getattr(pl_module, "g_steps", trainer.global_step)), save_last(trainer))
+            raise self._preempted(trainer, pl_module, save_last(trainer))
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # A signal that arrived after the last batch end this callback saw (Lightning's own SIGTERM handling stops the
         # loop too, and so does the last step): still a preemption, saved and reported as one.
         if trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
-            path = save_last(trainer)
-            signum = self.received if self.received is not None else signal.SIGTERM
-            raise Preempted(signum, int(getattr(pl_module, "g_steps", trainer.global_step)), path)
+            raise self._preempted(trainer, pl_module, save_last(trainer))
         # The final step, unless the ModelCheckpoint saved it already (or saves nothing: fast_dev_run, save_last off).
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint) and callback.dirpath and callback.save_last:
