@@ -233,6 +233,15 @@ def test_captioned_grid_starts_a_row_for_each_caption_and_wraps_long_runs():
         captioned_grid_uint8(images, ["a"] * 4)
 
 
+def test_captioned_grid_leaves_a_visible_gap_between_words():
+    # Pillow's default font has a 2-pixel space: drawn as one string, "to the" read as "tothe" in the prompt grids.
+    grid = captioned_grid_uint8(torch.zeros(1, 1, 28, 28), ["to the"])
+    label = grid[:, : grid.shape[1] - 32, 0]  # the caption column, left of the one 32px tile
+    inked = (label < 128).any(dim=0).nonzero().flatten()
+    blank_runs = (inked[1:] - inked[:-1] - 1).tolist()  # blank columns between inked ones
+    assert max(blank_runs) >= 4
+
+
 def test_writer_writes_images_per_prompt_captions_and_an_interpolation(tmp_path: Path):
     model = DFGAN(**TINY["DFGAN"].kwargs)
     prompts = tmp_path / "prompts.txt"

@@ -82,6 +82,14 @@ def captioned_grid_uint8(images: Tensor, captions: list[str], nrow: int = 8, lab
     except TypeError:  # Pillow < 10.1: the fixed bitmap font
         font = ImageFont.load_default()
     line_height, margin = 13, 4
+    # Pillow's default font (Aileron at size 11) has a 2-pixel space, which runs words together ("slantedto the"):
+    # words are drawn one by one with half an "n" between them.
+    space = max(font.getlength(" "), font.getlength("n") / 2)
+
+    def line_width(line: str) -> float:
+        words = line.split(" ")
+        return sum(font.getlength(word) for word in words) + space * (len(words) - 1)
+
     rows: list[tuple[list[str], Tensor]] = []
     for caption, indices in runs:
         for start in range(0, len(indices), nrow):
@@ -89,7 +97,7 @@ def captioned_grid_uint8(images: Tensor, captions: list[str], nrow: int = 8, lab
             lines = (textwrap.wrap(caption, label_chars) or [""]) if start == 0 else []
             tiles = torch.nn.functional.pad(images[chunk].detach().float().cpu().clamp(-1, 1), (2, 2, 2, 2), value=1.0)
             rows.append((lines, to_uint8(torch.cat(list(tiles), dim=-1).unsqueeze(0))[0]))
-    text_width = max([font.getlength(line) for lines, _ in rows for line in lines] or [0.0])
+    text_width = max([line_width(line) for lines, _ in rows for line in lines] or [0.0])
     label_width = int(text_width) + 2 * margin
     width = label_width + max(tile.shape[1] for _, tile in rows)
     heights = [max(tile.shape[0], len(lines) * line_height + 2 * margin) for lines, tile in rows]
@@ -101,6 +109,9 @@ def captioned_grid_uint8(images: Tensor, captions: list[str], nrow: int = 8, lab
         tile_image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).convert("RGB")
         canvas.paste(tile_image, (label_width, top))
         for k, line in enumerate(lines):
-            draw.text((margin, top + margin + k * line_height), line, fill="black", font=font)
+            x = float(margin)
+            for word in line.split(" "):
+                draw.text((x, top + margin + k * line_height), word, fill="black", font=font)
+                x += font.getlength(word) + space
         top += height
     return torch.from_numpy(np.asarray(canvas).copy())
