@@ -2,6 +2,11 @@
 
     python benchmarks/mnist_zoo.py                     # every configs/*_mnist.yaml (about 2-3 hours on 2 cores)
     python benchmarks/mnist_zoo.py --only dcgan        # the configs whose name contains "dcgan"
+    python benchmarks/mnist_zoo.py --jobs 2            # two configs at a time, each in its own process on 1 thread
+
+With ``--jobs N`` each config trains in a child process with ``cores / N`` threads, N at a time, the configs with
+the most stated epochs first (on 2 cores two 1-thread runs finish the zoo sooner than one 2-thread run after another;
+each run's wall time is then its own, with the machine shared).
 
 Each config runs through ``lightning-gans fit`` (in this process) exactly as shipped, into ``runs/zoo/<name>``; its
 own EvaluationCallback (``configs/evaluation/mnist_classifier.yaml``: 10,000 samples against the 5,000 validation
@@ -18,11 +23,15 @@ A table from a partial run (``--only``) goes to ``--out-dir`` (default ``runs/zo
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import re
 import shutil
+import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,15 +76,48 @@ def markdown_table(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
-def write_report(runs: list[Run], out_dir: Path, command: str, readme: Path | None) -> Path:
+def stated_epochs(config: Path) -> float:
+    """The epochs a config's trainer states (``max_steps`` counted as two optimizer steps per batch of 859), for
+    starting the longest runs first."""
+    text = config.read_text()
+    if match := re.search(r"^\s*max_epochs:\s*(\d+)", text, re.M):
+        return float(match.group(1))
+    if match := re.search(r"^\s*max_steps:\s*(\d+)", text, re.M):
+        return int(match.group(1)) / 2 / 859
+    return 0.0
+
+
+_RESULT_FIELDS = ("name", "final", "history", "g_steps", "d_steps", "wall_s", "batch_size", "run_dir", "grid")
+
+
+def fit_in_child(config: Path, runs_dir: Path, cli_args: list[str], threads: int) -> Run:
+    """``fit`` in a child process with ``threads`` threads; its :class:`Run` comes back through a JSON file."""
+    result = runs_dir / config.stem / "zoo_run.json"
+    result.unlink(missing_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    log = runs_dir / f"{config.stem}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, __file__, "--child", str(config), "--runs-dir", str(runs_dir), "--", *cli_args]
+    with log.open("w") as out:
+        code = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    if code != 0 or not result.is_file():
+        raise RuntimeError(f"{config.stem} failed (exit code {code}); its output is in {log}")
+    data = json.loads(result.read_text())
+    data["history"] = [tuple(row) for row in data["history"]]
+    return Run(**data)
+
+
+def write_report(runs: list[Run], out_dir: Path, command: str, readme: Path | None, jobs: int = 1) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     grids = out_dir / "zoo"
     grids.mkdir(exist_ok=True)
     for r in runs:
         if r.grid:
             shutil.copyfile(r.grid, grids / f"{r.name}.png")
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else torch.get_num_threads()
     machine = (
-        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{threads} thread{'s' * (threads != 1)} per run" + (f", {jobs} runs at a time" if jobs > 1 else "")
     )
     table = markdown_table(runs)
     grid_list = "\n".join(f"- `{r.name}`: ![{r.name}](zoo/{r.name}.png)" for r in runs if r.grid)
@@ -105,25 +147,50 @@ def main(argv: list[str] | None = None) -> list[Run]:
     parser.add_argument("--only", default=None, help="run only the configs whose name contains this")
     parser.add_argument("--runs-dir", default=str(REPO / "runs" / "zoo"), help="where the runs go")
     parser.add_argument("--out-dir", default=None, help="table and grids (default: docs/ for the whole zoo)")
+    parser.add_argument("--jobs", type=int, default=1, help="configs trained at a time, each in its own process")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # one config, its Run to zoo_run.json
     parser.add_argument("cli_args", nargs="*", help="after --: extra arguments for every run's CLI")
     args = parser.parse_args(argv)
+    runs_dir = Path(args.runs_dir)
+    if args.child:
+        config = Path(args.child)
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+        run = fit(config, runs_dir / config.stem, list(args.cli_args))
+        data = {k: getattr(run, k) for k in _RESULT_FIELDS}
+        (runs_dir / config.stem / "zoo_run.json").write_text(json.dumps(data))
+        return [run]
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     configs = zoo_configs(args.only)
     if not configs:
         raise SystemExit(f"no MNIST config matches {args.only!r}")
     whole = args.only is None and not args.cli_args
-    out_dir = Path(args.out_dir) if args.out_dir else (REPO / "docs" if whole else Path(args.runs_dir))
-    runs = []
-    for config in configs:
+    out_dir = Path(args.out_dir) if args.out_dir else (REPO / "docs" if whole else runs_dir)
+
+    def one(config: Path) -> Run:
         start = time.perf_counter()
-        run = fit(config, Path(args.runs_dir) / config.stem, list(args.cli_args))
-        runs.append(run)
+        if args.jobs == 1:
+            run = fit(config, runs_dir / config.stem, list(args.cli_args))
+        else:
+            threads = max(1, (os.cpu_count() or 1) // args.jobs)
+            run = fit_in_child(config, runs_dir, list(args.cli_args), threads)
         print(
             f"[zoo] {config.stem}: FID {run.final['fid']:.1f}, {int(run.final['classes_covered'])}/10 classes, "
             f"{run.g_steps} G steps, {(time.perf_counter() - start) / 60:.1f} min",
             flush=True,
         )
+        return run
+
+    if args.jobs == 1:
+        runs = [one(config) for config in configs]
+    else:
+        longest_first = sorted(configs, key=stated_epochs, reverse=True)
+        with ThreadPoolExecutor(args.jobs) as pool:
+            done = dict(zip(longest_first, pool.map(one, longest_first)))
+        runs = [done[config] for config in configs]
     command = "python benchmarks/mnist_zoo.py" + (f" --only {args.only}" if args.only else "")
-    report = write_report(runs, out_dir, command, REPO / "README.md" if whole else None)
+    command += f" --jobs {args.jobs}" if args.jobs > 1 else ""
+    report = write_report(runs, out_dir, command, REPO / "README.md" if whole else None, jobs=args.jobs)
     print(f"[zoo] wrote {report}")
     return runs
 

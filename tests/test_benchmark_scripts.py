@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -79,6 +80,27 @@ def test_zoo_and_sweep_run_a_real_tiny_config_and_write_their_tables(tmp_path, m
     assert [r.name for r in runs] == ["base", "ema"] and all(r.g_steps > 0 for r in runs)
     text = out.read_text()
     assert "| `ema` | `--model.init_args.ema_decay 0.9` |" in text and "3 seconds" not in text
+
+
+def test_zoo_jobs_train_each_config_in_a_child_process_longest_first(tmp_path, monkeypatch):
+    real_data_dir("MNIST/raw")
+    monkeypatch.setattr(sys, "argv", ["zoo"])
+    tiny = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", *TINY]
+    args = ["--only", "dcgan_mnist", "--jobs", "2", "--runs-dir", str(tmp_path / "zoo"), "--out-dir", str(tmp_path)]
+    runs = zoo.main([*args, "--", *tiny])
+    # The Run came back from the child through its JSON file, with the child's numbers and grid.
+    assert len(runs) == 1 and runs[0].g_steps == 2 and runs[0].history[-1][0] == 2
+    assert (tmp_path / "zoo" / "dcgan_mnist" / "zoo_run.json").is_file() and Path(runs[0].grid).is_file()
+    assert re.search(r"\d+ threads? per run, 2 runs at a time", (tmp_path / "mnist_zoo.md").read_text())
+    # A child that fails names its log.
+    with pytest.raises(
+        RuntimeError, match=r"dcgan_mnist failed \(exit code [1-9]\d*\); its output is in .*dcgan_mnist.log"
+    ):
+        zoo.main([*args, "--", *tiny, "--model.init_args.no_such_argument", "1"])
+    assert zoo.stated_epochs(REPO / "configs" / "wgan_mnist.yaml") > zoo.stated_epochs(
+        REPO / "configs" / "dcgan_mnist.yaml"
+    )
+    assert zoo.stated_epochs(REPO / "configs" / "dfgan_mnist.yaml") == 8000 / 2 / 859
 
 
 def test_a_sweep_file_must_name_its_config_budget_and_variants(tmp_path):
