@@ -17,6 +17,9 @@ digits on the project's MNIST classifier) gives the numbers after the last epoch
   wall time), the protocol and the machine;
 - the same table in README.md between the ``mnist-zoo`` markers.
 
+The table's last row is the reference: the 10,000 MNIST test digits scored as if generated, the same way
+(``python benchmarks/mnist_zoo.py --reference`` prints it alone).
+
 A table from a partial run (``--only``) goes to ``--out-dir`` (default ``runs/zoo``) instead of docs/ and README.
 """
 
@@ -60,7 +63,7 @@ def zoo_configs(only: str | None = None) -> list[Path]:
     return paths
 
 
-def markdown_table(runs: list[Run]) -> str:
+def markdown_table(runs: list[Run], reference: dict[str, float] | None = None) -> str:
     lines = [
         "| config | MNIST FID | IS analogue | classes covered | confident share | precision | recall | G / D steps "
         "| wall time |",
@@ -73,6 +76,8 @@ def markdown_table(runs: list[Run]) -> str:
             f"| {100 * m.get('confident_share', float('nan')):.0f}% | {m['precision']:.3f} | {m['recall']:.3f} "
             f"| {r.g_steps:,} / {r.d_steps:,} | {r.wall_s / 60:.1f} min |"
         )
+    if reference is not None:
+        lines.append(reference_row(reference))
     return "\n".join(lines)
 
 
@@ -85,6 +90,40 @@ def stated_epochs(config: Path) -> float:
     if match := re.search(r"^\s*max_steps:\s*(\d+)", text, re.M):
         return int(match.group(1)) / 2 / 859
     return 0.0
+
+
+def real_reference(data_dir: str | None = None, num_test: int | None = None) -> dict[str, float]:
+    """The evaluation's metrics for real digits: the MNIST test digits (the first ``num_test``, default all 10,000) as
+    the "generated" set against the 5,000 validation digits, on the zoo's extractor and settings."""
+    from datamodules import MNISTDataModule
+    from lightning_gans.metrics import selection
+    from lightning_gans.metrics.evaluator import GenerativeMetrics
+
+    data_dir = data_dir or os.environ.get("LIGHTNING_GANS_DATA_DIR") or str(REPO / "data")
+    datamodule = MNISTDataModule(data_dir=data_dir, num_workers=0, batch_size=500)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    datamodule.setup("test")
+    metrics = GenerativeMetrics(selection.load_extractor("mnist_classifier", None, "tf1", (1, 28, 28)))
+    seen = 0
+    with torch.no_grad():
+        for images, _ in datamodule.val_dataloader():
+            metrics.update_real_images(images)
+        for images, _ in datamodule.test_dataloader():
+            images = images[: None if num_test is None else num_test - seen]
+            metrics.update_fake_images(images)
+            seen += len(images)
+            if num_test is not None and seen >= num_test:
+                break
+    return {name: float(value) for name, value in metrics.compute().items()}
+
+
+def reference_row(m: dict[str, float]) -> str:
+    return (
+        f"| real digits (10,000 test vs the 5,000 validation) | {m['fid']:.1f} | {m['is']:.2f} "
+        f"| {int(m['classes_covered'])}/10 | {100 * m['confident_share']:.0f}% | {m['precision']:.3f} "
+        f"| {m['recall']:.3f} | - | - |"
+    )
 
 
 _RESULT_FIELDS = ("name", "final", "history", "g_steps", "d_steps", "wall_s", "batch_size", "run_dir", "grid")
@@ -107,7 +146,14 @@ def fit_in_child(config: Path, runs_dir: Path, cli_args: list[str], threads: int
     return Run(**data)
 
 
-def write_report(runs: list[Run], out_dir: Path, command: str, readme: Path | None, jobs: int = 1) -> Path:
+def write_report(
+    runs: list[Run],
+    out_dir: Path,
+    command: str,
+    readme: Path | None,
+    jobs: int = 1,
+    reference: dict[str, float] | None = None,
+) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     grids = out_dir / "zoo"
     grids.mkdir(exist_ok=True)
@@ -119,7 +165,7 @@ def write_report(runs: list[Run], out_dir: Path, command: str, readme: Path | No
         f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{threads} thread{'s' * (threads != 1)} per run" + (f", {jobs} runs at a time" if jobs > 1 else "")
     )
-    table = markdown_table(runs)
+    table = markdown_table(runs, reference)
     grid_list = "\n".join(f"- `{r.name}`: ![{r.name}](zoo/{r.name}.png)" for r in runs if r.grid)
     text = f"""# The MNIST zoo
 
@@ -148,6 +194,7 @@ def main(argv: list[str] | None = None) -> list[Run]:
     parser.add_argument("--runs-dir", default=str(REPO / "runs" / "zoo"), help="where the runs go")
     parser.add_argument("--out-dir", default=None, help="table and grids (default: docs/ for the whole zoo)")
     parser.add_argument("--jobs", type=int, default=1, help="configs trained at a time, each in its own process")
+    parser.add_argument("--reference", action="store_true", help="only print the real digits' row")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # one config, its Run to zoo_run.json
     parser.add_argument("cli_args", nargs="*", help="after --: extra arguments for every run's CLI")
     args = parser.parse_args(argv)
@@ -159,6 +206,9 @@ def main(argv: list[str] | None = None) -> list[Run]:
         data = {k: getattr(run, k) for k in _RESULT_FIELDS}
         (runs_dir / config.stem / "zoo_run.json").write_text(json.dumps(data))
         return [run]
+    if args.reference:
+        print(reference_row(real_reference()))
+        return []
     if args.jobs < 1:
         raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     configs = zoo_configs(args.only)
@@ -190,7 +240,8 @@ def main(argv: list[str] | None = None) -> list[Run]:
         runs = [done[config] for config in configs]
     command = "python benchmarks/mnist_zoo.py" + (f" --only {args.only}" if args.only else "")
     command += f" --jobs {args.jobs}" if args.jobs > 1 else ""
-    report = write_report(runs, out_dir, command, REPO / "README.md" if whole else None, jobs=args.jobs)
+    reference = real_reference() if whole else None
+    report = write_report(runs, out_dir, command, REPO / "README.md" if whole else None, args.jobs, reference)
     print(f"[zoo] wrote {report}")
     return runs
 

@@ -103,6 +103,16 @@ def test_zoo_jobs_train_each_config_in_a_child_process_longest_first(tmp_path, m
     assert zoo.stated_epochs(REPO / "configs" / "dfgan_mnist.yaml") == 8000 / 2 / 859
 
 
+def test_the_zoo_reference_row_scores_real_digits_as_real():
+    real_data_dir("MNIST/raw")
+    m = zoo.real_reference(num_test=1000)
+    # Real test digits against the validation digits: every class, confidently, and close to the real features.
+    assert m["classes_covered"] == 10 and m["confident_share"] > 0.95 and m["precision"] > 0.8
+    assert m["fid"] < 20 and m["is"] > 8.5, m  # 10.8 and 9.2 here (1,000 digits bias FID up, IS down)
+    row = zoo.reference_row(m)
+    assert row.startswith("| real digits") and row.count("|") == 10 and "| 10/10 |" in row
+
+
 def test_a_sweep_file_must_name_its_config_budget_and_variants(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("config: configs/dcgan_mnist.yaml\n")
