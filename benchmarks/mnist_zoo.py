@@ -3,6 +3,7 @@
     python benchmarks/mnist_zoo.py                     # every configs/*_mnist.yaml (about 2-3 hours on 2 cores)
     python benchmarks/mnist_zoo.py --only dcgan        # the configs whose name contains "dcgan"
     python benchmarks/mnist_zoo.py --jobs 2            # two configs at a time, each in its own process on 1 thread
+    python benchmarks/mnist_zoo.py --collect --jobs 2  # the table again from the runs already in --runs-dir
 
 With ``--jobs N`` each config trains in a child process with ``cores / N`` threads, N at a time, the configs with
 the most stated epochs first (on 2 cores two 1-thread runs finish the zoo sooner than one 2-thread run after another;
@@ -129,6 +130,17 @@ def reference_row(m: dict[str, float]) -> str:
 _RESULT_FIELDS = ("name", "final", "history", "g_steps", "d_steps", "wall_s", "batch_size", "run_dir", "grid")
 
 
+def save_run(run: Run, path: Path) -> None:
+    """What the table needs from a run, as JSON beside it (``--collect`` and ``--jobs`` read it back)."""
+    path.write_text(json.dumps({k: getattr(run, k) for k in _RESULT_FIELDS}))
+
+
+def load_run(path: Path) -> Run:
+    data = json.loads(path.read_text())
+    data["history"] = [tuple(row) for row in data["history"]]
+    return Run(**data)
+
+
 def fit_in_child(config: Path, runs_dir: Path, cli_args: list[str], threads: int) -> Run:
     """``fit`` in a child process with ``threads`` threads; its :class:`Run` comes back through a JSON file."""
     result = runs_dir / config.stem / "zoo_run.json"
@@ -141,9 +153,7 @@ def fit_in_child(config: Path, runs_dir: Path, cli_args: list[str], threads: int
         code = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
     if code != 0 or not result.is_file():
         raise RuntimeError(f"{config.stem} failed (exit code {code}); its output is in {log}")
-    data = json.loads(result.read_text())
-    data["history"] = [tuple(row) for row in data["history"]]
-    return Run(**data)
+    return load_run(result)
 
 
 def write_report(
@@ -195,6 +205,9 @@ def main(argv: list[str] | None = None) -> list[Run]:
     parser.add_argument("--out-dir", default=None, help="table and grids (default: docs/ for the whole zoo)")
     parser.add_argument("--jobs", type=int, default=1, help="configs trained at a time, each in its own process")
     parser.add_argument("--reference", action="store_true", help="only print the real digits' row")
+    parser.add_argument(
+        "--collect", action="store_true", help="no training: the table from the runs in --runs-dir (and their --jobs)"
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # one config, its Run to zoo_run.json
     parser.add_argument("cli_args", nargs="*", help="after --: extra arguments for every run's CLI")
     args = parser.parse_args(argv)
@@ -203,8 +216,7 @@ def main(argv: list[str] | None = None) -> list[Run]:
         config = Path(args.child)
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
         run = fit(config, runs_dir / config.stem, list(args.cli_args))
-        data = {k: getattr(run, k) for k in _RESULT_FIELDS}
-        (runs_dir / config.stem / "zoo_run.json").write_text(json.dumps(data))
+        save_run(run, runs_dir / config.stem / "zoo_run.json")
         return [run]
     if args.reference:
         print(reference_row(real_reference()))
@@ -221,6 +233,7 @@ def main(argv: list[str] | None = None) -> list[Run]:
         start = time.perf_counter()
         if args.jobs == 1:
             run = fit(config, runs_dir / config.stem, list(args.cli_args))
+            save_run(run, runs_dir / config.stem / "zoo_run.json")
         else:
             threads = max(1, (os.cpu_count() or 1) // args.jobs)
             run = fit_in_child(config, runs_dir, list(args.cli_args), threads)
@@ -231,7 +244,15 @@ def main(argv: list[str] | None = None) -> list[Run]:
         )
         return run
 
-    if args.jobs == 1:
+    if args.collect:
+        missing = [c.stem for c in configs if not (runs_dir / c.stem / "zoo_run.json").is_file()]
+        if missing:
+            raise SystemExit(
+                f"--collect: no finished run of {', '.join(missing)} in {runs_dir}; train each with "
+                f"`python benchmarks/mnist_zoo.py --only NAME --runs-dir {runs_dir}` first"
+            )
+        runs = [load_run(runs_dir / c.stem / "zoo_run.json") for c in configs]
+    elif args.jobs == 1:
         runs = [one(config) for config in configs]
     else:
         longest_first = sorted(configs, key=stated_epochs, reverse=True)

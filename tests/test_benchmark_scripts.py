@@ -92,6 +92,24 @@ def test_zoo_jobs_train_each_config_in_a_child_process_longest_first(tmp_path, m
     assert len(runs) == 1 and runs[0].g_steps == 2 and runs[0].history[-1][0] == 2
     assert (tmp_path / "zoo" / "dcgan_mnist" / "zoo_run.json").is_file() and Path(runs[0].grid).is_file()
     assert re.search(r"\d+ threads? per run, 2 runs at a time", (tmp_path / "mnist_zoo.md").read_text())
+    # --collect writes the same table again from the saved run, without training; a missing run is named.
+    zoo.main(
+        [
+            "--only",
+            "dcgan_mnist",
+            "--collect",
+            "--jobs",
+            "2",
+            "--runs-dir",
+            str(tmp_path / "zoo"),
+            "--out-dir",
+            str(tmp_path / "again"),
+        ]
+    )
+    table = (tmp_path / "mnist_zoo.md").read_text().split("| config |")[1].split("\n\n")[0]
+    assert table in (tmp_path / "again" / "mnist_zoo.md").read_text()
+    with pytest.raises(SystemExit, match=r"no finished run of fast_mnist in .*--only NAME"):
+        zoo.main(["--only", "fast_mnist", "--collect", "--runs-dir", str(tmp_path / "zoo")])
     # A child that fails names its log.
     with pytest.raises(
         RuntimeError, match=r"dcgan_mnist failed \(exit code [1-9]\d*\); its output is in .*dcgan_mnist.log"
