@@ -72,6 +72,9 @@ def markdown_table(runs: list[Run], reference: dict[str, float] | None = None) -
     ]
     for r in runs:
         m = r.final
+        if not m:  # --collect --missing-ok: a config without a finished run
+            lines.append(f"| `{r.name}` | not run | - | - | - | - | - | - | - |")
+            continue
         lines.append(
             f"| `{r.name}` | {m['fid']:.1f} | {m.get('is', float('nan')):.2f} | {int(m['classes_covered'])}/10 "
             f"| {100 * m.get('confident_share', float('nan')):.0f}% | {m['precision']:.3f} | {m['recall']:.3f} "
@@ -208,6 +211,7 @@ def main(argv: list[str] | None = None) -> list[Run]:
     parser.add_argument(
         "--collect", action="store_true", help="no training: the table from the runs in --runs-dir (and their --jobs)"
     )
+    parser.add_argument("--missing-ok", action="store_true", help="with --collect: configs without a run say so")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # one config, its Run to zoo_run.json
     parser.add_argument("cli_args", nargs="*", help="after --: extra arguments for every run's CLI")
     args = parser.parse_args(argv)
@@ -246,12 +250,15 @@ def main(argv: list[str] | None = None) -> list[Run]:
 
     if args.collect:
         missing = [c.stem for c in configs if not (runs_dir / c.stem / "zoo_run.json").is_file()]
-        if missing:
+        if missing and not args.missing_ok:
             raise SystemExit(
                 f"--collect: no finished run of {', '.join(missing)} in {runs_dir}; train each with "
-                f"`python benchmarks/mnist_zoo.py --only NAME --runs-dir {runs_dir}` first"
+                f"`python benchmarks/mnist_zoo.py --only NAME --runs-dir {runs_dir}` first (or pass --missing-ok)"
             )
-        runs = [load_run(runs_dir / c.stem / "zoo_run.json") for c in configs]
+        runs = [
+            load_run(runs_dir / c.stem / "zoo_run.json") if c.stem not in missing else Run(name=c.stem, final={})
+            for c in configs
+        ]
     elif args.jobs == 1:
         runs = [one(config) for config in configs]
     else:

@@ -110,6 +110,20 @@ def test_zoo_jobs_train_each_config_in_a_child_process_longest_first(tmp_path, m
     assert table in (tmp_path / "again" / "mnist_zoo.md").read_text()
     with pytest.raises(SystemExit, match=r"no finished run of fast_mnist in .*--only NAME"):
         zoo.main(["--only", "fast_mnist", "--collect", "--runs-dir", str(tmp_path / "zoo")])
+    zoo.main(
+        [
+            "--only",
+            "_mnist",
+            "--collect",
+            "--missing-ok",
+            "--runs-dir",
+            str(tmp_path / "zoo"),
+            "--out-dir",
+            str(tmp_path / "partial"),
+        ]
+    )
+    partial = (tmp_path / "partial" / "mnist_zoo.md").read_text()
+    assert "| `fast_mnist` | not run |" in partial and "| `dcgan_mnist` | not run |" not in partial
     # A child that fails names its log.
     with pytest.raises(
         RuntimeError, match=r"dcgan_mnist failed \(exit code [1-9]\d*\); its output is in .*dcgan_mnist.log"
