@@ -135,6 +135,7 @@ def test_zoo_jobs_train_each_config_in_a_child_process_longest_first(tmp_path, m
     assert zoo.stated_epochs(REPO / "configs" / "dfgan_mnist.yaml") == 8000 / 2 / 859
 
 
+@pytest.mark.slow  # the classifier over 6,000 real digits: kept out of the default run's 10 minutes
 def test_the_zoo_reference_row_scores_real_digits_as_real():
     real_data_dir("MNIST/raw")
     m = zoo.real_reference(num_test=1000)
