@@ -133,6 +133,16 @@ def reference_row(m: dict[str, float]) -> str:
 _RESULT_FIELDS = ("name", "final", "history", "g_steps", "d_steps", "wall_s", "batch_size", "run_dir", "grid")
 
 
+def run_file(runs_dir: Path, name: str) -> Path:
+    """Where a finished run's row is saved."""
+    return runs_dir / name / "zoo_run.json"
+
+
+def threads_per_run(jobs: int) -> int:
+    """Threads each of ``jobs`` concurrent runs gets (the cores shared out)."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
 def save_run(run: Run, path: Path) -> None:
     """What the table needs from a run, as JSON beside it (``--collect`` and ``--jobs`` read it back)."""
     path.write_text(json.dumps({k: getattr(run, k) for k in _RESULT_FIELDS}))
@@ -146,7 +156,7 @@ def load_run(path: Path) -> Run:
 
 def fit_in_child(config: Path, runs_dir: Path, cli_args: list[str], threads: int) -> Run:
     """``fit`` in a child process with ``threads`` threads; its :class:`Run` comes back through a JSON file."""
-    result = runs_dir / config.stem / "zoo_run.json"
+    result = run_file(runs_dir, config.stem)
     result.unlink(missing_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log = runs_dir / f"{config.stem}.log"
@@ -173,7 +183,7 @@ def write_report(
     for r in runs:
         if r.grid:
             shutil.copyfile(r.grid, grids / f"{r.name}.png")
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else torch.get_num_threads()
+    threads = threads_per_run(jobs) if jobs > 1 else torch.get_num_threads()
     machine = (
         f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{threads} thread{'s' * (threads != 1)} per run" + (f", {jobs} runs at a time" if jobs > 1 else "")
@@ -220,7 +230,7 @@ def main(argv: list[str] | None = None) -> list[Run]:
         config = Path(args.child)
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
         run = fit(config, runs_dir / config.stem, list(args.cli_args))
-        save_run(run, runs_dir / config.stem / "zoo_run.json")
+        save_run(run, run_file(runs_dir, config.stem))
         return [run]
     if args.reference:
         print(reference_row(real_reference()))
@@ -237,10 +247,9 @@ def main(argv: list[str] | None = None) -> list[Run]:
         start = time.perf_counter()
         if args.jobs == 1:
             run = fit(config, runs_dir / config.stem, list(args.cli_args))
-            save_run(run, runs_dir / config.stem / "zoo_run.json")
+            save_run(run, run_file(runs_dir, config.stem))
         else:
-            threads = max(1, (os.cpu_count() or 1) // args.jobs)
-            run = fit_in_child(config, runs_dir, list(args.cli_args), threads)
+            run = fit_in_child(config, runs_dir, list(args.cli_args), threads_per_run(args.jobs))
         print(
             f"[zoo] {config.stem}: FID {run.final['fid']:.1f}, {int(run.final['classes_covered'])}/10 classes, "
             f"{run.g_steps} G steps, {(time.perf_counter() - start) / 60:.1f} min",
@@ -249,14 +258,14 @@ def main(argv: list[str] | None = None) -> list[Run]:
         return run
 
     if args.collect:
-        missing = [c.stem for c in configs if not (runs_dir / c.stem / "zoo_run.json").is_file()]
+        missing = [c.stem for c in configs if not run_file(runs_dir, c.stem).is_file()]
         if missing and not args.missing_ok:
             raise SystemExit(
                 f"--collect: no finished run of {', '.join(missing)} in {runs_dir}; train each with "
                 f"`python benchmarks/mnist_zoo.py --only NAME --runs-dir {runs_dir}` first (or pass --missing-ok)"
             )
         runs = [
-            load_run(runs_dir / c.stem / "zoo_run.json") if c.stem not in missing else Run(name=c.stem, final={})
+            load_run(run_file(runs_dir, c.stem)) if c.stem not in missing else Run(name=c.stem, final={})
             for c in configs
         ]
     elif args.jobs == 1:
