@@ -7,6 +7,7 @@ results of the config's :class:`~lightning_gans.callbacks.EvaluationCallback` at
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,36 @@ class Run:
     loss: str = ""
     evaluation: Any = None  # the run's EvaluationCallback (its settings, the last mixture scatter plot)
     mode_centers: Any = None  # the datamodule's, for 2-D mixtures
+    args: list[str] = field(default_factory=list)  # the CLI arguments that made this run (a sweep's variant)
+    threads: int = 0  # torch threads it trained with
+
+
+# What a table needs from a run, saved as JSON beside it so that a table can be rebuilt without training.
+_RESULT_FIELDS = (
+    "name",
+    "final",
+    "history",
+    "g_steps",
+    "d_steps",
+    "wall_s",
+    "batch_size",
+    "run_dir",
+    "grid",
+    "args",
+    "threads",
+)
+
+
+def save_run(run: Run, path: Path) -> None:
+    """The table's fields of ``run`` as JSON at ``path`` (read back by :func:`load_run`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({k: getattr(run, k) for k in _RESULT_FIELDS}))
+
+
+def load_run(path: Path) -> Run:
+    data = json.loads(path.read_text())
+    data["history"] = [tuple(row) for row in data["history"]]
+    return Run(**data)
 
 
 class EvaluationHistory(L.Callback):
@@ -63,6 +94,8 @@ def fit(
 
     ``final_validation``: validate once more after training when the last evaluation was not at the final step (a run
     stopped by ``max_time`` in the middle of an epoch); its time is not part of ``wall_s``."""
+    import torch
+
     from lightning_gans.cli import GANCLI
 
     history = EvaluationHistory()
@@ -98,6 +131,8 @@ def fit(
         loss=str(getattr(model, "loss", "")),
         evaluation=evaluation,
         mode_centers=getattr(trainer.datamodule, "mode_centers", None),
+        args=[str(a) for a in args],
+        threads=torch.get_num_threads(),
     )
 
 

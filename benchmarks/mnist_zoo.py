@@ -27,7 +27,6 @@ A table from a partial run (``--only``) goes to ``--out-dir`` (default ``runs/zo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -44,7 +43,7 @@ if __name__ == "__main__":
 
 import torch  # noqa: E402
 
-from benchmarks._runs import Run, fit, replace_between  # noqa: E402
+from benchmarks._runs import Run, fit, load_run, replace_between, save_run  # noqa: E402
 
 BEGIN = "<!-- mnist-zoo:begin (written by benchmarks/mnist_zoo.py) -->"
 END = "<!-- mnist-zoo:end -->"
@@ -130,9 +129,6 @@ def reference_row(m: dict[str, float]) -> str:
     )
 
 
-_RESULT_FIELDS = ("name", "final", "history", "g_steps", "d_steps", "wall_s", "batch_size", "run_dir", "grid")
-
-
 def run_file(runs_dir: Path, name: str) -> Path:
     """Where a finished run's row is saved."""
     return runs_dir / name / "zoo_run.json"
@@ -141,17 +137,6 @@ def run_file(runs_dir: Path, name: str) -> Path:
 def threads_per_run(jobs: int) -> int:
     """Threads each of ``jobs`` concurrent runs gets (the cores shared out)."""
     return max(1, (os.cpu_count() or 1) // jobs)
-
-
-def save_run(run: Run, path: Path) -> None:
-    """What the table needs from a run, as JSON beside it (``--collect`` and ``--jobs`` read it back)."""
-    path.write_text(json.dumps({k: getattr(run, k) for k in _RESULT_FIELDS}))
-
-
-def load_run(path: Path) -> Run:
-    data = json.loads(path.read_text())
-    data["history"] = [tuple(row) for row in data["history"]]
-    return Run(**data)
 
 
 def fit_in_child(config: Path, runs_dir: Path, cli_args: list[str], threads: int) -> Run:

@@ -76,10 +76,21 @@ def test_zoo_and_sweep_run_a_real_tiny_config_and_write_their_tables(tmp_path, m
         "variants:\n  base: []\n  ema: [--model.init_args.ema_decay, '0.9']\n"
     )
     out = tmp_path / "sweep.md"
-    runs = sweep.main([str(file), "--out", str(out)])
+    where = ["--runs-dir", str(tmp_path / "sweep"), "--out", str(tmp_path / "part.md")]
+    # Two processes can share a sweep: each trains its --only variants and saves them; --collect writes the table.
+    with pytest.raises(SystemExit, match=r"--only nothing: no variant matches; the sweep has base, ema"):
+        sweep.main([str(file), "--only", "nothing", *where])
+    with pytest.raises(SystemExit, match=r"no finished run of base in .*--only base"):
+        sweep.main([str(file), "--collect", *where])
+    runs = [*sweep.main([str(file), "--only", "base", *where]), *sweep.main([str(file), "--only", "ema", *where])]
     assert [r.name for r in runs] == ["base", "ema"] and all(r.g_steps > 0 for r in runs)
+    assert (tmp_path / "sweep" / "ema" / "sweep_run.json").is_file()
+    collected = sweep.main([str(file), "--collect", *where, "--out", str(out)])
+    row = lambda r: (r.name, r.g_steps, r.final["fid"])  # noqa: E731
+    assert [row(r) for r in collected] == [row(r) for r in runs]
     text = out.read_text()
-    assert "| `ema` | `--model.init_args.ema_decay 0.9` |" in text and "3 seconds" not in text
+    assert "| `ema` | `--model.init_args.ema_decay 0.9` |" in text and "| `base` | `(the config)` |" in text
+    assert "3 seconds" not in text and re.search(r"\d+ torch threads per run", text)
 
 
 def test_zoo_jobs_train_each_config_in_a_child_process_longest_first(tmp_path, monkeypatch):
