@@ -1,7 +1,7 @@
 """A recipe sweep: one config trained under a wall-clock budget with variations, one table of what each gave.
 
     python benchmarks/recipe_sweep.py benchmarks/sweeps/dcgan_mnist.yaml            # every variant of the sweep
-    python benchmarks/recipe_sweep.py benchmarks/sweeps/dcgan_mnist.yaml --only ema  # the variants named *ema*
+    python benchmarks/recipe_sweep.py benchmarks/sweeps/dcgan_mnist.yaml --only paper,ema   # two variants
 
 A sweep file names the config, the budget in minutes, arguments every run gets and the variants, each a list of
 ``lightning-gans`` arguments (architecture width, loss, learning rates, batch size, EMA, n_critic, toolbox
@@ -71,11 +71,14 @@ def run_file(runs_dir: Path, variant: str) -> Path:
 
 
 def selected(variants: dict, only: str | None) -> dict:
-    """The variants whose name contains one of the comma-separated ``only`` (all without it)."""
+    """The variants named by the comma-separated ``only`` (all without it): a variant's full name selects it alone
+    (``ema``, not every ``*_ema``), any other word the variants whose name contains it."""
     if not only:
         return variants
     wanted = [w.strip() for w in only.split(",") if w.strip()]
-    chosen = {v: extra for v, extra in variants.items() if any(w in v for w in wanted)}
+    chosen = {
+        v: extra for v, extra in variants.items() if any(w == v or (w not in variants and w in v) for w in wanted)
+    }
     if not chosen:
         raise SystemExit(f"--only {only}: no variant matches; the sweep has {', '.join(variants)}")
     return chosen
@@ -85,7 +88,9 @@ def main(argv: list[str] | None = None) -> list[Run]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep", type=Path, help="a sweep file (benchmarks/sweeps/*.yaml)")
     parser.add_argument(
-        "--only", default=None, help="run only the variants whose name contains one of these (comma-separated)"
+        "--only",
+        default=None,
+        help="only these variants, comma-separated (a full name selects that variant, a part every variant with it)",
     )
     parser.add_argument("--minutes", type=float, default=None, help="override the sweep's budget")
     parser.add_argument("--out", type=Path, default=None, help="the table (default benchmarks/results/<sweep>.md)")

@@ -83,6 +83,7 @@ def test_zoo_and_sweep_run_a_real_tiny_config_and_write_their_tables(tmp_path, m
     with pytest.raises(SystemExit, match=r"no finished run of base in .*--only base"):
         sweep.main([str(file), "--collect", *where])
     runs = [*sweep.main([str(file), "--only", "base", *where]), *sweep.main([str(file), "--only", "ema", *where])]
+    assert list(sweep.selected({"ema": [], "b_ema": [], "paper": []}, "ema,pap")) == ["ema", "paper"]
     assert [r.name for r in runs] == ["base", "ema"] and all(r.g_steps > 0 for r in runs)
     assert (tmp_path / "sweep" / "ema" / "sweep_run.json").is_file()
     collected = sweep.main([str(file), "--collect", *where, "--out", str(out)])
