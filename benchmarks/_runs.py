@@ -63,8 +63,15 @@ def save_run(run: Run, path: Path) -> None:
 
 
 def load_run(path: Path) -> Run:
+    """The run saved at ``path``; its folder and grid are found beside the file when the runs were moved since."""
     data = json.loads(path.read_text())
     data["history"] = [tuple(row) for row in data["history"]]
+    here = Path(path).parent
+    for key in ("run_dir", "grid"):
+        saved = data.get(key)
+        if saved and not Path(saved).exists() and f"/{here.name}/" in saved:
+            moved = here / saved.rsplit(f"/{here.name}/", 1)[1]  # the part below the run's own folder
+            data[key] = str(moved) if moved.exists() else saved
     return Run(**data)
 
 

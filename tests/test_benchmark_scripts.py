@@ -174,3 +174,20 @@ def test_the_fast_mnist_recipe_reaches_fid_40_with_every_class(tmp_path, monkeyp
     runs = zoo.main(["--only", "fast_mnist", "--runs-dir", str(tmp_path / "zoo"), "--out-dir", str(tmp_path)])
     assert len(runs) == 1 and runs[0].g_steps == 3 * 859
     assert runs[0].final["fid"] <= 40 and runs[0].final["classes_covered"] == 10, runs[0].final
+
+
+def test_a_saved_run_finds_its_folder_and_grid_after_the_runs_were_moved(tmp_path):
+    from benchmarks._runs import Run, load_run, save_run
+
+    old = tmp_path / "old" / "zoo" / "dcgan_mnist"
+    grid = old / "logs" / "version_0" / "samples" / "final.png"
+    grid.parent.mkdir(parents=True)
+    grid.write_bytes(b"png")
+    run = Run(name="dcgan_mnist", final={"fid": 1.0}, history=[(3, {"fid": 1.0})], run_dir=str(old / "logs"))
+    run.grid, run.args, run.threads = str(grid), ["--seed_everything", "1"], 1
+    save_run(run, old / "zoo_run.json")
+    (tmp_path / "new").mkdir()
+    moved = (tmp_path / "old" / "zoo").rename(tmp_path / "new" / "zoo") / "dcgan_mnist"
+    back = load_run(moved / "zoo_run.json")
+    assert back.grid == str(moved / "logs" / "version_0" / "samples" / "final.png") and Path(back.grid).is_file()
+    assert back.run_dir == str(moved / "logs") and back.history == [(3, {"fid": 1.0})] and back.args == run.args
