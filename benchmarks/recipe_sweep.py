@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> list[Run]:
             flush=True,
         )
     threads = sorted({r.threads for r in runs if r.threads}) or [torch.get_num_threads()]
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {'/'.join(map(str, threads))} torch threads per run"
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch threads per run: {'/'.join(map(str, threads))}"
     out = args.out or REPO / "benchmarks" / "results" / f"{name}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
