@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 
 from lightning_gans.callbacks.evaluation import EvaluationCallback
 
@@ -36,7 +37,7 @@ class Run:
     loss: str = ""
     evaluation: Any = None  # the run's EvaluationCallback (its settings, the last mixture scatter plot)
     mode_centers: Any = None  # the datamodule's, for 2-D mixtures
-    args: list[str] = field(default_factory=list)  # the CLI arguments that made this run (a sweep's variant)
+    args: list[str] = field(default_factory=list)  # a sweep variant's own CLI arguments (set by the sweep)
     threads: int = 0  # torch threads it trained with
 
 
@@ -101,8 +102,6 @@ def fit(
 
     ``final_validation``: validate once more after training when the last evaluation was not at the final step (a run
     stopped by ``max_time`` in the middle of an epoch); its time is not part of ``wall_s``."""
-    import torch
-
     from lightning_gans.cli import GANCLI
 
     history = EvaluationHistory()
@@ -138,7 +137,6 @@ def fit(
         loss=str(getattr(model, "loss", "")),
         evaluation=evaluation,
         mode_centers=getattr(trainer.datamodule, "mode_centers", None),
-        args=[str(a) for a in args],
         threads=torch.get_num_threads(),
     )
 
