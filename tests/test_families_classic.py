@@ -1,7 +1,8 @@
 """Focused tests of the classic families: what makes each one that paper's algorithm (tiny shapes, CPU, < 1 s each).
 
 CGAN: samples depend on the label, ``predict --writer.label 7`` makes only 7s, concat and projection D both see y.
-ACGAN: D returns (source, class logits); the class loss trains D's class head and is part of G's loss.
+ACGAN: D returns (source, class logits); the class loss trains D's class head and is part of G's loss; ``real`` keeps
+the fakes out of the class head, ``tac`` adds TAC-GAN's twin head (learnt by D, played against by G).
 WGAN: every critic parameter is in [-c, c] after a critic step; RMSprop 5e-5, n_critic 5 by default.
 WGAN-GP: a critic without batch norm; the critic loss is the Wasserstein loss plus the logged gradient penalty.
 SNGAN / SAGAN: spectral norm on every D layer (and every G layer for SAGAN); self-attention in SAGAN's G and D.
@@ -9,12 +10,15 @@ SNGAN / SAGAN: spectral norm on every D layer (and every G layer for SAGAN); sel
 
 from __future__ import annotations
 
+import copy
+import math
 from pathlib import Path
 from unittest import mock
 
 import lightning as L
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -150,6 +154,60 @@ def test_acgan_generator_loss_includes_the_class_term(tmp_path: Path):
     assert torch.allclose(d["d_loss"], 2.0 * d["d_class"])  # real + fake cross-entropy
     # with the source loss switched off, G still learns: from the class term alone
     assert any(not torch.equal(a, b) for a, b in zip(before, model.generator.parameters()))
+
+
+class _UniformLogits(nn.Module):
+    """A classifier head without parameters whose logits are all 0: its cross-entropy is log(K) for any input."""
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features.new_zeros(features.shape[0], 10)
+
+
+@pytest.mark.parametrize("aux_classifier", ["ac", "real", "tac"])
+def test_acgan_aux_classifier_decides_what_the_class_heads_learn(aux_classifier: str, tmp_path: Path):
+    torch.manual_seed(0)
+    model = ACGAN(**{**TINY["ACGAN"].kwargs, "class_weight": 2.0, "aux_classifier": aux_classifier})
+    assert (model.discriminator.twin_head is not None) == (aux_classifier == "tac")
+    if aux_classifier == "tac":
+        model.discriminator.twin_head = _UniformLogits()  # its cross-entropy is exactly log(10)
+    real, labels = image_batch(model.image_shape, n=4)()
+    real_ce = F.cross_entropy(copy.deepcopy(model.discriminator)(real)[1], labels)  # D before its step, train mode
+    g_calls, d_calls = _capture(model, "count_g_step"), _capture(model, "count_d_step")
+    asked, class_logits = [], []  # the labels each step's fakes were made for; the class head's outputs
+    random_labels = model.random_labels
+    model.random_labels = lambda n: asked.append(random_labels(n)) or asked[-1]
+    model.discriminator.class_head.register_forward_hook(lambda m, i, out: class_logits.append(out.detach()))
+    with (
+        mock.patch("lightning_gans.models.acgan.generator_loss", _zero_loss),
+        mock.patch("lightning_gans.models.acgan.discriminator_loss", _zero_loss),
+    ):
+        _fit_one_batch(model, tmp_path, batch=(real, labels))
+    (g,), (d,) = g_calls, d_calls
+    fake_part = d["d_class"] - real_ce  # what the fakes added to D's class loss
+    g_class_head = F.cross_entropy(class_logits[-1], asked[-1])  # G's fakes through the class head
+    if aux_classifier == "ac":  # the paper: the class head also learns the fakes' labels
+        assert torch.allclose(fake_part, F.cross_entropy(class_logits[1], asked[0]), atol=1e-5)
+        assert torch.allclose(g["g_class"], g_class_head, atol=1e-5)
+    elif aux_classifier == "real":  # the fakes never reach the class head's loss in D; G is still judged by it
+        assert torch.allclose(fake_part, torch.tensor(0.0), atol=1e-5)
+        assert torch.allclose(g["g_class"], g_class_head, atol=1e-5)
+    else:  # TAC: the twin's cross-entropy of the fakes added in D's loss, subtracted in G's
+        assert torch.allclose(fake_part, torch.tensor(math.log(10)), atol=1e-5)
+        assert torch.allclose(g["g_class"], g_class_head - math.log(10), atol=1e-5)
+    assert torch.allclose(g["g_loss"], 2.0 * g["g_class"])
+
+
+def test_acgan_tac_trains_the_twin_head_in_the_d_step(tmp_path: Path):
+    torch.manual_seed(0)
+    model = ACGAN(**{**TINY["ACGAN"].kwargs, "aux_classifier": "tac"})
+    twin = [p.detach().clone() for p in model.discriminator.twin_head.parameters()]
+    _fit_one_batch(model, tmp_path)
+    assert all(not torch.equal(a, b) for a, b in zip(twin, model.discriminator.twin_head.parameters()))
+
+
+def test_acgan_rejects_an_unknown_aux_classifier():
+    with pytest.raises(ValueError, match="unknown aux_classifier 'twin'.*ac, real, tac"):
+        ACGAN(**{**TINY["ACGAN"].kwargs, "aux_classifier": "twin"})
 
 
 def test_acgan_works_with_the_toolbox(tmp_path: Path):

@@ -9,6 +9,12 @@ must look real *and* be recognisable as the class it was asked for). The step be
    the class head on the real images (their labels) and on the fakes (the labels they were made for).
 2. G step (every ``n_critic`` D steps): source loss on fresh fakes + ``class_weight`` x their cross-entropy.
 
+``aux_classifier`` changes what the class heads learn. ``real``: the class head learns real images only (as
+PyTorch-StudioGAN trains its AC discriminator), so G cannot agree with D on a private code for each class.
+``tac``: Gong et al. 2019, "Twin Auxiliary Classifiers GAN" (arXiv:1907.02690): the class head learns real images
+only, a twin head on the same trunk learns the fakes' labels, and G also maximises the twin's cross-entropy, which
+cancels ACGAN's pull toward easily classified, low-diversity samples (the paper's eq. 6, with lambda = class_weight).
+
 Deviations: DCGAN networks sized to the data (the paper's are ImageNet/CIFAR ones), a learned label embedding
 concatenated with z instead of the class baked into z, the non-saturating G loss for the source term, and the
 source head returns a logit (the sigmoid lives in the loss). The stabilisation toolbox is honoured: DiffAugment and
@@ -30,6 +36,8 @@ from lightning_gans.networks.conditional import AuxiliaryClassifierDiscriminator
 from lightning_gans.optim import check_adversarial_options, make_optimizers
 from lightning_gans.toolbox import Toolbox
 
+AUX_CLASSIFIERS: tuple[str, ...] = ("ac", "real", "tac")
+
 
 class ACGAN(GANModule):
     """Auxiliary-classifier GAN: conditional G, D with a source head and a class head.
@@ -37,6 +45,9 @@ class ACGAN(GANModule):
     Args:
         loss: adversarial loss of the source head, one of nonsaturating, minimax, hinge, wasserstein, lsgan.
         class_weight: weight of the class cross-entropy in both losses (1 in the paper; StudioGAN's cond_lambda).
+        aux_classifier: what D's class heads learn: ``ac`` (the paper: real images and the fakes' labels),
+            ``real`` (real images only) or ``tac`` (TAC-GAN: real images, plus a twin head that learns the fakes'
+            labels and that G plays against); see the module docstring.
         latent_dim: size of the noise vector z.
         g_embed_dim: size of the label embedding concatenated with z.
         g_channels: channels of G's last hidden layer (ngf).
@@ -63,6 +74,7 @@ class ACGAN(GANModule):
         *,
         loss: str = "nonsaturating",
         class_weight: float = 1.0,
+        aux_classifier: str = "ac",
         latent_dim: int = 100,
         g_embed_dim: int = 50,
         g_channels: int = 64,
@@ -88,11 +100,18 @@ class ACGAN(GANModule):
         check_adversarial_options(self.hparams, self.toolbox.real_label)
         if class_weight < 0:
             raise ValueError(f"class_weight must be 0 or positive, got {class_weight}")
-        self.loss, self.class_weight, self.n_critic = loss, class_weight, n_critic
+        if aux_classifier not in AUX_CLASSIFIERS:
+            raise ValueError(
+                f"unknown aux_classifier {aux_classifier!r}: choose one of {', '.join(AUX_CLASSIFIERS)} "
+                "(ac = the paper, real = class head on real images only, tac = TAC-GAN's twin classifier)"
+            )
+        self.loss, self.class_weight, self.aux_classifier, self.n_critic = loss, class_weight, aux_classifier, n_critic
         self.generator = ConditionalGenerator(
             latent_dim, num_classes, self.image_shape, g_embed_dim, "dcgan", g_channels
         )
-        self.discriminator = AuxiliaryClassifierDiscriminator(self.image_shape, num_classes, d_channels, d_batch_norm)
+        self.discriminator = AuxiliaryClassifierDiscriminator(
+            self.image_shape, num_classes, d_channels, d_batch_norm, twin_head=aux_classifier == "tac"
+        )
         self.toolbox.apply_spectral_norm(self.generator, self.discriminator)
         self.generator_ema = ema_copy(self.generator, ema_decay)
 
@@ -113,24 +132,30 @@ class ACGAN(GANModule):
         n, tb = real.shape[0], self.toolbox
         opt_g, opt_d = self.optimizers()
 
-        def d(x):  # (source logit, class logits) of any sample, through DiffAugment and instance noise
-            return self.discriminator(tb.d_input(x, self.g_steps))
+        def d(x):  # (source logit, class logits, trunk features) of any sample, through DiffAugment and instance noise
+            return self.discriminator(tb.d_input(x, self.g_steps), return_features=True)
 
         def source(x, return_features=False):  # the source head alone, for the penalties and feature matching
-            if return_features:
-                logit, _, features = self.discriminator(tb.d_input(x, self.g_steps), return_features=True)
-                return logit, features
-            return d(x)[0]
+            logit, _, features = d(x)
+            return (logit, features) if return_features else logit
+
+        def twin(features):  # TAC-GAN's twin classifier: class logits of generated images
+            return self.discriminator.twin_head(features)
 
         # 1. D step: source loss L_S on real and fake + class loss L_C on real (their labels) and fake (the labels
-        #    they were made for), plus the penalties switched on (on the source logit).
+        #    they were made for), plus the penalties switched on (on the source logit). With ``real`` the class head
+        #    learns real images only; with ``tac`` the twin head learns the fakes' labels instead.
         with self.toggled_optimizer(opt_d):
             fake_labels = self.random_labels(n)
             fake = self.generator(self.noise(n), fake_labels).detach()
-            source_real, class_real = d(real)
-            source_fake, class_fake = d(fake)
+            source_real, class_real, _ = d(real)
+            source_fake, class_fake, fake_features = d(fake)
             d_source = discriminator_loss(self.loss, source_real, source_fake, real_label=tb.real_label)
-            d_class = F.cross_entropy(class_real, real_labels) + F.cross_entropy(class_fake, fake_labels)
+            d_class = F.cross_entropy(class_real, real_labels)
+            if self.aux_classifier == "ac":
+                d_class = d_class + F.cross_entropy(class_fake, fake_labels)
+            elif self.aux_classifier == "tac":
+                d_class = d_class + F.cross_entropy(twin(fake_features), fake_labels)
             penalties = tb.penalties(source, real, fake)
             d_loss = d_source + self.class_weight * d_class + sum(penalties.values())
             opt_d.zero_grad(set_to_none=True)
@@ -140,13 +165,15 @@ class ACGAN(GANModule):
         self.count_d_step(d_loss=d_loss, d_class=d_class, d_real_accuracy=accuracy, **penalties)
 
         # 2. G step, every n_critic D steps: look real to the source head (-L_S) and be recognised as the asked-for
-        #    class by the class head (L_C).
+        #    class by the class head (L_C); with ``tac``, also be hard for the twin head to classify.
         if self.d_steps % self.n_critic == 0:
             with self.toggled_optimizer(opt_g):
                 fake_labels = self.random_labels(n)
                 fake = self.generator(self.noise(n), fake_labels)
-                source_fake, class_fake = d(fake)
+                source_fake, class_fake, fake_features = d(fake)
                 g_class = F.cross_entropy(class_fake, fake_labels)
+                if self.aux_classifier == "tac":
+                    g_class = g_class - F.cross_entropy(twin(fake_features), fake_labels)
                 g_loss = generator_loss(self.loss, source_fake) + self.class_weight * g_class
                 extra = tb.feature_matching_terms(source, real, fake)
                 g_loss = g_loss + sum(extra.values())

@@ -171,6 +171,8 @@ class AuxiliaryClassifierDiscriminator(nn.Module):
         num_classes: number of classes the auxiliary head predicts.
         base_channels: channels of the first layer (ndf).
         batch_norm: batch norm after every convolution but the first.
+        twin_head: a second classifier head on the same trunk, ``twin_head(features) -> class logits`` (TAC-GAN's
+            twin classifier, which learns the classes of generated images); None without it.
     """
 
     def __init__(
@@ -179,6 +181,7 @@ class AuxiliaryClassifierDiscriminator(nn.Module):
         num_classes: int = 10,
         base_channels: int = 64,
         batch_norm: bool = True,
+        twin_head: bool = False,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -189,8 +192,11 @@ class AuxiliaryClassifierDiscriminator(nn.Module):
         self.source_head = trunk.head  # conv over the whole last map -> one logit, as DCGAN's head
         channels, size = trunk.head.in_channels, trunk.head.kernel_size[0]
         self.class_head = nn.Linear(channels * size * size, num_classes)
-        nn.init.normal_(self.class_head.weight, 0.0, 0.02)
-        nn.init.zeros_(self.class_head.bias)
+        self.twin_head = nn.Linear(channels * size * size, num_classes) if twin_head else None
+        for head in (self.class_head, self.twin_head):
+            if head is not None:
+                nn.init.normal_(head.weight, 0.0, 0.02)
+                nn.init.zeros_(head.bias)
 
     def forward(self, x: Tensor, return_features: bool = False):
         features = self.features(x)
