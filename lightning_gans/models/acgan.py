@@ -49,7 +49,9 @@ class ACGAN(GANModule):
             ``real`` (real images only) or ``tac`` (TAC-GAN: real images, plus a twin head that learns the fakes'
             labels and that G plays against); see the module docstring.
         latent_dim: size of the noise vector z.
-        g_embed_dim: size of the label embedding concatenated with z.
+        g_embed_dim: size of the label embedding concatenated with z (with ``g_label_input: multiply``, latent_dim).
+        g_label_input: how G takes the label: ``concat`` (``[z, embed(y)]``) or ``multiply`` (``z * embed(y)``, so
+            that G cannot draw a class without using z; see the module docstring).
         g_channels: channels of G's last hidden layer (ngf).
         d_channels: channels of D's first layer (ndf).
         d_batch_norm: batch norm in D.
@@ -77,6 +79,7 @@ class ACGAN(GANModule):
         aux_classifier: str = "ac",
         latent_dim: int = 100,
         g_embed_dim: int = 50,
+        g_label_input: str = "concat",
         g_channels: int = 64,
         d_channels: int = 64,
         d_batch_norm: bool = True,
@@ -107,7 +110,7 @@ class ACGAN(GANModule):
             )
         self.loss, self.class_weight, self.aux_classifier, self.n_critic = loss, class_weight, aux_classifier, n_critic
         self.generator = ConditionalGenerator(
-            latent_dim, num_classes, self.image_shape, g_embed_dim, "dcgan", g_channels
+            latent_dim, num_classes, self.image_shape, g_embed_dim, "dcgan", g_channels, label_input=g_label_input
         )
         self.discriminator = AuxiliaryClassifierDiscriminator(
             self.image_shape, num_classes, d_channels, d_batch_norm, twin_head=aux_classifier == "tac"

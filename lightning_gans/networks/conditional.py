@@ -5,7 +5,10 @@ versions have the same layers, initialisation and size rules as the unconditiona
 
 * :class:`ConditionalGenerator`: Mirza & Osindero 2014, "Conditional Generative Adversarial Nets": the label is
   embedded (a learned ``nn.Embedding``, the dense form of the paper's one-hot ``y``) and concatenated with ``z``;
-  the backbone then maps ``[z, embed(y)]`` to an image. ACGAN's generator (Odena et al. 2017) is the same.
+  the backbone then maps ``[z, embed(y)]`` to an image. ACGAN's generator (Odena et al. 2017) is the same, or
+  with ``label_input="multiply"`` maps ``z * embed(y)`` (the embedding scales each noise dimension), so that G
+  cannot draw a class without using z: with an unconditional D (ACGAN's) a concatenating G can learn to ignore z and
+  draw one image per class.
 * :class:`ConditionalDiscriminator` with ``mode="concat"``: Mirza & Osindero's joint input. For the DCGAN backbone
   the label embedding is broadcast over the image as extra input channels (the usual convolutional form of the
   paper's MLP, as in most DCGAN-based cGANs); for the MLP backbone it is appended to the flattened image.
@@ -32,6 +35,7 @@ from lightning_gans.networks.mlp import MLPDiscriminator, MLPGenerator
 
 __all__ = [
     "BACKBONES",
+    "LABEL_INPUTS",
     "DISCRIMINATOR_MODES",
     "AuxiliaryClassifierDiscriminator",
     "ConditionalDiscriminator",
@@ -40,6 +44,7 @@ __all__ = [
 
 BACKBONES: tuple[str, ...] = ("dcgan", "mlp")
 DISCRIMINATOR_MODES: tuple[str, ...] = ("concat", "projection")
+LABEL_INPUTS: tuple[str, ...] = ("concat", "multiply")
 
 
 def _check_choice(owner: str, what: str, value: str, choices: tuple[str, ...]) -> str:
@@ -57,16 +62,18 @@ def _check_labels(owner: str, labels: Tensor | None, n: int, num_classes: int) -
 
 
 class ConditionalGenerator(nn.Module):
-    """``(z, y) -> image``: the backbone generator on ``[z, embed(y)]``.
+    """``(z, y) -> image``: the backbone generator on ``[z, embed(y)]`` (or on ``z * embed(y)``).
 
     Args:
         latent_dim: size of z.
         num_classes: number of classes (labels are integers in ``[0, num_classes)``).
         image_shape: (C, H, W) of the images (a size the backbone can make: 28, 32, 64, ... for DCGAN).
-        embed_dim: size of the label embedding concatenated with z.
+        embed_dim: size of the label embedding concatenated with z (``multiply``: ignored, it is latent_dim).
         backbone: ``dcgan`` (transposed convolutions, batch norm) or ``mlp`` (fully connected).
         base_channels: DCGAN: channels of the last hidden layer (ngf).
         hidden_dims: MLP: widths of the hidden layers.
+        label_input: ``concat`` (``[z, embed(y)]``) or ``multiply`` (``z * embed(y)``, the embedding one scale per
+            noise dimension).
     """
 
     def __init__(
@@ -78,22 +85,30 @@ class ConditionalGenerator(nn.Module):
         backbone: str = "dcgan",
         base_channels: int = 64,
         hidden_dims: tuple[int, ...] = (256, 512, 1024),
+        label_input: str = "concat",
     ) -> None:
         super().__init__()
         _check_choice("ConditionalGenerator", "backbone", backbone, BACKBONES)
+        self.label_input = _check_choice("ConditionalGenerator", "label_input", label_input, LABEL_INPUTS)
         if num_classes < 1 or embed_dim < 1:
             raise ValueError(
                 f"ConditionalGenerator needs num_classes >= 1 and embed_dim >= 1, got {num_classes}, {embed_dim}"
             )
         self.num_classes = num_classes
+        if label_input == "multiply":
+            embed_dim, in_dim = latent_dim, latent_dim
+        else:
+            in_dim = latent_dim + embed_dim
         self.embedding = nn.Embedding(num_classes, embed_dim)
         if backbone == "dcgan":
-            self.net: nn.Module = DCGANGenerator(latent_dim + embed_dim, tuple(image_shape), base_channels)
+            self.net: nn.Module = DCGANGenerator(in_dim, tuple(image_shape), base_channels)
         else:
-            self.net = MLPGenerator(latent_dim + embed_dim, tuple(image_shape), tuple(hidden_dims))
+            self.net = MLPGenerator(in_dim, tuple(image_shape), tuple(hidden_dims))
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         labels = _check_labels("ConditionalGenerator", labels, z.shape[0], self.num_classes)
+        if self.label_input == "multiply":
+            return self.net(z.flatten(1) * self.embedding(labels))
         return self.net(torch.cat([z.flatten(1), self.embedding(labels)], dim=1))
 
 
