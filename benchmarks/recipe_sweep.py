@@ -55,7 +55,7 @@ def markdown_table(runs: list[Run]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
-        m, args = r.final, " ".join(r.args) or "(the config)"
+        m, args = r.final, " ".join(r.args) or "(only the common ones)"
         rate = r.g_steps * r.batch_size / r.wall_s if r.wall_s else float("nan")
         lines.append(
             f"| `{r.name}` | `{args}` | {m['fid']:.1f} | {m.get('is', float('nan')):.2f} "

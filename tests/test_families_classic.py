@@ -116,9 +116,25 @@ def test_conditional_networks_check_labels():
         ConditionalDiscriminator(MNIST, 10, mode="sum")
     with pytest.raises(ValueError, match="backbone"):
         CGAN(**{**TINY["CGAN"].kwargs, "backbone": "resnet"})
+    with pytest.raises(ValueError, match="unknown label_input 'add'. Valid: concat, multiply"):
+        ACGAN(**{**TINY["ACGAN"].kwargs, "g_label_input": "add"})
     for family in (CGAN, ACGAN):
         with pytest.raises(ValueError, match="labels"):
             family(**TINY[family.__name__].kwargs).training_step(torch.zeros(2, *MNIST), 0)
+
+
+@pytest.mark.parametrize("backbone", ["dcgan", "mlp"])
+def test_conditional_generator_multiply_scales_z_by_the_label_embedding(backbone: str):
+    torch.manual_seed(0)
+    g = ConditionalGenerator(8, 10, MNIST, 4, backbone, 4, (16,), label_input="multiply").eval()
+    assert g.embedding.weight.shape == (10, 8)  # one scale per noise dimension, whatever embed_dim says
+    seen = []
+    g.net.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    z, labels = torch.randn(4, 8), torch.tensor([0, 1, 2, 3])
+    with torch.no_grad():
+        x = g(z, labels)
+        assert torch.equal(seen[0], z * g.embedding(labels)) and x.shape == (4, *MNIST)
+        assert torch.allclose(g(torch.zeros(4, 8), labels), g(torch.zeros(4, 8), labels.flip(0)))  # no z, no label
 
 
 # --------------------------------------------------------------------------------------------------------- ACGAN

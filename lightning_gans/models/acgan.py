@@ -16,9 +16,10 @@ only, a twin head on the same trunk learns the fakes' labels, and G also maximis
 cancels ACGAN's pull toward easily classified, low-diversity samples (the paper's eq. 6, with lambda = class_weight).
 
 Deviations: DCGAN networks sized to the data (the paper's are ImageNet/CIFAR ones), a learned label embedding
-concatenated with z instead of the class baked into z, the non-saturating G loss for the source term, and the
-source head returns a logit (the sigmoid lives in the loss). The stabilisation toolbox is honoured: DiffAugment and
-instance noise on every D input, the gradient penalty and R1 on the source logit, feature matching on D's trunk.
+concatenated with z (``g_label_input: multiply``: scaling z) instead of the class baked into z, the non-saturating G
+loss for the source term, and the source head returns a logit (the sigmoid lives in the loss). The stabilisation
+toolbox is honoured: DiffAugment and instance noise on every D input, the gradient penalty and R1 on the source
+logit, feature matching on D's trunk.
 """
 
 from __future__ import annotations
