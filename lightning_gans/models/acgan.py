@@ -10,10 +10,13 @@ must look real *and* be recognisable as the class it was asked for). The step be
 2. G step (every ``n_critic`` D steps): source loss on fresh fakes + ``class_weight`` x their cross-entropy.
 
 ``aux_classifier`` changes what the class heads learn. ``real``: the class head learns real images only (as
-PyTorch-StudioGAN trains its AC discriminator), so G cannot agree with D on a private code for each class.
+PyTorch-StudioGAN trains its AC discriminator), so it stays a classifier of real images.
 ``tac``: Gong et al. 2019, "Twin Auxiliary Classifiers GAN" (arXiv:1907.02690): the class head learns real images
 only, a twin head on the same trunk learns the fakes' labels, and G also maximises the twin's cross-entropy, which
 cancels ACGAN's pull toward easily classified, low-diversity samples (the paper's eq. 6, with lambda = class_weight).
+``g_label_input: multiply`` feeds G ``z * embed(y)``: with the label concatenated to z, G can ignore z and draw one
+image per class, which the unconditional source head does not stop (README's MNIST zoo: it did so on MNIST whatever
+the class loss was, even with none); ``acgan_mnist.yaml`` uses both.
 
 Deviations: DCGAN networks sized to the data (the paper's are ImageNet/CIFAR ones), a learned label embedding
 concatenated with z (``g_label_input: multiply``: scaling z) instead of the class baked into z, the non-saturating G
