@@ -16,7 +16,7 @@ only, a twin head on the same trunk learns the fakes' labels, and G also maximis
 cancels ACGAN's pull toward easily classified, low-diversity samples (the paper's eq. 6, with lambda = class_weight).
 ``g_label_input: multiply`` feeds G ``z * embed(y)``: with the label concatenated to z, G can ignore z and draw one
 image per class, which the unconditional source head does not stop (README's MNIST zoo: it did so on MNIST whatever
-the class loss was, even with none); ``acgan_mnist.yaml`` uses both.
+the class loss was, even with none, in 500-step trials); ``acgan_mnist.yaml`` uses both.
 
 Deviations: DCGAN networks sized to the data (the paper's are ImageNet/CIFAR ones), a learned label embedding
 concatenated with z (``g_label_input: multiply``: scaling z) instead of the class baked into z, the non-saturating G
