@@ -78,7 +78,8 @@ def test_print_config_is_complete_and_links_shapes(tiny_mnist: Path, capsys):
     assert "image_shape" not in config["model"]["init_args"], "image_shape is linked from the datamodule"
     # The shared defaults (lightning_gans/defaults.yaml) and the classes' own are all there, resolved.
     assert config["seed_everything"] == 42 and config["trainer"]["devices"] == 1
-    assert config["model"]["init_args"]["lr_g"] == 2e-4 and config["data"]["init_args"]["val_size"] == 16
+    assert config["model"]["init_args"]["betas"] == [0.5, 0.999] and config["data"]["init_args"]["val_size"] == 16
+    assert config["model"]["init_args"]["lr_g"] == 1e-3  # the config's own value over the class's 2e-4
     assert config["trainer"]["logger"]["init_args"] == {
         **config["trainer"]["logger"]["init_args"],
         "save_dir": "runs/dcgan_mnist",
