@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,17 @@ import pytest
 from tests.test_cli import REPO, tiny_args, tiny_mnist  # noqa: F401  (fixture)
 
 wandb = pytest.importorskip("wandb", reason="wandb is an optional extra: pip install -e '.[wandb]'")
+
+
+def _flushed(path: Path, keys: tuple[bytes, ...], timeout_s: float = 30.0) -> bytes:
+    """The run file once W&B's writer process has put every key in it (or after ``timeout_s``): ``wandb.finish()``
+    returned with only the file's header written once, on a loaded 2-core CI machine."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        data = path.read_bytes()
+        if all(key in data for key in keys) or time.monotonic() > deadline:
+            return data
+        time.sleep(0.5)
 
 
 def test_wandb_offline_run_holds_scalars_images_and_config(tiny_mnist: Path, tmp_path: Path, monkeypatch):  # noqa: F811
@@ -38,8 +50,9 @@ def test_wandb_offline_run_holds_scalars_images_and_config(tiny_mnist: Path, tmp
     run = runs[0]
     images = list((run / "files" / "media" / "images").glob("samples_*.png"))
     assert images, "the sample grid must be logged as an image"
-    data = next(run.glob("run-*.wandb")).read_bytes()
-    for key in (b"train/d_loss", b"train/g_loss", b"train/g_steps"):
+    keys = (b"train/d_loss", b"train/g_loss", b"train/g_steps", b"MNISTDataModule")
+    data = _flushed(next(run.glob("run-*.wandb")), keys)
+    for key in keys[:3]:
         assert key in data, key
     assert b"MNISTDataModule" in data, "the full config is logged"
     # the config file goes in the run's own folder, beside the W&B run id, never over another run's
