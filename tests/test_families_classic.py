@@ -117,6 +117,8 @@ def test_conditional_networks_check_labels():
     with pytest.raises(ValueError, match="backbone"):
         CGAN(**{**TINY["CGAN"].kwargs, "backbone": "resnet"})
     with pytest.raises(ValueError, match="unknown label_input 'add'. Valid: concat, multiply"):
+        ConditionalGenerator(8, 10, MNIST, 4, "dcgan", 4, label_input="add")
+    with pytest.raises(ValueError, match="Unknown ACGAN g_label_input 'add'. Valid: concat, multiply"):
         ACGAN(**{**TINY["ACGAN"].kwargs, "g_label_input": "add"})
     for family in (CGAN, ACGAN):
         with pytest.raises(ValueError, match="labels"):

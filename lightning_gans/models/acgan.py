@@ -36,7 +36,7 @@ from torch import Tensor
 from lightning_gans.core import GANModule
 from lightning_gans.ema import ema_copy
 from lightning_gans.losses import discriminator_loss, generator_loss
-from lightning_gans.networks.conditional import AuxiliaryClassifierDiscriminator, ConditionalGenerator
+from lightning_gans.networks.conditional import LABEL_INPUTS, AuxiliaryClassifierDiscriminator, ConditionalGenerator
 from lightning_gans.optim import check_adversarial_options, make_optimizers
 from lightning_gans.toolbox import Toolbox
 
@@ -112,6 +112,8 @@ class ACGAN(GANModule):
                 f"unknown aux_classifier {aux_classifier!r}: choose one of {', '.join(AUX_CLASSIFIERS)} "
                 "(ac = the paper, real = class head on real images only, tac = TAC-GAN's twin classifier)"
             )
+        if g_label_input not in LABEL_INPUTS:
+            raise ValueError(f"Unknown ACGAN g_label_input {g_label_input!r}. Valid: {', '.join(LABEL_INPUTS)}.")
         self.loss, self.class_weight, self.aux_classifier, self.n_critic = loss, class_weight, aux_classifier, n_critic
         self.generator = ConditionalGenerator(
             latent_dim, num_classes, self.image_shape, g_embed_dim, "dcgan", g_channels, label_input=g_label_input

@@ -95,10 +95,9 @@ class ConditionalGenerator(nn.Module):
                 f"ConditionalGenerator needs num_classes >= 1 and embed_dim >= 1, got {num_classes}, {embed_dim}"
             )
         self.num_classes = num_classes
-        if label_input == "multiply":
-            embed_dim, in_dim = latent_dim, latent_dim
-        else:
-            in_dim = latent_dim + embed_dim
+        if label_input == "multiply":  # one scale per noise dimension
+            embed_dim = latent_dim
+        in_dim = latent_dim if label_input == "multiply" else latent_dim + embed_dim
         self.embedding = nn.Embedding(num_classes, embed_dim)
         if backbone == "dcgan":
             self.net: nn.Module = DCGANGenerator(in_dim, tuple(image_shape), base_channels)
@@ -186,8 +185,9 @@ class AuxiliaryClassifierDiscriminator(nn.Module):
         num_classes: number of classes the auxiliary head predicts.
         base_channels: channels of the first layer (ndf).
         batch_norm: batch norm after every convolution but the first.
-        twin_head: a second classifier head on the same trunk, ``twin_head(features) -> class logits`` (TAC-GAN's
-            twin classifier, which learns the classes of generated images); None without it.
+        twin_head: add a second classifier head on the same trunk, ``self.twin_head(features) -> class logits``
+            (TAC-GAN's twin classifier, which learns the classes of generated images); ``self.twin_head`` is None
+            without it.
     """
 
     def __init__(
