@@ -4,8 +4,8 @@
   tobran/DF-GAN ``code/models/DAMSM.py``): word embeddings (uniform in [-0.1, 0.1]), dropout, one bidirectional LSTM
   layer; the word features are the LSTM outputs, the sentence vector is the last hidden state of both directions.
   Deviations: padding-aware packing without sorting the batch (``enforce_sorted=False``), a padding row of zeros in
-  the embedding, and smaller default sizes (128-d words and sentences instead of 300 and 256) for captions of a few
-  dozen words.
+  the embedding, smaller default sizes (128-d words and sentences instead of 300 and 256) for captions of a few
+  dozen words, and the LSTM kept in float32 under mixed precision (autocast is off around it).
 - :class:`ImageEncoder`: the image side of the in-project pretraining and of the R-precision evaluation encoder. DAMSM
   uses an ImageNet Inception-v3, which this project cannot download; here a small strided CNN (DCGAN-like, batch
   norm, LeakyReLU) pooled to one vector, trained from scratch against the text encoder.
@@ -54,8 +54,13 @@ class TextEncoder(nn.Module):
             raise ValueError(f"TextEncoder takes Long[B, L] word ids, got shape {tuple(tokens.shape)}")
         lengths = tokens.ne(0).sum(1).clamp_min(1).cpu()
         embedded = self.dropout(self.embedding(tokens))
-        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-        output, (hidden, _) = self.lstm(packed)
+        # The recurrence runs in the LSTM's own precision (float32) even inside autocast: under bf16-mixed, oneDNN
+        # has no bf16 LSTM on CPUs without AVX-512 BF16 or AMX (primitive creation fails), and a recurrence carries
+        # its rounding from word to word. The cost is small: one layer over a few dozen words.
+        with torch.autocast(tokens.device.type, enabled=False):
+            embedded = embedded.to(self.lstm.weight_ih_l0.dtype)
+            packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+            output, (hidden, _) = self.lstm(packed)
         words, _ = pad_packed_sequence(output, batch_first=True, total_length=tokens.shape[1])
         sentence = hidden.transpose(0, 1).reshape(tokens.shape[0], self.sentence_dim)
         return words, sentence
