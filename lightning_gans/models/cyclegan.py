@@ -355,14 +355,18 @@ class CycleGAN(GANModule):
         ]
         return opts, linear_decay_schedulers(opts, hp.n_epochs, hp.n_epochs_decay)
 
+    # Copied from lightning_gans.models.pix2pix.Pix2Pix.setup with Pix2Pix->CycleGAN
     def setup(self, stage: str) -> None:
         check_datamodule_shapes(self, self.input_channels, "CycleGAN")
 
+    # Copied from lightning_gans.models.pix2pix.Pix2Pix.on_fit_start
     def on_fit_start(self) -> None:
         warn_schedule_length(self, self.hparams.n_epochs, self.hparams.n_epochs_decay)
 
+    # Copied from lightning_gans.models.pix2pix.Pix2Pix.on_train_epoch_end
     def on_train_epoch_end(self) -> None:
         step_schedulers(self)
 
+    # Copied from lightning_gans.models.pix2pix.Pix2Pix.on_validation_epoch_end
     def on_validation_epoch_end(self) -> None:
         write_validation_grid(self, self.grid_images(), nrow=self.fixed_batch.size)

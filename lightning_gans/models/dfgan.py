@@ -121,6 +121,7 @@ class DFGAN(GANModule):
         self.discriminator = DFDiscriminator(self.image_shape, text_dim, d_channels)
         self.generator_ema = ema_copy(self.generator, ema_decay)
 
+    # Copied from lightning_gans.models.gan_int_cls.GANINTCLS.configure_optimizers
     def configure_optimizers(self):
         hp = self.hparams
         g_params = [*self.generator.parameters(), *t2i.text_parameters(self)]  # a fine-tuned encoder trains with G
@@ -171,29 +172,37 @@ class DFGAN(GANModule):
         self.count_g_step(g_loss=g_loss, **extra)
 
     # ------------------------------------------------------------- text in, images out (lightning_gans/text2image.py)
+    # Copied from lightning_gans.models.gan_int_cls.GANINTCLS.setup
     def setup(self, stage: str) -> None:
         t2i.setup(self)
 
+    # Copied from lightning_gans.models.gan_int_cls.GANINTCLS.on_load_checkpoint
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
         t2i.on_load_checkpoint(self, checkpoint)
 
+    # Copied from lightning_gans.models.gan_int_cls.GANINTCLS.sample
     def sample(self, n: int | None = None, *, z=None, text=None, tokens=None, labels=None, use_ema: bool = True):
         """Images for prompts (``text="a thick seven"`` or a list, one per image); see :func:`t2i.sample`."""
         return t2i.sample(self, n, z=z, text=text, tokens=tokens, use_ema=use_ema)
 
+    # Copied from lightning_gans.models.gan_int_cls.GANINTCLS.interpolate
     def interpolate(self, first: str, second: str, steps: int = 8, z=None, use_ema: bool = True):
         """Images from ``first`` to ``second`` (interpolated sentence vectors), one row of ``steps`` per z."""
         return t2i.interpolate(self, first, second, steps, z, use_ema)
 
+    # Copied from lightning_gans.models.gan_int_cls.GANINTCLS.grid_images
     def grid_images(self):
         return t2i.grid_images(self)
 
+    # Copied from lightning_gans.models.gan_int_cls.GANINTCLS.grid_captions
     def grid_captions(self) -> list[str]:
         return t2i.grid_captions(self)
 
+    # Copied from lightning_gans.models.gan_int_cls.GANINTCLS.predict_dataloader
     def predict_dataloader(self):
         return t2i.predict_dataloader(self)
 
+    # Copied from lightning_gans.models.gan_int_cls.GANINTCLS.predict_step
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         return t2i.predict_step(self, batch)

@@ -198,8 +198,8 @@ class ESRGAN(GANModule):
         return {"d_loss": d_loss, **means}
 
     # ------------------------------------------------------------------ training
-    # Same shape as lightning_gans.models.srgan.SRGAN.training_step (G step, EMA, D step on one G forward); only the
-    # losses differ, so a change to one step's structure is made to both.
+    # The step is SRGAN's (G step, EMA, D step on one G forward); only the losses it calls differ, and the comments.
+    # Copied from lightning_gans.models.srgan.SRGAN.training_step
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         lr_images, hr = batch["input"], batch["target"]
         self.fixed_batch.add(lr_images, hr, from_validation=False)
@@ -224,19 +224,23 @@ class ESRGAN(GANModule):
             opt_d.step()
         self.count_d_step(**d_losses)
 
+    # Copied from lightning_gans.models.srgan.SRGAN.vgg
     @property
     def vgg(self) -> VGGFeatures | None:
         """The VGG19 feature network on the module's device (None until a fit's setup loads it, or when off)."""
         return self._vgg[0].to(self.device) if self._vgg else None
 
+    # Copied from lightning_gans.models.srgan.SRGAN.translate
     def translate(self, x: Tensor) -> Tensor:
         """SR images in [-1, 1] for LR images of any size (EMA G when on; eval mode; tiled when large)."""
         return upscale(self.sampling_generator(), x, self.scale, self.hparams.tile_size, self.hparams.tile_overlap)
 
     # ------------------------------------------------------------------ plumbing: one line each (superres.py)
+    # Copied from lightning_gans.models.srgan.SRGAN.configure_optimizers
     def configure_optimizers(self):
         return make_optimizers(self.generator, self.discriminator, self.hparams)
 
+    # Copied from lightning_gans.models.srgan.SRGAN.setup with SRGAN->ESRGAN
     def setup(self, stage: str) -> None:
         check_superres_datamodule(self, "ESRGAN")
         if stage == "fit" and self.hparams.lambda_vgg > 0 and not self._vgg:
@@ -245,14 +249,18 @@ class ESRGAN(GANModule):
     def on_fit_start(self) -> None:
         init_generator(self, self.hparams.init_from, ("ESRGAN",))
 
+    # Copied from lightning_gans.models.srresnet.SRResNet.validation_step
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         sr_validation_step(self, batch)
 
+    # Copied from lightning_gans.models.srresnet.SRResNet.on_validation_epoch_end
     def on_validation_epoch_end(self) -> None:
         write_validation_grid(self, self.grid_images(), nrow=self.fixed_batch.size)
 
+    # Copied from lightning_gans.models.srresnet.SRResNet.grid_images
     def grid_images(self) -> Tensor:
         return sr_grid(self)
 
+    # Copied from lightning_gans.models.srresnet.SRResNet.predict_step
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         return sr_predictions(self, batch)

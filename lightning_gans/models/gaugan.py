@@ -323,27 +323,35 @@ class GauGAN(GANModule):
         return translate(self.sampling_generator(), x, self.generator_mode)
 
     # ------------------------------------------------------------------ plumbing: one line each (image2image.py)
+    # Copied from lightning_gans.models.pix2pix.Pix2Pix.configure_optimizers
     def configure_optimizers(self):
         opts = make_optimizers(self.generator, self.discriminator, self.hparams)
         return list(opts), linear_decay_schedulers(opts, self.hparams.n_epochs, self.hparams.n_epochs_decay)
 
+    # Copied from lightning_gans.models.pix2pix.Pix2Pix.setup with Pix2Pix->GauGAN
     def setup(self, stage: str) -> None:
         check_datamodule_shapes(self, self.input_channels, "GauGAN")
 
+    # Copied from lightning_gans.models.pix2pix.Pix2Pix.on_fit_start
     def on_fit_start(self) -> None:
         warn_schedule_length(self, self.hparams.n_epochs, self.hparams.n_epochs_decay)
 
+    # Copied from lightning_gans.models.pix2pix.Pix2Pix.on_train_epoch_end
     def on_train_epoch_end(self) -> None:
         step_schedulers(self)
 
+    # Copied from lightning_gans.models.pix2pix.Pix2Pix.validation_step
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         paired_validation_step(self, batch)
 
+    # Copied from lightning_gans.models.pix2pix.Pix2Pix.on_validation_epoch_end
     def on_validation_epoch_end(self) -> None:
         write_validation_grid(self, self.grid_images(), nrow=self.fixed_batch.size)
 
+    # Copied from lightning_gans.models.pix2pix.Pix2Pix.grid_images
     def grid_images(self) -> Tensor:
         return paired_grid(self)
 
+    # Copied from lightning_gans.models.pix2pix.Pix2Pix.predict_step
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         return paired_predictions(self, batch)

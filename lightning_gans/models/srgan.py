@@ -235,14 +235,18 @@ class SRGAN(GANModule):
     def on_fit_start(self) -> None:
         init_generator(self, self.hparams.init_from, ("SRResNet", "SRGAN"))
 
+    # Copied from lightning_gans.models.srresnet.SRResNet.validation_step
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         sr_validation_step(self, batch)
 
+    # Copied from lightning_gans.models.srresnet.SRResNet.on_validation_epoch_end
     def on_validation_epoch_end(self) -> None:
         write_validation_grid(self, self.grid_images(), nrow=self.fixed_batch.size)
 
+    # Copied from lightning_gans.models.srresnet.SRResNet.grid_images
     def grid_images(self) -> Tensor:
         return sr_grid(self)
 
+    # Copied from lightning_gans.models.srresnet.SRResNet.predict_step
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         return sr_predictions(self, batch)
