@@ -4,6 +4,7 @@ the offline message of torchmetrics' Inception, and the MNIST classifier (quick 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import warnings
 from pathlib import Path
@@ -95,9 +96,9 @@ def test_local_inception_agrees_with_torchmetrics_inception(local_inception, tmp
 
     weights = tmp_path / "inception_from_torchscript.pth"
     torch.save(local_inception_to_torch_fidelity(), weights)
-    tm = NoTrainInceptionV3(
-        "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights), antialias=False
-    )
+    # torchmetrics' TF1 resize: antialias=False where it has the option; torchmetrics before 1.8 always resized so
+    tf1 = {"antialias": False} if "antialias" in inspect.signature(NoTrainInceptionV3).parameters else {}
+    tm = NoTrainInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights), **tf1)
     x = digits(2)
     uint8 = quantize_to_255(x).to(torch.uint8).expand(-1, 3, -1, -1)
     theirs = tm(uint8)
