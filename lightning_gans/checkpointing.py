@@ -10,11 +10,18 @@
 
 :class:`~lightning_gans.core.GANModule` calls these from its checkpoint hooks.
 
-**Atomic writes.** Lightning writes a checkpoint straight into its final path, so a process killed while writing
-(SIGKILL after a preemption grace period, a full disk) leaves a truncated ``last.ckpt`` in place of the good one it was
-replacing, and ``fit --ckpt_path last`` then fails. :class:`AtomicCheckpointIO` writes ``.<name>.tmp`` first and renames
-it over the old file only when it is complete (``os.replace`` is atomic on one filesystem); a failed write leaves the
-previous file untouched and removes its temporary file.
+**Atomic writes.** Lightning writes a checkpoint through an fsspec transaction: the whole file goes to the system
+temp folder first and is then copied to its path, so every save costs two full writes, a small node-local /tmp fails
+the save, and a process killed while copying leaves a truncated ``last.ckpt`` in place of the good one it was
+replacing. :class:`AtomicCheckpointIO` writes ``.<name>.tmp`` once, in the checkpoint's own folder, syncs it, and
+renames it over the old file only when it is complete (``os.replace`` is atomic on one filesystem); a failed write
+leaves the previous file untouched and removes its temporary file. A full disk is one error naming the folder, the
+bytes the checkpoint needs and the free bytes.
+
+**Readable checkpoints.** Before a checkpoint is loaded (``fit``/``validate``/``test``/``predict --ckpt_path``),
+:class:`AtomicCheckpointIO` checks that it is a whole PyTorch archive. A truncated, empty or foreign file is refused
+with :class:`CheckpointReadError`, which names the file and the newest readable checkpoint beside it (never loaded in
+its place: the user chooses); a checkpoint that ``weights_only`` loading refuses (pickled code) is named with why.
 
 ``lightning-gans`` uses it by default (``trainer.plugins`` in ``lightning_gans/defaults.yaml``); with a plain
 Trainer: ``Trainer(plugins=[AtomicCheckpointIO()])``.
@@ -22,8 +29,14 @@ Trainer: ``Trainer(plugins=[AtomicCheckpointIO()])``.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
+import pickle
 import random
+import shutil
+import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +46,116 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import Tensor, nn
 
 
+class CheckpointReadError(ValueError):
+    """A checkpoint file cannot be read (truncated, empty, not a checkpoint, or refused); the message names it, the
+    newest readable checkpoint beside it, and the command that resumes from that one."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk); the message names the folder, the bytes needed, and that the
+    previous file is intact."""
+
+
+class _ByteCounter(io.RawIOBase):
+    """A file that keeps nothing and counts what is written to it: the size a checkpoint needs."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.size += len(memoryview(data).cast("B"))
+        return len(memoryview(data).cast("B"))
+
+
+def unreadable(path: str | os.PathLike) -> str | None:
+    """Why the file at ``path`` is not a whole PyTorch checkpoint archive, or None when it is (a quick check of the
+    zip archive's directory, which a truncated copy loses; the tensors are not read)."""
+    path = Path(path)
+    if not path.is_file():
+        return "there is no such file"
+    if path.stat().st_size == 0:
+        return "it is empty (0 bytes)"
+    if not zipfile.is_zipfile(path):
+        return f"it is not a whole PyTorch checkpoint archive ({path.stat().st_size} bytes: cut short, or another file)"
+    with zipfile.ZipFile(path) as archive:
+        if not any(name.endswith("/data.pkl") or name == "data.pkl" for name in archive.namelist()):
+            return "it is a zip archive but not a PyTorch checkpoint (no data.pkl)"
+    return None
+
+
+def newest_readable(folder: Path, besides: Path) -> Path | None:
+    """The most recently written ``*.ckpt`` in ``folder`` other than ``besides`` that :func:`unreadable` accepts."""
+    candidates = [p for p in folder.glob("*.ckpt") if p.resolve() != besides.resolve()]
+    for candidate in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
+        if unreadable(candidate) is None:
+            return candidate
+    return None
+
+
+def _read_error(path: Path, why: str) -> CheckpointReadError:
+    other = newest_readable(path.parent, path)
+    if other is None:
+        way_out = f"There is no readable checkpoint beside it in {path.parent}; start again without --ckpt_path."
+    else:
+        way_out = (
+            f"The newest readable checkpoint beside it is {other.name} (written "
+            f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(other.stat().st_mtime))}): run the same command "
+            f"with --ckpt_path {other}"
+        )
+    return CheckpointReadError(f"checkpoint {path} cannot be read: {why}. {way_out}")
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``TorchCheckpointIO`` that replaces a checkpoint file only with a completely written one."""
+    """``TorchCheckpointIO`` that writes a checkpoint once, in its own folder, and replaces the old file only with a
+    completely written one; and that names a damaged checkpoint, and the newest readable one beside it, on load."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options (local files only)")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         try:
-            super().save_checkpoint(checkpoint, tmp, storage_options)
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, path)
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                raise
+            needed = _ByteCounter()
+            torch.save(checkpoint, needed)
+            previous = f"the previous {path.name} is intact" if path.exists() else f"no earlier {path.name} existed"
+            raise CheckpointWriteError(
+                errno.ENOSPC,
+                f"no space left in {path.parent} for checkpoint {path.name}: it needs {needed.size:,} bytes and "
+                f"{shutil.disk_usage(path.parent).free:,} are free; {previous}. Free space there or point "
+                "--trainer.default_root_dir at a larger disk, then resume with --ckpt_path last",
+            ) from None
         finally:
             tmp.unlink(missing_ok=True)
+
+    def load_checkpoint(self, path: str | os.PathLike, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        path = Path(path)
+        if (why := unreadable(path)) is not None:
+            raise _read_error(path, why)
+        try:
+            return super().load_checkpoint(path, *args, **kwargs)
+        except pickle.UnpicklingError as err:  # what weights_only loading raises for anything but plain data
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointReadError(
+                f"checkpoint {path} was refused: it holds pickled Python objects, not only tensors and plain data, "
+                f"and loading it could run code ({first}). Load only checkpoints you trust; this project's own "
+                "checkpoints hold plain data"
+            ) from None
+        except (EOFError, OSError, RuntimeError) as err:
+            if isinstance(err, RuntimeError) and "PytorchStreamReader" not in str(err):
+                raise  # not the file's fault (a CUDA checkpoint on a CPU machine, ...): torch's own message
+            raise _read_error(path, f"{type(err).__name__}: {err}") from None  # damage the quick check let through
 
 
 class DivergenceError(FloatingPointError):
@@ -171,10 +282,14 @@ def adopt_optimizer_settings(configured: Any, checkpoint: dict[str, Any]) -> lis
 __all__ = [
     "AtomicCheckpointIO",
     "CheckpointMismatchError",
+    "CheckpointReadError",
+    "CheckpointWriteError",
     "DivergenceError",
     "adopt_optimizer_settings",
     "check_finite_state",
     "check_matches",
+    "newest_readable",
     "rng_states",
     "set_rng_states",
+    "unreadable",
 ]

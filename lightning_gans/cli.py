@@ -65,7 +65,12 @@ from lightning_gans.callbacks.image_writer import ImageWriter
 from lightning_gans.callbacks.performance import Performance
 from lightning_gans.callbacks.preemption import Preempted, Preemption
 from lightning_gans.callbacks.sample_grid import SampleGrid
-from lightning_gans.checkpointing import CheckpointMismatchError, DivergenceError
+from lightning_gans.checkpointing import (
+    CheckpointMismatchError,
+    CheckpointReadError,
+    CheckpointWriteError,
+    DivergenceError,
+)
 from lightning_gans.core import GANModule
 from lightning_gans.strategy import GANDDPStrategy
 
@@ -267,7 +272,15 @@ def _refuse_optimizer_flags(argv: list[str]) -> None:
 
 
 #: Errors whose message says what to fix: printed as one line unless LIGHTNING_GANS_DEBUG is set.
-_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, CheckpointMismatchError, DivergenceError)
+_USER_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    CheckpointMismatchError,
+    CheckpointReadError,
+    CheckpointWriteError,
+    DivergenceError,
+)
 
 
 def _short_message(err: BaseException) -> str:
@@ -294,7 +307,8 @@ def _short_message(err: BaseException) -> str:
 
 def _user_error(err: BaseException) -> bool:
     """An error of the command line or a config, or one raised by this package's own checks (not a crash)."""
-    if type(err).__name__ == "ArgumentError" or isinstance(err, (CheckpointMismatchError, DivergenceError)):
+    own = (CheckpointMismatchError, CheckpointReadError, CheckpointWriteError, DivergenceError)
+    if type(err).__name__ == "ArgumentError" or isinstance(err, own):
         return True
     if not isinstance(err, _USER_ERRORS):
         return False

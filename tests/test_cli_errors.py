@@ -184,3 +184,40 @@ def test_a_checkpoint_never_replaces_the_configs_model(tmp_path, capsys):
     assert spy.lr == 5e-4 and cli.model.hparams.lr_g == 5e-4
     saved = sorted((root / "logs").rglob("config.yaml"))[-1]
     assert yaml.safe_load(saved.read_text())["model"]["init_args"]["lr_g"] == 5e-4
+
+
+def test_a_damaged_checkpoint_is_one_line_that_names_it_and_the_readable_one_beside_it(tmp_path, capsys):
+    """fit and validate with a truncated last.ckpt: one line naming the file, that it cannot be read, and the newest
+    readable checkpoint in the same folder with the flag that resumes from it; nothing is loaded in its place."""
+    root = tmp_path / "run"
+    common = [
+        "--config",
+        LAB,
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.enable_checkpointing",
+        "true",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--checkpoint.every_n_epochs",
+        "null",
+        "--checkpoint.every_n_train_steps",
+        "2",
+    ]
+    main(["fit", *common, "--trainer.max_steps", "8"])
+    last = root / "checkpoints" / "last.ckpt"
+    whole = last.read_bytes()
+    last.write_bytes(whole[: len(whole) // 2])  # a copy cut short
+    capsys.readouterr()
+    for command in (["fit", *common, "--trainer.max_steps", "12", "--ckpt_path", "last"], ["validate", *common]):
+        if command[0] == "validate":
+            command += ["--ckpt_path", str(last)]
+        with pytest.raises(SystemExit) as stop:
+            main(command)
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.startswith("lightning-gans: error:")]
+        assert stop.value.code == 1 and len(lines) == 1, err[-2000:]
+        assert "last.ckpt cannot be read: it is not a whole PyTorch checkpoint archive" in lines[0]
+        assert "The newest readable checkpoint beside it is epoch=" in lines[0] and "--ckpt_path " in lines[0]
+        assert "Traceback" not in err
+    assert last.read_bytes() == whole[: len(whole) // 2]  # left as it was found

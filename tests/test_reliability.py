@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -181,24 +182,114 @@ def test_mid_epoch_resume_with_workers_equals_the_straight_run(tmp_path: Path):
 
 # ------------------------------------------------------------------------------------------- preemption
 def test_atomic_checkpoint_io_keeps_the_old_file_when_a_write_fails(tmp_path: Path, monkeypatch):
-    from lightning.pytorch.plugins.io import TorchCheckpointIO
+    """A full disk: one error naming the folder, the bytes the checkpoint needs and that the previous file is intact;
+    the previous file is untouched and no temporary file is left."""
+    import errno
+    import io as io_module
 
-    from lightning_gans.checkpointing import AtomicCheckpointIO
+    from lightning_gans.checkpointing import AtomicCheckpointIO, CheckpointWriteError
 
     io, path = AtomicCheckpointIO(), tmp_path / "ckpt" / "last.ckpt"
     io.save_checkpoint({"step": 1}, path)
     assert torch.load(path, weights_only=True) == {"step": 1}
+    real_save = torch.save
 
-    def dies_half_way(self, checkpoint, target, storage_options=None):
-        Path(target).write_bytes(b"half a checkpoint")
-        raise OSError("No space left on device")
+    def disk_fills_half_way(obj, f, *args, **kwargs):
+        if not isinstance(f, io_module.BufferedWriter):  # counting the bytes needed writes to no disk
+            return real_save(obj, f, *args, **kwargs)
+        f.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", dies_half_way)
-    with pytest.raises(OSError, match="No space"):
-        io.save_checkpoint({"step": 2}, path)
+    monkeypatch.setattr(torch, "save", disk_fills_half_way)
+    checkpoint = {"step": 2, "weights": torch.zeros(1000)}
+    with pytest.raises(CheckpointWriteError) as error:
+        io.save_checkpoint(checkpoint, path)
     monkeypatch.undo()
+    buffer = io_module.BytesIO()
+    torch.save(checkpoint, buffer)
+    message = str(error.value)
+    assert f"no space left in {path.parent} for checkpoint last.ckpt" in message
+    assert f"it needs {len(buffer.getvalue()):,} bytes" in message and "the previous last.ckpt is intact" in message
     assert torch.load(path, weights_only=True) == {"step": 1}  # the good checkpoint is still there
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # no temporary file left behind
+
+
+def test_a_checkpoint_is_written_once_in_its_own_folder_never_through_the_system_temp_folder(tmp_path, monkeypatch):
+    """Lightning's own checkpoint IO writes the whole file to the system temp folder first (an fsspec transaction),
+    which fails where /tmp is small; here the temp folder cannot take a single byte and training still saves."""
+    import tempfile
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lightning_gans.checkpointing import AtomicCheckpointIO
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no_room_here"))  # does not exist: nothing fits
+    checkpoints = tmp_path / "run" / "checkpoints"
+    trainer = quiet_trainer(
+        tmp_path / "run",
+        max_epochs=1,
+        limit_train_batches=2,
+        enable_checkpointing=True,
+        plugins=[AtomicCheckpointIO()],
+        callbacks=[ModelCheckpoint(dirpath=checkpoints, save_last=True)],
+    )
+    trainer.fit(DCGAN(**TINY), _data())
+    names = sorted(p.name for p in checkpoints.iterdir())
+    assert names == ["epoch=0-step=4.ckpt", "last.ckpt"], names
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["lightning_gans"]["g_steps"] == 2
+
+
+def _checkpoints(folder: Path) -> tuple[Path, Path]:
+    """Two good checkpoints, the second written later, in ``folder``."""
+    from lightning_gans.checkpointing import AtomicCheckpointIO
+
+    older, newer = folder / "epoch=0-step=8.ckpt", folder / "epoch=1-step=16.ckpt"
+    for i, path in enumerate((older, newer)):
+        AtomicCheckpointIO().save_checkpoint({"step": i, "w": torch.ones(100)}, path)
+        os.utime(path, (1_700_000_000 + i * 60, 1_700_000_000 + i * 60))
+    return older, newer
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "not_a_checkpoint"])
+def test_a_damaged_checkpoint_is_named_with_the_newest_readable_one_beside_it(damage: str, tmp_path: Path):
+    from lightning_gans.checkpointing import AtomicCheckpointIO, CheckpointReadError
+
+    _, newer = _checkpoints(tmp_path)
+    last = tmp_path / "last.ckpt"
+    good = newer.read_bytes()
+    last.write_bytes({"truncated": good[: len(good) // 2], "empty": b"", "not_a_checkpoint": b"step: 16\n"}[damage])
+    with pytest.raises(CheckpointReadError) as error:
+        AtomicCheckpointIO().load_checkpoint(last)
+    message = str(error.value)
+    assert message.startswith(f"checkpoint {last} cannot be read: ")
+    assert {"truncated": "not a whole PyTorch", "empty": "empty (0 bytes)", "not_a_checkpoint": "not a whole"}[
+        damage
+    ] in message
+    assert f"The newest readable checkpoint beside it is {newer.name}" in message
+    assert message.endswith(f"with --ckpt_path {newer}")
+    assert AtomicCheckpointIO().load_checkpoint(newer)["step"] == 1  # the named one does load
+
+
+def test_a_damaged_checkpoint_with_none_readable_beside_it_says_so(tmp_path: Path):
+    from lightning_gans.checkpointing import AtomicCheckpointIO, CheckpointReadError
+
+    (tmp_path / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
+    (tmp_path / "epoch=0-step=8.ckpt").write_bytes(b"")
+    with pytest.raises(CheckpointReadError, match="There is no readable checkpoint beside it in .*without --ckpt_path"):
+        AtomicCheckpointIO().load_checkpoint(tmp_path / "last.ckpt")
+
+
+def test_a_checkpoint_with_pickled_objects_is_refused_in_one_line_naming_it(tmp_path: Path):
+    import argparse
+
+    from lightning_gans.checkpointing import AtomicCheckpointIO, CheckpointReadError
+
+    path = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": argparse.Namespace(lr=0.1)}, path)
+    with pytest.raises(CheckpointReadError) as error:
+        AtomicCheckpointIO().load_checkpoint(path)
+    message = str(error.value)
+    assert message.startswith(f"checkpoint {path} was refused: it holds pickled Python objects") and "\n" not in message
 
 
 _PREEMPTIBLE = """
