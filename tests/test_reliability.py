@@ -293,7 +293,7 @@ def test_a_checkpoint_with_pickled_objects_is_refused_in_one_line_naming_it(tmp_
 
 
 _PREEMPTIBLE = """
-import sys, time
+import os, sys, time
 from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -318,9 +318,14 @@ class Slow(L.Callback):
 L.seed_everything(0)
 data = GaussianMixtureDataModule(num_samples=100_000, num_val_samples=64, batch_size=32, num_workers=0)
 model = GAN(image_shape=(2,), latent_dim=4, g_hidden_dims=(16,), d_hidden_dims=(16,))
+plugins = [AtomicCheckpointIO()]
+if os.environ.get("TEST_AUTO_REQUEUE") == "0":  # SLURM with Lightning's auto-requeue turned off
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    plugins.append(SLURMEnvironment(auto_requeue=False))
 trainer = L.Trainer(
     accelerator="cpu", max_epochs=1, limit_val_batches=0, logger=False, enable_progress_bar=False,
-    enable_model_summary=False, default_root_dir=root, plugins=[AtomicCheckpointIO()],
+    enable_model_summary=False, default_root_dir=root, plugins=plugins,
     callbacks=[Slow(), Preemption(), ModelCheckpoint(dirpath=root / "checkpoints", save_last=True)],
 )
 try:
@@ -331,10 +336,11 @@ except Preempted as stop:
 """
 
 
-# SIGUSR1 (SLURM's warning) in the default run; SIGTERM is also covered end to end by test_cli_errors.py
+# All three are `slow`: the default run covers SIGUSR1 through the SLURM tests below (the same script, with and
+# without requeue) and SIGTERM end to end through the CLI (test_cli_errors.py).
 @pytest.mark.parametrize(
     "signame",
-    [pytest.param("SIGTERM", marks=pytest.mark.slow), pytest.param("SIGINT", marks=pytest.mark.slow), "SIGUSR1"],
+    [pytest.param(name, marks=pytest.mark.slow) for name in ("SIGTERM", "SIGINT", "SIGUSR1")],
 )
 def test_a_signal_saves_the_current_step_and_exits_non_zero(signame: str, tmp_path: Path):
     import signal
@@ -363,6 +369,134 @@ def test_a_signal_saves_the_current_step_and_exits_non_zero(signame: str, tmp_pa
     resumed = subprocess.run([sys.executable, str(script), str(tmp_path), "resume"], env=env, capture_output=True)
     assert resumed.returncode == 0, resumed.stderr
     assert int((tmp_path / "resumed_at").read_text()) == steps  # fit --ckpt_path last continues from that step
+
+
+@pytest.mark.parametrize("auto_requeue", [True, False])
+def test_slurm_requeue_signal_saves_the_step_requeues_the_job_and_the_requeued_job_resumes(auto_requeue, tmp_path):
+    """Under SLURM (its environment, and a recording `scontrol` first on PATH), SIGUSR1 saves the step and, with
+    Lightning's auto-requeue on (its default), runs `scontrol requeue <job id>` once; with it off, save and stop only.
+    The same command with --ckpt_path last continues from the saved step."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script, calls = tmp_path / "train.py", tmp_path / "scontrol_calls"
+    script.write_text(_PREEMPTIBLE)
+    (tmp_path / "bin").mkdir()
+    scontrol = tmp_path / "bin" / "scontrol"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    scontrol.chmod(0o755)
+    slurm = dict(SLURM_JOB_ID="4242", SLURM_NTASKS="1", SLURM_JOB_NAME="lightning-gans", SLURM_PROCID="0")
+    slurm.update(SLURM_LOCALID="0", SLURM_NODEID="0", SLURM_NODELIST="localhost", SLURM_NTASKS_PER_NODE="1")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SLURM_")},
+        **slurm,
+        "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "TEST_AUTO_REQUEUE": "1" if auto_requeue else "0",
+    }
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "ready").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() is not None else ""
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGUSR1)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + int(signal.SIGUSR1), stderr
+    assert "interrupted by SIGUSR1 after G step" in stderr, stderr
+    if auto_requeue:
+        assert calls.read_text().splitlines() == ["requeue 4242"]
+        assert "Requeued SLURM job 4242 (`scontrol requeue 4242`)" in stderr
+    else:
+        assert not calls.exists() and "Requeued" not in stderr and "--ckpt_path last" in stderr
+    steps = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["lightning_gans"]["g_steps"]
+    assert steps >= 3
+    resumed = subprocess.run([sys.executable, str(script), str(tmp_path), "resume"], env=env, capture_output=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert int((tmp_path / "resumed_at").read_text()) == steps  # the requeued command continues from that step
+
+
+_SLURM_DDP = """
+import sys, time
+from pathlib import Path
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from datamodules import GaussianMixtureDataModule
+from lightning_gans import GANDDPStrategy
+from lightning_gans.callbacks.preemption import Preempted, Preemption
+from lightning_gans.checkpointing import AtomicCheckpointIO
+from lightning_gans.models import GAN
+
+root = Path(sys.argv[1])
+
+class Slow(L.Callback):
+    def on_train_batch_end(self, trainer, pl_module, *args):
+        if pl_module.g_steps == 3:
+            (root / f"ready{trainer.global_rank}").touch()
+        time.sleep(0.05)
+
+L.seed_everything(0)
+data = GaussianMixtureDataModule(num_samples=100_000, num_val_samples=64, batch_size=32, num_workers=0)
+model = GAN(image_shape=(2,), latent_dim=4, g_hidden_dims=(16,), d_hidden_dims=(16,))
+trainer = L.Trainer(
+    accelerator="cpu", devices=2, strategy=GANDDPStrategy(), max_epochs=1, limit_val_batches=0, logger=False,
+    enable_progress_bar=False, enable_model_summary=False, default_root_dir=root, plugins=[AtomicCheckpointIO()],
+    callbacks=[Slow(), Preemption(), ModelCheckpoint(dirpath=root / "checkpoints", save_last=True)],
+)
+try:
+    trainer.fit(model, datamodule=data)
+except Preempted as stop:
+    print(f"rank {trainer.global_rank}: {stop}", file=sys.stderr)
+    sys.exit(stop.exit_code)
+"""
+
+
+@pytest.mark.ddp
+def test_slurm_requeue_under_two_process_ddp_is_called_once_from_rank_zero(tmp_path: Path):
+    """Two SLURM tasks (as srun starts them) in one DDP run, both sent SIGUSR1: both save the same step and stop, and
+    `scontrol requeue` runs once, from global rank 0."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    script, calls = tmp_path / "train.py", tmp_path / "scontrol_calls"
+    script.write_text(_SLURM_DDP)
+    (tmp_path / "bin").mkdir()
+    scontrol = tmp_path / "bin" / "scontrol"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    scontrol.chmod(0o755)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    base.update(SLURM_JOB_ID="4242", SLURM_NTASKS="2", SLURM_NTASKS_PER_NODE="2", SLURM_JOB_NAME="lightning-gans")
+    base.update(SLURM_NODEID="0", SLURM_NODELIST="localhost", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    base.update(PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", OMP_NUM_THREADS="1")
+    base.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path)],
+            env={**base, "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    deadline = time.time() + 180
+    while not all((tmp_path / f"ready{rank}").exists() for rank in (0, 1)):
+        dead = [p for p in procs if p.poll() is not None]
+        assert not dead and time.time() < deadline, dead[0].stderr.read() if dead else "timed out"
+        time.sleep(0.05)
+    for proc in procs:
+        proc.send_signal(signal.SIGUSR1)
+    errors = [proc.communicate(timeout=180)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [128 + int(signal.SIGUSR1)] * 2, errors
+    assert calls.read_text().splitlines() == ["requeue 4242"]  # once, from rank 0
+    assert "Requeued SLURM job 4242" in errors[0] and "Requeued" not in errors[1]
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["lightning_gans"]["g_steps"] >= 3
 
 
 # ------------------------------------------------------------------------------------------- checkpoints vs configs

@@ -10,6 +10,12 @@ interrupted job and a requeued one continues from that step: the checkpoint hold
 loader's place in its epoch (see ``datamodules.base.ResumableDataLoader``), so the resumed run equals an
 uninterrupted one.
 
+**SLURM requeue.** Under SLURM with Lightning's auto-requeue on (its default; ``SLURMEnvironment(auto_requeue=...,
+requeue_signal=...)``), the requeue signal (SIGUSR1 unless configured) is handled here too, in place of Lightning's own
+handler, which would save an ``hpc_ckpt`` in the middle of a step: the step is saved as above and then global rank 0
+runs ``scontrol requeue <job id>`` once, as Lightning does. The requeued job runs the same command, and with
+``--ckpt_path last`` it continues from that step. With auto-requeue off, the signal saves and stops only.
+
 A second SIGINT stops at once (KeyboardInterrupt), for a user who does not want to wait for the batch. A signal that
 arrives during validation takes effect at the next training batch; the epoch's validation finishes first.
 
@@ -29,7 +35,10 @@ and catch :class:`Preempted` if the exit status matters.
 
 from __future__ import annotations
 
+import os
+import re
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -37,6 +46,7 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -44,14 +54,12 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 class Preempted(Exception):
     """Training stopped on a signal after writing a checkpoint of its last step (``path``)."""
 
-    def __init__(self, signum: int, g_steps: int, path: Path | None) -> None:
-        self.signum, self.g_steps, self.path = signum, g_steps, path
+    def __init__(self, signum: int, g_steps: int, path: Path | None, requeue: str | None = None) -> None:
+        self.signum, self.g_steps, self.path, self.requeue = signum, g_steps, path, requeue
         name = signal.Signals(signum).name
         where = f"saved {path}" if path is not None else "no checkpoint folder is configured, nothing was saved"
-        super().__init__(
-            f"interrupted by {name} after G step {g_steps}; {where}. Continue from that step with the same command "
-            "and --ckpt_path last."
-        )
+        then = requeue or "Continue from that step with the same command and --ckpt_path last."
+        super().__init__(f"interrupted by {name} after G step {g_steps}; {where}. {then}")
 
     @property
     def exit_code(self) -> int:
@@ -73,6 +81,31 @@ def save_last(trainer: L.Trainer) -> Path | None:
     return None
 
 
+def slurm_job_id() -> str:
+    """The id ``scontrol requeue`` takes: ``<array job>_<task>`` for an array task, else ``SLURM_JOB_ID``."""
+    array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    return f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array_job else os.environ["SLURM_JOB_ID"]
+
+
+def requeue_slurm_job() -> str:
+    """``scontrol requeue <job id>``, as Lightning's own SLURM handler runs it; what happened, for the stop message."""
+    job = slurm_job_id()
+    if not re.fullmatch(r"[0-9_]+", job):
+        return f"SLURM job id {job!r} is not a job id: the job was not requeued; resubmit it with --ckpt_path last."
+    try:
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"`scontrol requeue {job}` could not run ({err}): resubmit the job with --ckpt_path last."
+    if done.returncode != 0:
+        why = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+        return f"`scontrol requeue {job}` failed ({why[0]}): resubmit the job with --ckpt_path last."
+    rank_zero_info(f"Requeued SLURM job {job}")
+    return (
+        f"Requeued SLURM job {job} (`scontrol requeue {job}`): it runs the same command again, which continues from "
+        "that step when it has --ckpt_path last."
+    )
+
+
 class Preemption(L.Callback):
     """Save the current step and stop cleanly on a signal, and refresh the ``last`` checkpoint on a timer (see the
     module docstring).
@@ -91,6 +124,7 @@ class Preemption(L.Callback):
         self.signals = tuple(signals)
         self.save_every_minutes = save_every_minutes
         self.received: int | None = None
+        self.requeue_signal: int | None = None
         self._previous: dict[int, Any] = {}
         self._last_save = time.monotonic()
 
@@ -102,11 +136,18 @@ class Preemption(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._last_save = time.monotonic()
+        # Under SLURM with Lightning's auto-requeue on (its default), the requeue signal (SLURMEnvironment's
+        # requeue_signal, SIGUSR1 unless configured) also requeues the job once the step is saved, as Lightning's own
+        # handler would; auto-requeue off (SLURMEnvironment(auto_requeue=False)): save and stop only.
+        environment = trainer._accelerator_connector.cluster_environment
+        self.requeue_signal = None
+        if isinstance(environment, SLURMEnvironment) and environment.auto_requeue:
+            self.requeue_signal = int(environment.requeue_signal or signal.SIGUSR1)
         if stage != "fit" or threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread
         self.received = None
-        for name in self.signals:
-            signum = getattr(signal, name)
+        handled = {int(getattr(signal, name)) for name in self.signals} | {self.requeue_signal} - {None}
+        for signum in sorted(handled):
             self._previous[signum] = signal.getsignal(signum)
             signal.signal(signum, self._handle)
 
@@ -124,24 +165,33 @@ class Preemption(L.Callback):
             path = save_last(trainer)
             self._last_save = time.monotonic()
             if stop:
-                raise self._preempted(trainer, pl_module, path)
+                requeue = trainer.strategy.reduce_boolean_decision(self._requeue_asked(), all=False)
+                raise self._preempted(trainer, pl_module, path, requeue)
 
-    def _preempted(self, trainer: L.Trainer, pl_module: L.LightningModule, path: Path | None) -> Preempted:
-        """The stop to raise after saving ``path``: the signal received (SIGTERM when another rank got it)."""
+    def _requeue_asked(self) -> bool:
+        return self.requeue_signal is not None and self.received == self.requeue_signal
+
+    def _preempted(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, path: Path | None, requeue: bool = False
+    ) -> Preempted:
+        """The stop to raise after saving ``path``: the signal received (SIGTERM when another rank got it), and the
+        job requeued by global rank 0 when the SLURM requeue signal asked for it."""
         signum = self.received if self.received is not None else signal.SIGTERM
-        return Preempted(signum, int(getattr(pl_module, "g_steps", trainer.global_step)), path)
+        outcome = requeue_slurm_job() if requeue and trainer.is_global_zero and path is not None else None
+        return Preempted(signum, int(getattr(pl_module, "g_steps", trainer.global_step)), path, outcome)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         # Lightning's own SIGTERM handling may stop the loop first (SIGTERMException, a SystemExit with status 0):
         # the step is saved and the stop reported as a preemption all the same (exit 128 + 15 through the CLI).
         if isinstance(exception, SIGTERMException):
-            raise self._preempted(trainer, pl_module, save_last(trainer))
+            raise self._preempted(trainer, pl_module, save_last(trainer), self._requeue_asked())
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # A signal that arrived after the last batch end this callback saw (Lightning's own SIGTERM handling stops the
         # loop too, and so does the last step): still a preemption, saved and reported as one.
         if trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
-            raise self._preempted(trainer, pl_module, save_last(trainer))
+            requeue = trainer.strategy.reduce_boolean_decision(self._requeue_asked(), all=False)
+            raise self._preempted(trainer, pl_module, save_last(trainer), requeue)
         # The final step, unless the ModelCheckpoint saved it already (or saves nothing: fast_dev_run, save_last off).
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint) and callback.dirpath and callback.save_last:
@@ -153,4 +203,4 @@ class Preemption(L.Callback):
         return {}
 
 
-__all__ = ["Preempted", "Preemption", "save_last"]
+__all__ = ["Preempted", "Preemption", "requeue_slurm_job", "save_last", "slurm_job_id"]
