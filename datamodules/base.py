@@ -26,6 +26,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.errors import DatasetNotFoundError
@@ -95,6 +96,12 @@ def _preserved_rng() -> Iterator[None]:
         random.setstate(states[2])
 
 
+def _world_size() -> int:
+    """Processes sharing the epoch's order (1 outside torch.distributed)."""
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return torch.distributed.get_world_size() if distributed else 1
+
+
 def _draw_seed() -> int:
     return int(torch.empty((), dtype=torch.int64).random_().item())
 
@@ -151,10 +158,26 @@ class ResumableDataLoader(DataLoader):
             yield batch
 
     def state_dict(self) -> dict[str, int]:
-        return dict(self._epoch)
+        return {**self._epoch, "batch_size": int(self.batch_size or 1), "world_size": _world_size()}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self._resume = {k: int(state[k]) for k in ("base_seed", "order_seed", "batches")}
+        """Continue the saved epoch. Saved with another batch size or number of processes, the position is mapped
+        by samples: the epoch's order is the same permutation, sharded in turn across the processes, so the
+        ``batches x batch_size x processes`` samples trained are a prefix of it; the run continues at the last whole
+        new batch within that prefix (fewer than one new global batch of samples is drawn again), and says so."""
+        resume = {k: int(state[k]) for k in ("base_seed", "order_seed", "batches")}
+        before = (int(state.get("batch_size", self.batch_size or 1)), int(state.get("world_size", _world_size())))
+        now = (int(self.batch_size or 1), _world_size())
+        if before != now and resume["batches"]:
+            trained = resume["batches"] * before[0] * before[1]
+            resume["batches"] = trained // (now[0] * now[1])
+            again = trained - resume["batches"] * now[0] * now[1]
+            rank_zero_warn(
+                f"resuming with batch size {now[0]} on {now[1]} process(es) where the checkpoint had batch size "
+                f"{before[0]} on {before[1]}: the {trained:,} samples already trained in this epoch map to "
+                f"{resume['batches']:,} batches of the new size; {again:,} of them are drawn again"
+            )
+        self._resume = resume
 
 
 class ImageDataModule(L.LightningDataModule):

@@ -119,6 +119,34 @@ class _RandomAugment(torch.utils.data.Dataset):
         return torch.tensor([float(index), float(torch.rand(()))])
 
 
+@pytest.mark.parametrize("saved, now", [((8, 1), (4, 1)), ((4, 1), (8, 1)), ((4, 1), (3, 1)), ((4, 2), (4, 1))])
+def test_resuming_with_another_batch_size_or_process_count_maps_the_position_by_samples(saved, now, recwarn):
+    """A checkpoint of batch size b on p processes, resumed with b' on p': the samples already trained (a prefix of
+    the epoch's order) are not trained again, beyond the part of one new batch, every other sample comes once, and
+    a warning says how the position was mapped."""
+    from datamodules.base import ResumableDataLoader
+
+    (batch, processes), (new_batch, _) = saved, now
+    torch.manual_seed(0)
+    whole = torch.cat([b[:, 0] for b in ResumableDataLoader(_RandomAugment(), batch_size=1)]).long().tolist()
+    torch.manual_seed(0)
+    first = ResumableDataLoader(_RandomAugment(), batch_size=1)
+    next(iter(first))  # the same epoch seeds, in a checkpoint taken 2 batches of b on p processes into the epoch:
+    state = {**first.state_dict(), "batches": 2, "batch_size": batch, "world_size": processes}
+    trained = whole[: 2 * batch * processes]  # the order's prefix that p processes of batch b trained
+    resumed = ResumableDataLoader(_RandomAugment(), batch_size=new_batch)
+    resumed.load_state_dict(state)
+    rest = torch.cat([b[:, 0] for b in resumed]).long().tolist()
+    again = len(trained) % new_batch
+    assert rest == whole[len(trained) - again :]  # continues in the same order, redrawing less than a batch
+    assert sorted(set(trained) | set(rest)) == list(range(24))
+    message = " ".join(str(w.message) for w in recwarn)
+    assert (
+        f"resuming with batch size {new_batch} on 1 process(es) where the checkpoint had batch size {batch} on "
+        f"{processes}: the {len(trained)} samples already trained in this epoch map to " in message
+    ), message
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_resumable_loader_rebuilds_the_epoch_and_skips_what_was_trained(workers: int):
     from datamodules.base import ResumableDataLoader
