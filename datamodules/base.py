@@ -17,6 +17,7 @@ This package never imports ``lightning_gans``.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import random
 from collections.abc import Iterator
@@ -180,6 +181,31 @@ class ResumableDataLoader(DataLoader):
         self._resume = resume
 
 
+def check_training_count(count: int, batch_size: int, drop_last: bool, processes: int = 1) -> None:
+    """A training set smaller than one batch (per process): an error where no step would run (an empty set, or
+    incomplete batches dropped), else a warning that every step trains on the same few images."""
+    per_process = math.ceil(count / processes)
+    if per_process >= batch_size:
+        return
+    on = f" ({per_process} per process on {processes})" if processes > 1 else ""
+    if per_process == 0:
+        raise ValueError(
+            f"the training set is empty ({count} images{on}): check the data folder and the validation split "
+            "(val_size / val_fraction), which may have taken every image"
+        )
+    if drop_last:
+        raise ValueError(
+            f"the training set has {count} images{on}, fewer than one batch of batch_size={batch_size}, and "
+            f"incomplete batches are dropped: no training step would run. Set data.init_args.batch_size to at most "
+            f"{per_process}, or give the datamodule more images"
+        )
+    rank_zero_warn(
+        f"the training set has {count} images{on}, fewer than batch_size={batch_size}: every step trains on the "
+        f"same {per_process} images, one batch per epoch. Training goes on (right for a few-image run); otherwise "
+        f"lower data.init_args.batch_size or give the datamodule more images"
+    )
+
+
 class ImageDataModule(L.LightningDataModule):
     """Base for image datamodules: the ``image_shape``/``num_classes`` contract and common loader settings.
 
@@ -205,8 +231,12 @@ class ImageDataModule(L.LightningDataModule):
         return {"batch_size": self.batch_size, "num_workers": self.num_workers, "pin_memory": self.pin_memory}
 
     def _train_loader(self, dataset: Dataset, drop_last: bool = False, **overrides: Any) -> ResumableDataLoader:
-        """The shuffled training loader, resumable mid-epoch (see :class:`ResumableDataLoader`)."""
-        return ResumableDataLoader(dataset, drop_last=drop_last, **(self._loader_kwargs() | overrides))
+        """The shuffled training loader, resumable mid-epoch (see :class:`ResumableDataLoader`), after
+        :func:`check_training_count` (a training set smaller than one batch)."""
+        kwargs = self._loader_kwargs() | overrides
+        processes = self.trainer.world_size if self.trainer is not None else 1
+        check_training_count(len(dataset), kwargs["batch_size"], drop_last, processes)
+        return ResumableDataLoader(dataset, drop_last=drop_last, **kwargs)
 
 
 class SplitFolderDataModule(ImageDataModule):

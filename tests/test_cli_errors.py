@@ -221,3 +221,34 @@ def test_a_damaged_checkpoint_is_one_line_that_names_it_and_the_readable_one_bes
         assert "The newest readable checkpoint beside it is epoch=" in lines[0] and "--ckpt_path " in lines[0]
         assert "Traceback" not in err
     assert last.read_bytes() == whole[: len(whole) // 2]  # left as it was found
+
+
+def test_a_training_set_smaller_than_one_batch_is_refused_before_training(tmp_path, capsys):
+    """MNIST drops incomplete batches: 32 training digits at batch size 64 would train no step at all."""
+    from tests.test_cli import _write_idx, tiny_args
+
+    raw = tmp_path / "mnist_root" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", 48), ("t10k", 16)):
+        _write_idx(raw / f"{split}-images-idx3-ubyte.gz", torch.randint(0, 256, (n, 28, 28), generator=g))
+        _write_idx(raw / f"{split}-labels-idx1-ubyte.gz", torch.randint(0, 10, (n,), generator=g))
+    args = tiny_args(raw.parent.parent, "--trainer.default_root_dir", str(tmp_path / "run"))
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", *args, "--data.init_args.batch_size", "64"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("lightning-gans: error:")]
+    assert stop.value.code == 1 and len(lines) == 1, err[-2000:]
+    assert "the training set has 32 images, fewer than one batch of batch_size=64" in lines[0]
+    assert "Set data.init_args.batch_size to at most 32" in lines[0]
+    assert not list((tmp_path / "run").rglob("*.ckpt"))
+
+
+def test_a_training_set_smaller_than_one_batch_but_kept_warns_that_each_step_sees_the_same_images():
+    from datamodules.mixtures import GaussianMixtureDataModule
+
+    data = GaussianMixtureDataModule(num_samples=20, num_val_samples=8, batch_size=32)
+    data.setup("fit")
+    with pytest.warns(UserWarning, match=r"the training set has 20 images, fewer than batch_size=32: every step "):
+        loader = data.train_dataloader()
+    assert len(loader) == 1 and len(next(iter(loader))[0]) == 20

@@ -248,3 +248,35 @@ def test_a_reused_callback_never_keeps_another_runs_reals(cache_dir):
     trainer(callbacks=[cb]).validate(TinyModel(), datamodule=TinyData(seed=0), verbose=False)
     trainer(callbacks=[cb]).validate(TinyModel(), datamodule=TinyData(seed=9, n_val=80), verbose=False)
     assert cb.num_real == 80 and cb.real_images_extracted == 96 + 80
+
+
+class CountedData(TinyData):
+    """TinyData whose validation set the callback can count before the loop runs (``datasets["val"]``, as the
+    project's datamodules have)."""
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        self.datasets = {"train": self.train_set, "val": self.val_set}
+
+
+def test_counts_the_metrics_need_are_checked_before_anything_is_generated(cache_dir):
+    """Too few held-out images for what the metrics need: an error before the first generated sample where a metric
+    cannot mean anything (an empty split, precision/recall's k), a warning where KID runs on smaller subsets."""
+    model = TinyModel()
+    with pytest.raises(ValueError, match=r"gives 1 real image\(s\), but kid, precision_recall compare"):
+        trainer(callbacks=[callback(cache_dir, metrics=["kid", "precision_recall"])]).validate(
+            model, datamodule=CountedData(n_val=1), verbose=False
+        )
+    with pytest.raises(ValueError, match=r"pr_k=3 needs more than 3 real images .* got 3: lower pr_k"):
+        trainer(callbacks=[callback(cache_dir, metrics=["precision_recall"])]).validate(
+            model, datamodule=CountedData(n_val=3), verbose=False
+        )
+    assert model.sample_calls == []  # nothing was generated
+    with pytest.warns(
+        UserWarning,
+        match=r"KID's subsets shrink from kid_subset_size=32 to the 12 real images.*"
+        r"every evaluation still generates 64 samples. Training goes on",
+    ):
+        trainer(callbacks=[callback(cache_dir, metrics=["kid"])]).validate(
+            model, datamodule=CountedData(n_val=12), verbose=False
+        )

@@ -183,10 +183,12 @@ class EvaluationCallback(L.Callback):
         self._check_model(pl_module)
         if feature_metrics and self.evaluator is None:
             extractor = selection.load_extractor(self.extractor_name, self.extractor_path, self.resize, shape)
+            # The validation set's size is known now from the datamodule, so a set too small fails (or warns) before
+            # training, not after the first epoch (translations: the generated set is as large as the real one).
+            expected_real = expected_real_count(trainer, self.num_real_samples)
+            generated = self.num_samples if self.source == "sample" else expected_real
+            selection.check_counts(feature_metrics, expected_real, generated, self.kid_subset_size, self.pr_k)
             if "fid" in feature_metrics:
-                # The validation set's size is known now from the datamodule, so a set too small fails before
-                # training, not after the first epoch (translations: the generated set is as large as the real one).
-                expected_real = expected_real_count(trainer, self.num_real_samples)
                 counts = {
                     "num_samples": self.num_samples if self.source == "sample" else None,
                     "num_real_samples": self.num_real_samples,

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_gans.metrics.coverage import MixtureModes
 from lightning_gans.metrics.evaluator import FEATURE_METRICS, check_metrics, check_sample_count
@@ -67,6 +68,38 @@ def check_fid_counts(counts: Mapping[str, int | None], num_features: int, extrac
     for what, count in counts.items():
         if count is not None:
             check_sample_count(what, count, num_features, extractor)
+
+
+def check_counts(
+    metrics: Sequence[str], real: int | None, generated: int | None, kid_subset_size: int, pr_k: int
+) -> None:
+    """What the counts the data will give (``None``: unknown) mean for the metrics: an error where a metric cannot be
+    computed (fewer than 2 real images, an empty validation split; precision/recall with no more samples than its
+    k), a warning where KID runs on smaller subsets than ``kid_subset_size`` (training goes on)."""
+    compared = [m for m in metrics if m in ("fid", "kid", "precision_recall")]
+    if compared and real is not None and real < 2:
+        raise ValueError(
+            f"the validation data gives {real} real image(s), but {', '.join(compared)} compare the generated images "
+            "with at least 2 real ones: give the datamodule a validation split (its val_size or val_fraction), or "
+            "remove the evaluation from trainer.callbacks"
+        )
+    counts = {"real images (the validation set, num_real_samples)": real, "generated samples (num_samples)": generated}
+    if "precision_recall" in metrics:
+        for what, n in counts.items():
+            if n is not None and n <= pr_k:
+                raise ValueError(
+                    f"precision/recall with pr_k={pr_k} needs more than {pr_k} {what}, got {n}: lower pr_k, use "
+                    "more, or drop 'precision_recall' from metrics"
+                )
+    known = {what: n for what, n in counts.items() if n is not None}
+    if "kid" in metrics and known and min(known.values()) < kid_subset_size:
+        what, n = min(known.items(), key=lambda item: item[1])
+        rank_zero_warn(
+            f"KID's subsets shrink from kid_subset_size={kid_subset_size} to the {n} {what}: its values are noisy "
+            f"at that size and not comparable with runs at {kid_subset_size}, and every evaluation still generates "
+            f"{generated if generated is not None else 'as many'} samples. Training goes on; give more images, set "
+            f"kid_subset_size to at most {n} to make it explicit, or lower num_samples"
+        )
 
 
 def choose_metrics(requested: tuple[str, ...] | None, shape: Sequence[int] | None, extractor: str) -> tuple[str, ...]:
