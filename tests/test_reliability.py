@@ -445,6 +445,81 @@ def test_slurm_requeue_signal_saves_the_step_requeues_the_job_and_the_requeued_j
     assert int((tmp_path / "resumed_at").read_text()) == steps  # the requeued command continues from that step
 
 
+_SLOW_EVALUATION = """
+import json, sys, time
+from pathlib import Path
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from datamodules import GaussianMixtureDataModule
+from lightning_gans.callbacks.evaluation import EvaluationCallback
+from lightning_gans.callbacks.preemption import Preempted, Preemption
+from lightning_gans.checkpointing import AtomicCheckpointIO
+from lightning_gans.models import GAN
+
+root = Path(sys.argv[1])
+
+class SlowEvaluation(EvaluationCallback):
+    def generate(self, pl_module, n, start):  # 100 chunks of 0.3 s: a 30-second evaluation
+        (root / "evaluating").touch()
+        time.sleep(0.3)
+        return super().generate(pl_module, n, start)
+
+class Resumed(L.Callback):
+    def on_train_start(self, trainer, pl_module):
+        if len(sys.argv) > 2:
+            (root / "resumed_at").write_text(str(pl_module.g_steps))
+            raise SystemExit(0)
+
+L.seed_everything(0)
+data = GaussianMixtureDataModule(num_samples=4096, num_val_samples=64, batch_size=32, num_workers=0)
+model = GAN(image_shape=(2,), latent_dim=4, g_hidden_dims=(16,), d_hidden_dims=(16,))
+evaluation = SlowEvaluation(metrics=["modes"], num_samples=1000, batch_size=10, scatter_points=0)
+trainer = L.Trainer(
+    accelerator="cpu", max_epochs=1, val_check_interval=5, limit_val_batches=1, num_sanity_val_steps=0, logger=False,
+    enable_progress_bar=False, enable_model_summary=False, default_root_dir=root, plugins=[AtomicCheckpointIO()],
+    callbacks=[Resumed(), evaluation, Preemption(), ModelCheckpoint(dirpath=root / "checkpoints", save_last=True)],
+)
+try:
+    trainer.fit(model, datamodule=data, ckpt_path="last" if len(sys.argv) > 2 else None)
+except Preempted as stop:
+    (root / "results.json").write_text(json.dumps(evaluation.last_results))
+    print(stop, file=sys.stderr)
+    sys.exit(stop.exit_code)
+"""
+
+
+def test_a_signal_during_a_slow_evaluation_ends_it_and_saves_within_seconds(tmp_path: Path):
+    """SIGTERM in the middle of a 30-second evaluation (validation after 5 steps): the evaluation stops at its next
+    chunk, nothing of it is logged, the checkpoint of step 5 is written and the process exits in seconds; the same
+    command with --ckpt_path last continues from step 5."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "train.py"
+    script.write_text(_SLOW_EVALUATION)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "evaluating").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() is not None else ""
+        time.sleep(0.05)
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    took = time.monotonic() - signalled
+    assert proc.returncode == 128 + int(signal.SIGTERM), stderr
+    assert took < 10, f"{took:.1f} s after SIGTERM (the evaluation alone takes 30 s)"
+    assert "interrupted by SIGTERM after G step 5" in stderr, stderr
+    assert json.loads((tmp_path / "results.json").read_text()) == {}  # the partial evaluation is not logged
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["lightning_gans"]["g_steps"] == 5
+    resumed = subprocess.run([sys.executable, str(script), str(tmp_path), "resume"], env=env, capture_output=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert int((tmp_path / "resumed_at").read_text()) == 5
+
+
 _SLURM_DDP = """
 import sys, time
 from pathlib import Path

@@ -49,6 +49,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
 from lightning_gans.callbacks.common import log_image, run_dir, save_image
+from lightning_gans.callbacks.preemption import stop_requested
 from lightning_gans.metrics import selection
 from lightning_gans.metrics.cache import RealFeatureCache
 from lightning_gans.metrics.coverage import MixtureModes, scatter_image
@@ -274,8 +275,14 @@ class EvaluationCallback(L.Callback):
             check_sample_count(
                 "the number of real images", self.num_real, self.extractor.num_features, self.extractor_name
             )
-        if self.source == "sample":
-            self._generate_all(trainer, pl_module)
+        stopped = self.source == "sample" and not self._generate_all(trainer, pl_module)
+        if trainer.strategy.reduce_boolean_decision(stopped, all=False):  # a stop signal ended the generation
+            if self.evaluator is not None:
+                self.evaluator.reset_fake()
+            if self.modes is not None:
+                self.modes.reset()
+            rank_zero_info("EvaluationCallback: stopped by a signal before the evaluation was complete; nothing logged")
+            return
         results: dict[str, Tensor] = {}
         if self.evaluator is not None:
             num_generated = self.evaluator.global_counts()[1]
@@ -316,16 +323,21 @@ class EvaluationCallback(L.Callback):
             kwargs["labels"] = torch.arange(start, start + n, device=pl_module.device) % num_classes
         return pl_module.sample(n, **kwargs)
 
-    def _generate_all(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def _generate_all(self, trainer: L.Trainer, pl_module: L.LightningModule) -> bool:
+        """This process's chunks of the generated set into the metrics; False when a stop signal (see
+        :mod:`lightning_gans.callbacks.preemption`) ended it early, so the checkpoint is not kept waiting."""
         n, bs = self.num_samples, self.batch_size
         chunks = range(trainer.global_rank, math.ceil(n / bs), trainer.world_size)
         devices = [pl_module.device] if pl_module.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             for c in chunks:
+                if stop_requested(trainer):
+                    return False
                 start = c * bs
                 torch.manual_seed(self.seed * 100_003 + c)
                 fakes = self.generate(pl_module, min(bs, n - start), start)
                 self._update_fake(fakes, trainer)
+        return True
 
     def _update_fake(self, fakes: Tensor, trainer: L.Trainer) -> None:
         if self.evaluator is not None:

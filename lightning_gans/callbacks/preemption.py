@@ -17,7 +17,11 @@ runs ``scontrol requeue <job id>`` once, as Lightning does. The requeued job run
 ``--ckpt_path last`` it continues from that step. With auto-requeue off, the signal saves and stops only.
 
 A second SIGINT stops at once (KeyboardInterrupt), for a user who does not want to wait for the batch. A signal that
-arrives during validation takes effect at the next training batch; the epoch's validation finishes first.
+arrives during validation ends it at the next validation batch, and one during the evaluation of a validation epoch
+(:class:`~lightning_gans.callbacks.evaluation.EvaluationCallback`, which asks :func:`stop_requested` between its
+chunks of samples) ends the evaluation, unlogged; then the checkpoint of the last training step is written at once,
+within the grace period a scheduler gives (Kubernetes: 30 s), instead of after minutes of evaluation. The resumed run
+validates again.
 
 Against what no handler can catch (SIGKILL after the grace period, a node failure), the same ``last`` checkpoint is
 also refreshed every ``save_every_minutes`` of training (30 by default), so such a job loses at most that much.
@@ -106,6 +110,12 @@ def requeue_slurm_job() -> str:
     )
 
 
+def stop_requested(trainer: L.Trainer) -> bool:
+    """Whether a :class:`Preemption` callback of ``trainer`` received its signal (this process only; no collective),
+    for long loops inside hooks to end early."""
+    return any(isinstance(cb, Preemption) and cb.received is not None for cb in getattr(trainer, "callbacks", ()))
+
+
 class Preemption(L.Callback):
     """Save the current step and stop cleanly on a signal, and refresh the ``last`` checkpoint on a timer (see the
     module docstring).
@@ -168,6 +178,24 @@ class Preemption(L.Callback):
                 requeue = trainer.strategy.reduce_boolean_decision(self._requeue_asked(), all=False)
                 raise self._preempted(trainer, pl_module, path, requeue)
 
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if trainer.state.fn == "fit":  # a validation inside fit: stop at this batch, not after the whole loop
+            self._stop_in_validation(trainer, pl_module)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == "fit":  # the signal came during the epoch-end evaluation, which ended early
+            self._stop_in_validation(trainer, pl_module)
+
+    def _stop_in_validation(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Collective like the training check: every rank runs the same validation batches and reaches the end.
+        if trainer.sanity_checking:
+            return
+        if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+            return
+        path = save_last(trainer)  # the last training step; a resumed run validates again
+        requeue = trainer.strategy.reduce_boolean_decision(self._requeue_asked(), all=False)
+        raise self._preempted(trainer, pl_module, path, requeue)
+
     def _requeue_asked(self) -> bool:
         return self.requeue_signal is not None and self.received == self.requeue_signal
 
@@ -203,4 +231,4 @@ class Preemption(L.Callback):
         return {}
 
 
-__all__ = ["Preempted", "Preemption", "requeue_slurm_job", "save_last", "slurm_job_id"]
+__all__ = ["Preempted", "Preemption", "requeue_slurm_job", "save_last", "slurm_job_id", "stop_requested"]
