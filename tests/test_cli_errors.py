@@ -187,8 +187,8 @@ def test_a_checkpoint_never_replaces_the_configs_model(tmp_path, capsys):
 
 
 def test_a_damaged_checkpoint_is_one_line_that_names_it_and_the_readable_one_beside_it(tmp_path, capsys):
-    """fit and validate with a truncated last.ckpt: one line naming the file, that it cannot be read, and the newest
-    readable checkpoint in the same folder with the flag that resumes from it; nothing is loaded in its place."""
+    """fit, validate and predict with a truncated last.ckpt: one line naming the file, that it cannot be read, and the
+    newest readable checkpoint in the same folder with the flag that resumes from it; nothing is loaded in its place."""
     root = tmp_path / "run"
     common = [
         "--config",
@@ -209,9 +209,11 @@ def test_a_damaged_checkpoint_is_one_line_that_names_it_and_the_readable_one_bes
     whole = last.read_bytes()
     last.write_bytes(whole[: len(whole) // 2])  # a copy cut short
     capsys.readouterr()
-    for command in (["fit", *common, "--trainer.max_steps", "12", "--ckpt_path", "last"], ["validate", *common]):
-        if command[0] == "validate":
-            command += ["--ckpt_path", str(last)]
+    for command in (
+        ["fit", *common, "--trainer.max_steps", "12", "--ckpt_path", "last"],
+        ["validate", *common, "--ckpt_path", str(last)],
+        ["predict", *common, "--ckpt_path", str(last)],
+    ):
         with pytest.raises(SystemExit) as stop:
             main(command)
         err = capsys.readouterr().err
