@@ -34,6 +34,7 @@ import io
 import os
 import pickle
 import random
+import re
 import shutil
 import time
 import zipfile
@@ -68,6 +69,15 @@ class _ByteCounter(io.RawIOBase):
     def write(self, data) -> int:
         self.size += len(memoryview(data).cast("B"))
         return len(memoryview(data).cast("B"))
+
+
+def _disk_full(err: BaseException | None) -> bool:
+    """Whether ``err`` or an error it was raised from is ENOSPC (no space left on device)."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def unreadable(path: str | os.PathLike) -> str | None:
@@ -124,18 +134,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        except OSError as err:
-            if err.errno != errno.ENOSPC:
+        except (OSError, RuntimeError) as err:  # torch's writer turns a full disk into a RuntimeError from OSError
+            if not _disk_full(err):
                 raise
+            tmp.unlink(missing_ok=True)  # before measuring what is free
             needed = _ByteCounter()
             torch.save(checkpoint, needed)
-            previous = f"the previous {path.name} is intact" if path.exists() else f"no earlier {path.name} existed"
-            raise CheckpointWriteError(
-                errno.ENOSPC,
+            kept = sorted(path.parent.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+            intact = (
+                f"the {len(kept)} checkpoint(s) already there are intact (newest: {kept[-1].name})"
+                if kept
+                else "no checkpoint was written there before"
+            )
+            error = CheckpointWriteError(
                 f"no space left in {path.parent} for checkpoint {path.name}: it needs {needed.size:,} bytes and "
-                f"{shutil.disk_usage(path.parent).free:,} are free; {previous}. Free space there or point "
-                "--trainer.default_root_dir at a larger disk, then resume with --ckpt_path last",
-            ) from None
+                f"{shutil.disk_usage(path.parent).free:,} are free; {intact}. Free space there or point "
+                "--trainer.default_root_dir at a larger disk, then resume with --ckpt_path last"
+            )
+            error.errno = errno.ENOSPC
+            raise error from None
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -146,10 +163,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         try:
             return super().load_checkpoint(path, *args, **kwargs)
         except pickle.UnpicklingError as err:  # what weights_only loading raises for anything but plain data
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            found = re.search(r"GLOBAL ([\w.]+)", str(err))
+            what = f" (the first: {found.group(1)})" if found else ""
             raise CheckpointReadError(
-                f"checkpoint {path} was refused: it holds pickled Python objects, not only tensors and plain data, "
-                f"and loading it could run code ({first}). Load only checkpoints you trust; this project's own "
+                f"checkpoint {path} was refused: it holds pickled Python objects{what}, not only tensors and plain "
+                "data, and loading it could run code. Load only checkpoints you trust; this project's own "
                 "checkpoints hold plain data"
             ) from None
         except (EOFError, OSError, RuntimeError) as err:
