@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from lightning_gans.cli import main
+from tests.test_cli import tiny_args, tiny_mnist  # noqa: F401  (the fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = str(REPO / "configs" / "lab" / "ring8_nonsaturating.yaml")  # points: needs no dataset on disk
@@ -225,17 +226,9 @@ def test_a_damaged_checkpoint_is_one_line_that_names_it_and_the_readable_one_bes
     assert last.read_bytes() == whole[: len(whole) // 2]  # left as it was found
 
 
-def test_a_training_set_smaller_than_one_batch_is_refused_before_training(tmp_path, capsys):
+def test_a_training_set_smaller_than_one_batch_is_refused_before_training(tiny_mnist, tmp_path, capsys):  # noqa: F811
     """MNIST drops incomplete batches: 32 training digits at batch size 64 would train no step at all."""
-    from tests.test_cli import _write_idx, tiny_args
-
-    raw = tmp_path / "mnist_root" / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    g = torch.Generator().manual_seed(0)
-    for split, n in (("train", 48), ("t10k", 16)):
-        _write_idx(raw / f"{split}-images-idx3-ubyte.gz", torch.randint(0, 256, (n, 28, 28), generator=g))
-        _write_idx(raw / f"{split}-labels-idx1-ubyte.gz", torch.randint(0, 10, (n,), generator=g))
-    args = tiny_args(raw.parent.parent, "--trainer.default_root_dir", str(tmp_path / "run"))
+    args = tiny_args(tiny_mnist, "--trainer.default_root_dir", str(tmp_path / "run"))
     with pytest.raises(SystemExit) as stop:
         main(["fit", *args, "--data.init_args.batch_size", "64"])
     err = capsys.readouterr().err

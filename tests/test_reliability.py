@@ -408,6 +408,16 @@ def test_a_signal_saves_the_current_step_and_exits_non_zero(signame: str, tmp_pa
     assert int((tmp_path / "resumed_at").read_text()) == steps  # fit --ckpt_path last continues from that step
 
 
+def _recording_scontrol(folder: Path) -> Path:
+    """An `scontrol` in ``folder/bin`` (put it first on PATH) that appends its arguments to the file it returns."""
+    calls = folder / "scontrol_calls"
+    (folder / "bin").mkdir()
+    scontrol = folder / "bin" / "scontrol"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    scontrol.chmod(0o755)
+    return calls
+
+
 @pytest.mark.parametrize("auto_requeue", [True, False])
 def test_slurm_requeue_signal_saves_the_step_requeues_the_job_and_the_requeued_job_resumes(auto_requeue, tmp_path):
     """Under SLURM (its environment, and a recording `scontrol` first on PATH), SIGUSR1 saves the step and, with
@@ -418,12 +428,8 @@ def test_slurm_requeue_signal_saves_the_step_requeues_the_job_and_the_requeued_j
     import sys
     import time
 
-    script, calls = tmp_path / "train.py", tmp_path / "scontrol_calls"
+    script, calls = tmp_path / "train.py", _recording_scontrol(tmp_path)
     script.write_text(_PREEMPTIBLE)
-    (tmp_path / "bin").mkdir()
-    scontrol = tmp_path / "bin" / "scontrol"
-    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
-    scontrol.chmod(0o755)
     slurm = dict(SLURM_JOB_ID="4242", SLURM_NTASKS="1", SLURM_JOB_NAME="lightning-gans", SLURM_PROCID="0")
     slurm.update(SLURM_LOCALID="0", SLURM_NODEID="0", SLURM_NODELIST="localhost", SLURM_NTASKS_PER_NODE="1")
     env = {
@@ -574,12 +580,8 @@ def test_slurm_requeue_under_two_process_ddp_is_called_once_from_rank_zero(tmp_p
     import sys
     import time
 
-    script, calls = tmp_path / "train.py", tmp_path / "scontrol_calls"
+    script, calls = tmp_path / "train.py", _recording_scontrol(tmp_path)
     script.write_text(_SLURM_DDP)
-    (tmp_path / "bin").mkdir()
-    scontrol = tmp_path / "bin" / "scontrol"
-    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
-    scontrol.chmod(0o755)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
