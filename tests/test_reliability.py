@@ -461,7 +461,7 @@ def test_slurm_requeue_signal_saves_the_step_requeues_the_job_and_the_requeued_j
 
 
 _SLOW_EVALUATION = """
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -486,13 +486,21 @@ class Resumed(L.Callback):
             raise SystemExit(0)
 
 L.seed_everything(0)
-data = GaussianMixtureDataModule(num_samples=4096, num_val_samples=64, batch_size=32, num_workers=0)
+data = GaussianMixtureDataModule(num_samples=4096, num_val_samples=960, batch_size=32, num_workers=0)
 model = GAN(image_shape=(2,), latent_dim=4, g_hidden_dims=(16,), d_hidden_dims=(16,))
+class SlowBatches(L.Callback):  # the other long loop: 30 validation batches of 0.5 s
+    def on_validation_batch_end(self, *args):
+        (root / "evaluating").touch()
+        time.sleep(0.5)
+
 evaluation = SlowEvaluation(metrics=["modes"], num_samples=1000, batch_size=10, scatter_points=0)
+slow = [evaluation] if os.environ["SLOW"] == "evaluation" else [evaluation, SlowBatches()]
+evaluation.num_samples = 1000 if os.environ["SLOW"] == "evaluation" else 10
 trainer = L.Trainer(
-    accelerator="cpu", max_epochs=1, val_check_interval=5, limit_val_batches=1, num_sanity_val_steps=0, logger=False,
-    enable_progress_bar=False, enable_model_summary=False, default_root_dir=root, plugins=[AtomicCheckpointIO()],
-    callbacks=[Resumed(), evaluation, Preemption(), ModelCheckpoint(dirpath=root / "checkpoints", save_last=True)],
+    accelerator="cpu", max_epochs=1, val_check_interval=5, num_sanity_val_steps=0, logger=False,
+    limit_val_batches=1 if os.environ["SLOW"] == "evaluation" else 30, enable_progress_bar=False,
+    enable_model_summary=False, default_root_dir=root, plugins=[AtomicCheckpointIO()],
+    callbacks=[Resumed(), *slow, Preemption(), ModelCheckpoint(dirpath=root / "checkpoints", save_last=True)],
 )
 try:
     trainer.fit(model, datamodule=data, ckpt_path="last" if len(sys.argv) > 2 else None)
@@ -503,10 +511,12 @@ except Preempted as stop:
 """
 
 
-def test_a_signal_during_a_slow_evaluation_ends_it_and_saves_within_seconds(tmp_path: Path):
-    """SIGTERM in the middle of a 30-second evaluation (validation after 5 steps): the evaluation stops at its next
-    chunk, nothing of it is logged, the checkpoint of step 5 is written and the process exits in seconds; the same
-    command with --ckpt_path last continues from step 5."""
+@pytest.mark.parametrize("slow", ["evaluation", pytest.param("validation_batches", marks=pytest.mark.slow)])
+def test_a_signal_during_a_slow_evaluation_ends_it_and_saves_within_seconds(slow: str, tmp_path: Path):
+    """SIGTERM in the middle of a 30-second evaluation (validation after 5 steps), or SIGUSR1 (Lightning stops
+    validation batches on SIGTERM itself) in the middle of 30 slow validation batches:
+    the loop stops at its next chunk or batch, nothing of the evaluation is logged, the checkpoint of step 5 is written
+    and the process exits in seconds; the same command with --ckpt_path last continues from step 5."""
     import json
     import signal
     import subprocess
@@ -515,19 +525,19 @@ def test_a_signal_during_a_slow_evaluation_ends_it_and_saves_within_seconds(tmp_
 
     script = tmp_path / "train.py"
     script.write_text(_SLOW_EVALUATION)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "SLOW": slow}
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (tmp_path / "evaluating").exists():
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() is not None else ""
         time.sleep(0.05)
-    signalled = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
+    signalled, signum = time.monotonic(), signal.SIGTERM if slow == "evaluation" else signal.SIGUSR1
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
     took = time.monotonic() - signalled
-    assert proc.returncode == 128 + int(signal.SIGTERM), stderr
-    assert took < 10, f"{took:.1f} s after SIGTERM (the evaluation alone takes 30 s)"
-    assert "interrupted by SIGTERM after G step 5" in stderr, stderr
+    assert proc.returncode == 128 + int(signum), stderr
+    assert took < 10, f"{took:.1f} s after {signum.name} (the {slow} alone take 15-30 s)"
+    assert f"interrupted by {signum.name} after G step 5" in stderr, stderr
     assert json.loads((tmp_path / "results.json").read_text()) == {}  # the partial evaluation is not logged
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["lightning_gans"]["g_steps"] == 5
     resumed = subprocess.run([sys.executable, str(script), str(tmp_path), "resume"], env=env, capture_output=True)
