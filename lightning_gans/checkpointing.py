@@ -67,8 +67,9 @@ class _ByteCounter(io.RawIOBase):
         return True
 
     def write(self, data) -> int:
-        self.size += len(memoryview(data).cast("B"))
-        return len(memoryview(data).cast("B"))
+        n = memoryview(data).nbytes
+        self.size += n
+        return n
 
 
 def _disk_full(err: BaseException | None) -> bool:

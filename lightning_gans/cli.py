@@ -272,15 +272,7 @@ def _refuse_optimizer_flags(argv: list[str]) -> None:
 
 
 #: Errors whose message says what to fix: printed as one line unless LIGHTNING_GANS_DEBUG is set.
-_USER_ERRORS = (
-    ValueError,
-    FileNotFoundError,
-    FileExistsError,
-    CheckpointMismatchError,
-    CheckpointReadError,
-    CheckpointWriteError,
-    DivergenceError,
-)
+_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, CheckpointMismatchError, DivergenceError)
 
 
 def _short_message(err: BaseException) -> str:

@@ -96,26 +96,25 @@ def test_predict_says_where_it_wrote(tmp_path, caplog):
     assert rows[0] == "name,x0,x1" and len(rows) == 4
 
 
-def test_sigterm_to_the_command_saves_the_step_and_exits_143(tmp_path):
-    root = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "lightning_gans",
-        "fit",
+def _saving_every(steps: int, root: Path) -> list[str]:
+    """Arguments of a LAB run (no dataset on disk) in ``root`` that writes a checkpoint every ``steps`` steps."""
+    return [
         "--config",
         LAB,
         "--trainer.default_root_dir",
         str(root),
         "--trainer.enable_checkpointing",
         "true",
-        "--trainer.max_epochs",
-        "1000",
         "--checkpoint.every_n_epochs",
         "null",
         "--checkpoint.every_n_train_steps",
-        "20",
+        str(steps),
     ]
+
+
+def test_sigterm_to_the_command_saves_the_step_and_exits_143(tmp_path):
+    root = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lightning_gans", "fit", *_saving_every(20, root), "--trainer.max_epochs", "1000"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 180
@@ -191,20 +190,7 @@ def test_a_damaged_checkpoint_is_one_line_that_names_it_and_the_readable_one_bes
     """fit, validate and predict with a truncated last.ckpt: one line naming the file, that it cannot be read, and the
     newest readable checkpoint in the same folder with the flag that resumes from it; nothing is loaded in its place."""
     root = tmp_path / "run"
-    common = [
-        "--config",
-        LAB,
-        "--trainer.default_root_dir",
-        str(root),
-        "--trainer.enable_checkpointing",
-        "true",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--checkpoint.every_n_epochs",
-        "null",
-        "--checkpoint.every_n_train_steps",
-        "2",
-    ]
+    common = [*_saving_every(2, root), "--trainer.enable_progress_bar", "false"]
     main(["fit", *common, "--trainer.max_steps", "8"])
     last = root / "checkpoints" / "last.ckpt"
     whole = last.read_bytes()

@@ -175,8 +175,7 @@ class Preemption(L.Callback):
             path = save_last(trainer)
             self._last_save = time.monotonic()
             if stop:
-                requeue = trainer.strategy.reduce_boolean_decision(self._requeue_asked(), all=False)
-                raise self._preempted(trainer, pl_module, path, requeue)
+                raise self._stop(trainer, pl_module, path)
 
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if trainer.state.fn == "fit":  # a validation inside fit: stop at this batch, not after the whole loop
@@ -187,14 +186,20 @@ class Preemption(L.Callback):
             self._stop_in_validation(trainer, pl_module)
 
     def _stop_in_validation(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Collective like the training check: every rank runs the same validation batches and reaches the end.
-        if trainer.sanity_checking:
-            return
-        if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
-            return
-        path = save_last(trainer)  # the last training step; a resumed run validates again
+        # Collective like the training check: every rank runs the same validation batches and reaches the end. The
+        # checkpoint is of the last training step; a resumed run validates again.
+        if not trainer.sanity_checking:
+            self._stop_if_signalled(trainer, pl_module)
+
+    def _stop_if_signalled(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Collective: when any rank received a signal, save the last step on every rank and raise the stop."""
+        if trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+            raise self._stop(trainer, pl_module, save_last(trainer))
+
+    def _stop(self, trainer: L.Trainer, pl_module: L.LightningModule, path: Path | None) -> Preempted:
+        """Collective: the stop after saving ``path``, requeueing when any rank received the SLURM requeue signal."""
         requeue = trainer.strategy.reduce_boolean_decision(self._requeue_asked(), all=False)
-        raise self._preempted(trainer, pl_module, path, requeue)
+        return self._preempted(trainer, pl_module, path, requeue)
 
     def _requeue_asked(self) -> bool:
         return self.requeue_signal is not None and self.received == self.requeue_signal
@@ -217,9 +222,7 @@ class Preemption(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # A signal that arrived after the last batch end this callback saw (Lightning's own SIGTERM handling stops the
         # loop too, and so does the last step): still a preemption, saved and reported as one.
-        if trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
-            requeue = trainer.strategy.reduce_boolean_decision(self._requeue_asked(), all=False)
-            raise self._preempted(trainer, pl_module, save_last(trainer), requeue)
+        self._stop_if_signalled(trainer, pl_module)
         # The final step, unless the ModelCheckpoint saved it already (or saves nothing: fast_dev_run, save_last off).
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint) and callback.dirpath and callback.save_last:
