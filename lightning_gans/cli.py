@@ -93,6 +93,22 @@ CALLBACK_GROUPS = {
 }
 
 
+def default_callbacks(default_root_dir: str | Path) -> list[Callback]:
+    """The callbacks every ``lightning-gans`` run has (:data:`CALLBACK_GROUPS` with :data:`DEFAULTS_FILE`'s settings),
+    for a Trainer built in Python: ``L.Trainer(callbacks=default_callbacks("runs/x"), default_root_dir="runs/x")``."""
+    import yaml
+
+    defaults = yaml.safe_load(DEFAULTS_FILE.read_text())
+    root = str(default_root_dir)
+
+    def resolve(value: Any) -> Any:
+        return value.replace("${trainer.default_root_dir}", root) if isinstance(value, str) else value
+
+    return [
+        cls(**{k: resolve(v) for k, v in (defaults.get(key) or {}).items()}) for key, cls in CALLBACK_GROUPS.items()
+    ]
+
+
 class RunConfigSaver(SaveConfigCallback):
     """Save the full config as ``config.yaml`` in the run's folder (``config_1.yaml``... if one exists) and log it
     to W&B."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import random
 from typing import Any
 
 import lightning as L
@@ -47,6 +48,7 @@ from lightning_gans.checkpointing import (
     set_rng_states,
 )
 from lightning_gans.ema import BN_MODES, batch_statistics, kept_buffers, standing_statistics
+from lightning_gans.loss_watch import LossWatch
 
 _CKPT_KEY = "lightning_gans"
 
@@ -88,6 +90,7 @@ class GANModule(L.LightningModule):
             )
         self.image_shape, self.num_classes, self.latent_dim = image_shape, num_classes, latent_dim
         self.generator_ema: nn.Module | None = None  # a family that keeps an EMA copy of G sets it (lightning_gans.ema)
+        self.loss_watch = LossWatch()  # the losses since the last report, on the device (DivergenceGuard sets a bound)
         self.d_steps = 0
         self.g_steps = 0
         self.predict_request: dict[str, Any] = {
@@ -106,37 +109,67 @@ class GANModule(L.LightningModule):
 
     # ------------------------------------------------------------------ counters and logging
     def count_d_step(self, **losses: Tensor) -> None:
-        """Count one discriminator update and log its losses under ``train/`` (stops on a non-finite loss)."""
+        """Count one discriminator update; its losses are watched and logged under ``train/`` (see :meth:`report`)."""
         self.d_steps += 1
-        self.check_finite(losses, "discriminator")
-        self.log_losses(losses)
-        self.log("train/d_steps", float(self.d_steps), on_step=True, on_epoch=False)
+        self.report("discriminator", losses)
 
     def count_g_step(self, **losses: Tensor) -> None:
-        """Count one generator update and log its losses under ``train/`` (stops on a non-finite loss)."""
+        """Count one generator update; its losses are watched and logged under ``train/`` (see :meth:`report`)."""
         self.g_steps += 1
-        self.check_finite(losses, "generator")
-        self.log_losses(losses)
-        self.log("train/g_steps", float(self.g_steps), on_step=True, on_epoch=False)
+        self.report("generator", losses)
 
-    def check_finite(self, losses: dict[str, Tensor], network: str) -> None:
-        """Raise :class:`DivergenceError` when a loss of this update is NaN or infinite (one device sync per update).
+    def report(self, network: str, losses: dict[str, Tensor]) -> None:
+        """Record an update's losses on the device; on reporting batches, read them once, stop on a NaN, inf or
+        exploding loss (:class:`DivergenceError`, naming the first such update) and log them.
 
-        The update that produced it has already been applied, so the weights may be broken from here on: stopping
-        now keeps them out of every later checkpoint (the base also refuses to save non-finite weights).
+        No host read on the other batches: a value read on the host waits for every queued GPU kernel. So a NaN can
+        go unnoticed for at most ``trainer.log_every_n_steps`` batches (``--trainer.log_every_n_steps 1`` checks
+        every batch), and no checkpoint is written in between (:meth:`on_save_checkpoint` reads first).
         """
-        if not losses or bool(torch.stack([v.detach().float().sum() for v in losses.values()]).isfinite().all()):
+        epoch = self.current_epoch if self._trainer is not None else 0
+        self.loss_watch.record(network, losses, g_steps=self.g_steps, d_steps=self.d_steps, epoch=epoch)
+        if not (self.reporting_batch() or self.loss_watch.due):
             return
-        bad = ", ".join(f"{k}={float(v.detach().float().sum())}" for k, v in losses.items())
-        raise DivergenceError(
-            f"training diverged at G step {self.g_steps}, D step {self.d_steps} (epoch {self.current_epoch}): "
-            f"the {network} update gave {bad}. The last good checkpoint is the one saved before this step. Lower "
-            "the learning rates (lr_g, lr_d), or stabilise D (toolbox: gradient_penalty, r1_gamma, spectral_norm_d)."
-        )
+        newest = self.check_losses()
+        if self._trainer is None:
+            return
+        # Host copies (CPU tensors): Lightning keeps a logged tensor on its device and reads the progress-bar ones
+        # after every batch, so logging device tensors would bring the reads back.
+        for name, value in newest.items():
+            self.log(f"train/{name}", torch.tensor(value), on_step=True, on_epoch=False, prog_bar=name.endswith("loss"))
+        for name, count in (("d_steps", self.d_steps), ("g_steps", self.g_steps)):
+            self.log(f"train/{name}", torch.tensor(float(count)), on_step=True, on_epoch=False)
 
-    def log_losses(self, losses: dict[str, Tensor]) -> None:
-        for name, value in losses.items():
-            self.log(f"train/{name}", value.detach(), on_step=True, on_epoch=False, prog_bar=name.endswith("loss"))
+    def check_losses(self) -> dict[str, float]:
+        """Read the watched losses (one device-to-host copy; a collective under DDP, so every rank stops together):
+        raise :class:`DivergenceError` if an update since the last read was NaN, inf or beyond the bound, else
+        return the newest value of each loss."""
+        try:
+            newest, failure = self.loss_watch.read(), None
+        except DivergenceError as err:
+            newest, failure = {}, err
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            if trainer.strategy.reduce_boolean_decision(failure is not None, all=False) and failure is None:
+                failure = DivergenceError(
+                    f"training diverged on another process (G step {self.g_steps}, D step {self.d_steps}); "
+                    "its error names the update"
+                )
+        if failure is not None:
+            raise failure
+        return newest
+
+    def reporting_batch(self) -> bool:
+        """True on the batches whose values reach the loggers: every ``log_every_n_steps`` (as Lightning counts them),
+        the last batch of an epoch, the step that reaches ``max_steps``, a stopping run, ``fast_dev_run``; and
+        always outside a Trainer's fit."""
+        trainer = self._trainer
+        if trainer is None or not trainer.training:
+            return True
+        if trainer.fast_dev_run or trainer._logger_connector.should_update_logs:
+            return True
+        epoch_loop = trainer.fit_loop.epoch_loop
+        return bool(epoch_loop.batch_progress.is_last_batch) or 0 < trainer.max_steps <= trainer.global_step + 1
 
     # ------------------------------------------------------------------ the sampling contract
     def noise(self, n: int) -> Tensor:
@@ -231,6 +264,10 @@ class GANModule(L.LightningModule):
         """Nothing by default: evaluation (sample grids, FID, ...) lives in callbacks that read the batches."""
         return None
 
+    def on_validation_start(self) -> None:
+        if self.trainer.state.fn == "fit":
+            self.check_losses()  # evaluate no diverged model: a NaN since the last report stops the run here
+
     def predict_dataloader(self) -> DataLoader:
         """Noise for ``predict``: ``predict_request`` (set by the image-writer callback) says how many, which label."""
         req, name = self.predict_request, type(self).__name__
@@ -261,6 +298,7 @@ class GANModule(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoint & RNG
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.check_losses()  # a NaN since the last report stops here, naming its step, before anything is written
         check_finite_state(checkpoint.get("state_dict", {}), self.g_steps)  # never write a diverged model
         checkpoint[_CKPT_KEY] = {
             "family": type(self).__name__,
@@ -294,3 +332,4 @@ class GANModule(L.LightningModule):
             # Ranks seeded alike would draw identical noise: offset each rank's stream by its rank.
             base = int(torch.randint(0, 2**31 - 1, ()).item())
             torch.manual_seed(base + self.trainer.global_rank)
+            random.seed(base + self.trainer.global_rank)  # host-side draws (style mixing, image pools)

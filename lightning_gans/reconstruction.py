@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from lightning_gans.counters import HostCount
+
 if TYPE_CHECKING:
     from lightning_gans.core import GANModule
 
@@ -40,15 +42,16 @@ class FixedImages(nn.Module):
             raise ValueError(f"the number of fixed images must be 0 or more, got {size}")
         self.register_buffer("images", torch.zeros(size, *image_shape))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
+        self.stored = HostCount(self, "count")  # read on the host: no device sync per step
 
     @property
     def filled(self) -> bool:
-        return int(self.count) > 0
+        return self.stored.get() > 0
 
     @property
     def batch(self) -> Tensor:
         """The stored images (an empty batch before the first fill)."""
-        return self.images[: int(self.count)]
+        return self.images[: self.stored.get()]
 
     @torch.no_grad()
     def fill(self, x: Tensor) -> None:
@@ -57,7 +60,7 @@ class FixedImages(nn.Module):
             return
         k = min(self.images.shape[0], x.shape[0])
         self.images[:k].copy_(x[:k].detach())
-        self.count.fill_(k)
+        self.stored.set(k)
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from datamodules.vocabulary import Vocabulary
 from lightning_gans.core import GANModule, unwrap
+from lightning_gans.counters import HostCount
 from lightning_gans.networks.text import TextEncoder
 from lightning_gans.text_encoder import read_text_encoder
 
@@ -44,16 +45,17 @@ class CaptionPool(nn.Module):
             raise ValueError(f"caption pool size and max_length must be at least 1, got {size} and {max_length}")
         self.register_buffer("tokens", torch.zeros(size, max_length, dtype=torch.long))
         self.register_buffer("seen", torch.zeros((), dtype=torch.long))
+        self.seen_count = HostCount(self, "seen")  # read on the host: no device sync per step
 
     def __len__(self) -> int:
-        return int(min(int(self.seen), len(self.tokens)))
+        return min(self.seen_count.get(), len(self.tokens))
 
     @torch.no_grad()
     def add(self, tokens: Tensor) -> None:
         tokens = fit_length(tokens, self.tokens.shape[1])[-len(self.tokens) :]
-        rows = (int(self.seen) + torch.arange(len(tokens), device=self.tokens.device)) % len(self.tokens)
+        rows = (self.seen_count.get() + torch.arange(len(tokens), device=self.tokens.device)) % len(self.tokens)
         self.tokens[rows] = tokens.to(self.tokens.device)
-        self.seen += len(tokens)
+        self.seen_count.add(len(tokens))
 
     def draw(self, n: int) -> Tensor:
         """``n`` captions drawn uniformly (torch's RNG) from those kept."""
@@ -134,7 +136,8 @@ def mismatched_pairs(texts: Sequence[str], device: torch.device | str = "cpu") -
     (the official DF-GAN roll), except where the two captions are the same text (a "wrong" pair that is right)."""
     n = len(texts)
     rows = [i for i in range(n) if n > 1 and texts[i] != texts[(i + 1) % n]]
-    sentence_rows = torch.tensor(rows, dtype=torch.long, device=device)
+    # built on the host and copied without waiting (torch.tensor(..., device=cuda) would synchronise)
+    sentence_rows = torch.tensor(rows, dtype=torch.long).to(device, non_blocking=True)
     return (sentence_rows + 1) % max(n, 1), sentence_rows
 
 

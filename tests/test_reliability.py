@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,31 @@ def _data(n: int = 64) -> DataLoader:
 def test_a_non_finite_loss_stops_training_with_the_step_network_and_loss(tmp_path: Path):
     torch.manual_seed(0)
     model = DCGAN(optimizer_g="sgd", optimizer_d="sgd", lr_g=1e30, lr_d=1e30, **TINY)
-    trainer = quiet_trainer(tmp_path, max_epochs=3)
-    with pytest.raises(DivergenceError, match=r"diverged at G step \d+, D step \d+ .*(generator|discriminator).*nan"):
+    trainer = quiet_trainer(tmp_path, max_epochs=3, log_every_n_steps=4)
+    with pytest.raises(
+        DivergenceError, match=r"diverged at G step \d+, D step \d+ .*(generator|discriminator).*nan"
+    ) as err:
         trainer.fit(model, _data())
-    assert model.g_steps <= 2 and model.d_steps <= 2  # within a step or two, not at the end of the run
+    assert int(re.search(r"G step (\d+)", str(err.value)).group(1)) <= 2  # it names the update that gave the NaN
+    # The losses are read on the host at each report (log_every_n_steps), not at every step: stopped at the first
+    # report after the NaN, not at the end of the run.
+    assert model.g_steps <= 4 and model.d_steps <= 4
+
+
+def test_a_nan_between_two_reports_stops_the_next_checkpoint_before_it_is_written(tmp_path: Path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    torch.manual_seed(0)
+    model = DCGAN(optimizer_g="sgd", optimizer_d="sgd", lr_g=1e30, lr_d=1e30, **TINY)
+    every_step = ModelCheckpoint(tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1, save_last=True)
+    trainer = quiet_trainer(tmp_path, max_epochs=3, enable_checkpointing=True, callbacks=[every_step])
+    with pytest.raises(DivergenceError, match=r"diverged at G step [12], D step \d+ .*nan") as err:
+        trainer.fit(model, _data())
+    assert "refusing" not in str(err.value)  # the loss check, naming the update, comes before the weight check
+    assert model.g_steps <= 2  # the checkpoint of the step stopped the run, not the report at batch 8
+    for path in (tmp_path / "ckpt").glob("*.ckpt"):  # whatever was written before the NaN holds finite weights
+        state = torch.load(path, weights_only=True)["state_dict"]
+        assert all(bool(v.isfinite().all()) for v in state.values() if v.is_floating_point()), path
 
 
 def test_an_exploding_but_finite_run_is_stopped_by_the_guard(tmp_path: Path):

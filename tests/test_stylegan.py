@@ -309,8 +309,11 @@ def test_ema_follows_the_generator_with_the_official_decay(tmp_path: Path):
 def test_bf16_mixed_precision_trains_with_finite_losses_on_cpu(tmp_path: Path):
     model = tiny_model(diffaugment="color,translation,cutout")
     losses = []
-    original = model.log_losses
-    model.log_losses = lambda values: (losses.append({k: float(v) for k, v in values.items()}), original(values))
+    original = model.report
+    model.report = lambda network, values: (
+        losses.append({k: float(v) for k, v in values.items()}),
+        original(network, values),
+    )
     fit_batches(model, tmp_path, batches=2, precision="bf16-mixed")
     assert {"g_loss", "pl_penalty", "d_loss", "r1_penalty"} <= {k for step in losses for k in step}
     assert all(math.isfinite(v) for step in losses for v in step.values())

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_gans.core import GANModule, unwrap
+from lightning_gans.counters import HostCount
 from lightning_gans.ema import ema_copy
 from lightning_gans.losses import check_reconstruction_name, reconstruction_loss
 from lightning_gans.networks.vae import ConvDecoder, ConvEncoder
@@ -67,12 +68,12 @@ class CodeGaussian(nn.Module):
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("second_moment", torch.eye(dim))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self.update_count = HostCount(self, "updates")  # read on the host: no device sync per step
 
     @torch.no_grad()
     def update(self, z: Tensor) -> None:
         z = z.detach().float()
-        self.updates += 1
-        w = max(self.momentum, 1.0 / float(self.updates))
+        w = max(self.momentum, 1.0 / self.update_count.add(1))
         with torch.autocast(z.device.type, enabled=False):  # float32 moments under mixed precision too
             self.mean.lerp_(z.mean(0), w)
             self.second_moment.lerp_(z.T @ z / z.shape[0], w)

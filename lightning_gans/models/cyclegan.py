@@ -38,6 +38,7 @@ additions.
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +48,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from lightning_gans.core import GANModule
+from lightning_gans.counters import HostCount
 from lightning_gans.image2image import (
     FixedPairs,
     check_datamodule_shapes,
@@ -90,6 +92,7 @@ class ImagePool(nn.Module):
         self.pool_size = pool_size
         self.register_buffer("images", torch.zeros(pool_size, *image_shape))
         self.register_buffer("num_images", torch.zeros((), dtype=torch.long))
+        self.stored = HostCount(self, "num_images")  # read on the host, not from the device at every query
 
     @torch.no_grad()
     def query(self, images: Tensor) -> Tensor:
@@ -97,7 +100,7 @@ class ImagePool(nn.Module):
         images = images.detach()
         if self.pool_size == 0:
             return images
-        stored = int(self.num_images)
+        stored = self.stored.get()
         out = []
         for image in images:
             image = image.to(self.images.dtype)
@@ -105,13 +108,13 @@ class ImagePool(nn.Module):
                 self.images[stored].copy_(image)
                 stored += 1
                 out.append(image)
-            elif torch.rand(()).item() > 0.5:
-                index = int(torch.randint(self.pool_size, ()).item())
+            elif random.random() > 0.5:  # host-side draws: a device tensor read here would stall the GPU
+                index = random.randrange(self.pool_size)
                 out.append(self.images[index].clone())
                 self.images[index].copy_(image)
             else:
                 out.append(image)
-        self.num_images.fill_(stored)
+        self.stored.set(stored)
         return torch.stack(out)
 
 

@@ -52,6 +52,7 @@ both per rank and snapshots rank 0's).
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import torch
@@ -60,6 +61,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_gans.augment import diff_augment, parse_policy
 from lightning_gans.core import GANModule, unwrap
+from lightning_gans.counters import HostCount
 from lightning_gans.ema import EMA
 from lightning_gans.losses import discriminator_loss, generator_loss
 from lightning_gans.networks.stylegan import (
@@ -212,6 +214,7 @@ class StyleGAN(GANModule):
             raise ValueError(f"truncation_cutoff must be in [0, {self.num_ws}] (style inputs), got {truncation_cutoff}")
         # What drives the schedules, in the checkpoint: the images seen (EMA ramp-up) and the path-length mean.
         self.register_buffer("images_seen", torch.zeros((), dtype=torch.long))
+        self.images_seen_count = HostCount(self, "images_seen")  # read on the host: no device sync per step
         self.register_buffer("pl_mean", torch.zeros(()))
         self._sampling: dict[str, Any] = {}
         self._batch_checked = False
@@ -253,7 +256,7 @@ class StyleGAN(GANModule):
         p = self.hparams.style_mixing_prob
         if p <= 0:
             return {}
-        cutoff = int(torch.randint(1, self.num_ws, ()).item()) if float(torch.rand(())) < p else self.num_ws
+        cutoff = random.randrange(1, self.num_ws) if random.random() < p else self.num_ws  # host RNG: no device read
         return {"mix_z": self.noise(n), "mixing_cutoff": cutoff}
 
     def critic(self, images: Tensor) -> Tensor:
@@ -334,9 +337,9 @@ class StyleGAN(GANModule):
         # 5. EMA generator, half-life in images (the global batch under DDP).
         batch_size = n * self.trainer.world_size
         if self.generator_ema is not None:
-            beta = ema_beta(batch_size, int(self.images_seen), h.ema_kimg, h.ema_rampup)
+            beta = ema_beta(batch_size, self.images_seen_count.get(), h.ema_kimg, h.ema_rampup)
             self.generator_ema.update(self.generator, decay=beta)
-        self.images_seen += batch_size
+        self.images_seen_count.add(batch_size)
 
     # ---------------------------------------------------------------------------------------- using the model
     @torch.no_grad()
