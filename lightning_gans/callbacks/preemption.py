@@ -33,6 +33,13 @@ trained, and ``validate``/``predict --ckpt_path last`` would score the older one
 The checkpoint is written through the ModelCheckpoint (its ``save_last`` naming: ``last.ckpt``, or ``last-v1.ckpt``
 beside an earlier run's), so ``--ckpt_path last`` finds the newest.
 
+**Under DDP** every rank must stop (and save) at the same batch, so the ranks agree on "a signal arrived somewhere"
+and "rank 0's timer says save". They do so over a host-side (gloo) process group created for it, asynchronously:
+each batch end starts the exchange of that batch's flags and reads the previous batch's, already complete, so a
+training step never waits for the GPU or the network for it (a device collective and its read would stall every
+step). The stop therefore comes one batch later under DDP than on one process. (Lightning's own loop still
+broadcasts its SIGTERM flag from the GPU at every step under DDP; that read is Lightning's.)
+
 With a plain ``Trainer``: ``Trainer(callbacks=[Preemption(), ModelCheckpoint(dirpath=..., save_last=True)])``,
 and catch :class:`Preempted` if the exit status matters.
 """
@@ -49,6 +56,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
+import torch.distributed as dist
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_info
@@ -137,6 +146,9 @@ class Preemption(L.Callback):
         self.requeue_signal: int | None = None
         self._previous: dict[int, Any] = {}
         self._last_save = time.monotonic()
+        self._group: Any = None  # DDP: the host-side (gloo) group the ranks agree through
+        self._pending: tuple[torch.Tensor, Any] | None = None  # the exchange of the last batch's flags, in flight
+        self._due_sent = False  # rank 0 asked for a periodic save that has not happened yet
 
     def _handle(self, signum: int, frame: Any) -> None:
         if signum == signal.SIGINT and self.received == signal.SIGINT:
@@ -146,6 +158,9 @@ class Preemption(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._last_save = time.monotonic()
+        self._pending = None
+        if trainer.world_size > 1 and dist.is_available() and dist.is_initialized() and self._group is None:
+            self._group = dist.new_group(backend="gloo")  # collective: every rank runs setup
         # Under SLURM with Lightning's auto-requeue on (its default), the requeue signal (SLURMEnvironment's
         # requeue_signal, SIGUSR1 unless configured) also requeues the job once the step is saved, as Lightning's own
         # handler would; auto-requeue off (SLURMEnvironment(auto_requeue=False)): save and stop only.
@@ -162,6 +177,9 @@ class Preemption(L.Callback):
             signal.signal(signum, self._handle)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._pending is not None:
+            self._pending[1].wait()  # every rank started the same exchanges: finish the last one
+            self._pending = None
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
@@ -169,11 +187,16 @@ class Preemption(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         # Under DDP a signal may reach one rank only: every rank stops at the same batch (and rank 0's clock decides
         # the periodic save, so all ranks enter the checkpoint's collectives together).
-        stop = trainer.strategy.reduce_boolean_decision(self.received is not None, all=False)
         due = 0 < self.save_every_minutes * 60 <= time.monotonic() - self._last_save
-        if stop or trainer.strategy.broadcast(due):
+        if self._group is None:
+            stop = self.received is not None
+        else:
+            ask = due and trainer.is_global_zero and not self._due_sent
+            self._due_sent |= ask
+            stop, due = self._agree(self.received is not None, ask)
+        if stop or due:
             path = save_last(trainer)
-            self._last_save = time.monotonic()
+            self._last_save, self._due_sent = time.monotonic(), False
             if stop:
                 raise self._stop(trainer, pl_module, path)
 
@@ -185,6 +208,28 @@ class Preemption(L.Callback):
         if trainer.state.fn == "fit":  # the signal came during the epoch-end evaluation, which ended early
             self._stop_in_validation(trainer, pl_module)
 
+    def _agree(self, stop: bool, due: bool) -> tuple[bool, bool]:
+        """DDP: start exchanging this batch's flags (any rank signalled, rank 0's save due) on the host-side group and
+        return the previous batch's outcome, the same on every rank (no GPU involved, no wait in the common case)."""
+        flags = torch.tensor([int(stop), int(due)], dtype=torch.int32)
+        previous, self._pending = self._pending, (flags, dist.all_reduce(flags, group=self._group, async_op=True))
+        if previous is None:
+            return False, False
+        done, work = previous
+        work.wait()
+        agreed = done.tolist()
+        return agreed[0] > 0, agreed[1] > 0
+
+    def _any_rank(self, trainer: L.Trainer, flag: bool) -> bool:
+        """Whether ``flag`` is set on any rank (a blocking exchange; outside training steps)."""
+        if self._group is None:
+            return trainer.strategy.reduce_boolean_decision(flag, all=False)
+        if self._pending is not None:  # keep the exchanges in the same order on every rank
+            self._pending[1].wait()
+        value = torch.tensor([int(flag)], dtype=torch.int32)
+        dist.all_reduce(value, group=self._group)
+        return value.tolist()[0] > 0
+
     def _stop_in_validation(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Collective like the training check: every rank runs the same validation batches and reaches the end. The
         # checkpoint is of the last training step; a resumed run validates again.
@@ -193,12 +238,12 @@ class Preemption(L.Callback):
 
     def _stop_if_signalled(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Collective: when any rank received a signal, save the last step on every rank and raise the stop."""
-        if trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+        if self._any_rank(trainer, self.received is not None):
             raise self._stop(trainer, pl_module, save_last(trainer))
 
     def _stop(self, trainer: L.Trainer, pl_module: L.LightningModule, path: Path | None) -> Preempted:
         """Collective: the stop after saving ``path``, requeueing when any rank received the SLURM requeue signal."""
-        requeue = trainer.strategy.reduce_boolean_decision(self._requeue_asked(), all=False)
+        requeue = self._any_rank(trainer, self._requeue_asked())
         return self._preempted(trainer, pl_module, path, requeue)
 
     def _requeue_asked(self) -> bool:
