@@ -1,0 +1,381 @@
+"""Per-step overhead: milliseconds and host reads per batch when the networks cost almost nothing.
+
+With tiny networks and small batches a training step is all overhead (Python, hooks, logging, host reads), which
+is what a GPU run at 64x64 is close to: its kernels take a few milliseconds. Rows, each measured over the same
+batches:
+
+- ``plain loop``: DCGAN's tiny G and D, Adam, the non-saturating loss, one D and one G step per batch, in plain
+  PyTorch;
+- ``bare LightningModule``: the same step through a minimal Trainer (manual optimisation, ``toggled_optimizer``,
+  two ``self.log`` calls per step; no logger, checkpoint or progress bar);
+- each family of ``tests/families.py`` (tiny shapes) twice: through the same minimal Trainer (``module``), and with
+  what ``lightning-gans fit`` adds: the CLI's default callbacks, a TensorBoard logger every 50 steps and the
+  progress bar (``CLI defaults``).
+
+Each round is one fresh process that runs every row in turn; ``--rounds`` rounds (at least 7), medians reported.
+Host reads per batch (``lightning_gans.host_reads``) are counted in a separate, untimed pass, split into the
+project's own and Lightning's; ``--profile`` adds Lightning's SimpleProfiler per-hook milliseconds per batch for the
+DCGAN CLI row, so every millisecond is attributed.
+
+    python benchmarks/bench_step_overhead.py                        # CPU, all families, 7 rounds
+    python benchmarks/bench_step_overhead.py --families DCGAN WGANGP StyleGAN Pix2Pix --profile
+    python benchmarks/bench_step_overhead.py --device cuda --families DCGAN WGANGP StyleGAN Pix2Pix
+    python benchmarks/bench_step_overhead.py --device cuda --precision bf16-mixed --families DCGAN StyleGAN
+
+On a GPU the read-count pass also runs the window under ``torch.cuda.set_sync_debug_mode("warn")`` and reports the
+synchronisations CUDA itself saw per batch (``cuda_syncs``), with where they came from.
+
+Targets: the DCGAN row with the CLI defaults within 1.5x of the bare LightningModule's milliseconds per batch
+(overhead-bound), and no host read by the project's code between two logging steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+from queue import Empty
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _quiet() -> None:
+    import logging
+
+    warnings.filterwarnings("ignore")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _tiny_dcgan():
+    from lightning_gans.models import DCGAN
+    from tests.families import TINY
+
+    return DCGAN(**TINY["DCGAN"].kwargs)
+
+
+class _Window:
+    """Times batches [warmup, warmup + steps) through on_train_batch_start (the first callback)."""
+
+    def __init__(self, args, device: str) -> None:
+        import lightning as L
+        import torch
+
+        window = self
+
+        class Timer(L.Callback):
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+                if batch_idx in (args["warmup"], args["warmup"] + args["steps"]):
+                    if device == "cuda":
+                        torch.cuda.synchronize()
+                    window.marks.append(time.perf_counter())
+
+        self.marks: list[float] = []
+        self.callback = Timer()
+
+    @property
+    def ms_per_batch(self) -> float:
+        return (self.marks[1] - self.marks[0]) * 1000 / self.steps
+
+    def with_steps(self, steps: int) -> _Window:
+        self.steps = steps
+        return self
+
+
+def _trainer(args, callbacks, root: Path, cli: bool):
+    import lightning as L
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from lightning_gans.cli import default_callbacks
+
+    common = dict(
+        accelerator=args["device"],
+        devices=1,
+        max_epochs=1,
+        precision=args["precision"],
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=root,
+    )
+    if cli:
+        return L.Trainer(
+            callbacks=[*callbacks, *default_callbacks(root)],
+            logger=TensorBoardLogger(root, name="logs"),
+            log_every_n_steps=50,
+            **common,
+        )
+    return L.Trainer(callbacks=callbacks, logger=False, enable_checkpointing=False, enable_progress_bar=False, **common)
+
+
+class _Bare:
+    """The bare LightningModule: DCGAN's tiny networks and step, two self.log calls, nothing else."""
+
+    @staticmethod
+    def make():
+        import lightning as L
+        import torch
+
+        from lightning_gans.losses import discriminator_loss, generator_loss
+
+        class Bare(L.LightningModule):
+            def __init__(self) -> None:
+                super().__init__()
+                self.automatic_optimization = False
+                tiny = _tiny_dcgan()
+                self.generator, self.discriminator, self.latent_dim = tiny.generator, tiny.discriminator, 8
+
+            def training_step(self, batch, batch_idx):
+                real = batch[0]
+                opt_g, opt_d = self.optimizers()
+                with self.toggled_optimizer(opt_d):
+                    fake = self.generator(torch.randn(len(real), self.latent_dim, device=self.device)).detach()
+                    d_loss = discriminator_loss("nonsaturating", self.discriminator(real), self.discriminator(fake))
+                    opt_d.zero_grad(set_to_none=True)
+                    self.manual_backward(d_loss)
+                    opt_d.step()
+                with self.toggled_optimizer(opt_g):
+                    fake = self.generator(torch.randn(len(real), self.latent_dim, device=self.device))
+                    g_loss = generator_loss("nonsaturating", self.discriminator(fake))
+                    opt_g.zero_grad(set_to_none=True)
+                    self.manual_backward(g_loss)
+                    opt_g.step()
+                self.log("train/d_loss", d_loss.detach(), prog_bar=True)
+                self.log("train/g_loss", g_loss.detach(), prog_bar=True)
+
+            def configure_optimizers(self):
+                b = (0.5, 0.999)
+                return (
+                    torch.optim.Adam(self.generator.parameters(), 2e-4, betas=b),
+                    torch.optim.Adam(self.discriminator.parameters(), 2e-4, betas=b),
+                )
+
+        return Bare()
+
+
+def _plain_ms(args) -> float:
+    import torch
+
+    from lightning_gans.losses import discriminator_loss, generator_loss
+    from tests.families import TINY
+
+    torch.manual_seed(0)
+    device = torch.device(args["device"])
+    tiny = _tiny_dcgan()
+    G, D = tiny.generator.to(device), tiny.discriminator.to(device)
+    opt_g, opt_d = tiny.configure_optimizers()
+    real = TINY["DCGAN"].batch()[0].to(device)
+    autocast = args["precision"] == "bf16-mixed"
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            fake = G(torch.randn(len(real), 8, device=device)).detach()
+            d_loss = discriminator_loss("nonsaturating", D(real), D(fake))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        D.requires_grad_(False)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            g_loss = generator_loss("nonsaturating", D(G(torch.randn(len(real), 8, device=device))))
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        D.requires_grad_(True)
+
+    for _ in range(args["warmup"]):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(args["steps"]):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) * 1000 / args["steps"]
+
+
+def _fit(args, model, batch, root: Path, cli: bool, extra_callbacks=(), profiler=None) -> _Window:
+    import torch
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(0)
+    window = _Window(args, args["device"]).with_steps(args["steps"])
+    trainer = _trainer(args, [window.callback, *extra_callbacks], root, cli)
+    if profiler is not None:
+        trainer.profiler = profiler
+    n = args["warmup"] + args["steps"] + 1
+    with contextlib.redirect_stdout(io.StringIO()):  # the progress bar (stdout, where the report goes)
+        trainer.fit(model, DataLoader([batch] * n, batch_size=None))
+    return window
+
+
+def _rows(args):
+    """(row name, make model, make batch, cli) for each row but the plain loop."""
+    from lightning_gans.models import FAMILIES
+    from tests.families import TINY
+
+    rows = [("bare LightningModule", _Bare.make, lambda: TINY["DCGAN"].batch(), False)]
+    for name in args["families"] or sorted(FAMILIES):
+        spec, cls = TINY[name], FAMILIES[name]
+
+        def make(cls=cls, spec=spec):
+            return cls(**spec.kwargs)
+
+        rows.append((f"{name}, module", make, spec.batch, False))
+        rows.append((f"{name}, CLI defaults", make, spec.batch, True))
+    return rows
+
+
+def run_round(args, queue) -> None:
+    """One process: every row once, timed."""
+    import tempfile
+
+    import torch
+
+    _quiet()
+    sys.path.insert(0, str(ROOT))
+    if args["threads"]:
+        torch.set_num_threads(args["threads"])
+    out = {"plain loop": _plain_ms(args)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, make, batch, cli) in enumerate(_rows(args)):
+            torch.manual_seed(0)
+            window = _fit(args, make(), batch(), Path(tmp) / str(i), cli)
+            out[name] = window.ms_per_batch
+    queue.put(out)
+
+
+def count_reads(args, queue) -> None:
+    """One process, untimed: host reads per batch of each row, over the same window."""
+    import tempfile
+
+    import lightning as L
+    import torch
+
+    from lightning_gans.host_reads import count_host_reads
+
+    _quiet()
+    sys.path.insert(0, str(ROOT))
+    out, cuda = {}, args["device"] == "cuda"
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, make, batch, cli) in enumerate(_rows(args)):
+            with count_host_reads(active=False) as reads:
+
+                class Gate(L.Callback):
+                    def on_train_batch_start(self, trainer, pl_module, b, batch_idx):
+                        on = batch_idx == args["warmup"]
+                        if on or batch_idx == args["warmup"] + args["steps"]:
+                            reads.active = on
+                            if cuda:
+                                torch.cuda.set_sync_debug_mode("warn" if on else "default")
+
+                torch.manual_seed(0)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    _fit(args, make(), batch(), Path(tmp) / str(i), cli, extra_callbacks=[Gate()])
+            steps = args["steps"]
+            syncs = [w for w in caught if "synchroniz" in str(w.message)]
+            out[name] = {
+                "project": reads.total_project / steps,
+                "all": reads.total / steps,
+                "host_only": sum(reads.host.values()) / steps,
+                "sites": [f"{site} ({count / steps:.2f}/batch)" for site, count in reads.by_site(6)],
+            }
+            if cuda:
+                out[name]["cuda_syncs"] = len(syncs) / steps
+                out[name]["cuda_sync_sites"] = sorted({f"{w.filename}:{w.lineno}" for w in syncs})[:6]
+    queue.put(out)
+
+
+def profile_dcgan(args, queue) -> None:
+    """SimpleProfiler's milliseconds per batch for each hook of the DCGAN row with the CLI defaults."""
+    import tempfile
+
+    from lightning.pytorch.profilers import SimpleProfiler
+
+    _quiet()
+    sys.path.insert(0, str(ROOT))
+    from lightning_gans.models import DCGAN
+    from tests.families import TINY
+
+    profiler = SimpleProfiler()
+    with tempfile.TemporaryDirectory() as tmp:
+        _fit(args, DCGAN(**TINY["DCGAN"].kwargs), TINY["DCGAN"].batch(), Path(tmp), True, profiler=profiler)
+    batches = args["warmup"] + args["steps"] + 1
+    per_batch = {
+        action: 1000 * sum(durations) / batches
+        for action, durations in profiler.recorded_durations.items()
+        if len(durations) >= batches - 1 and "run_training_batch" not in action and "_Window" not in action
+    }
+    queue.put(dict(sorted(per_batch.items(), key=lambda kv: -kv[1])[:14]))
+
+
+def _in_process(fn, args):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=fn, args=(args, queue))
+    proc.start()
+    while True:
+        try:
+            result = queue.get(timeout=5)
+            break
+        except Empty:
+            if not proc.is_alive():
+                raise SystemExit(f"{fn.__name__} failed in its process (its traceback is above)") from None
+    proc.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
+    parser.add_argument("--families", nargs="*", default=None, help="rows to run (default: every family)")
+    parser.add_argument("--steps", type=int, default=100, help="timed batches per row")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch's default)")
+    parser.add_argument("--profile", action="store_true", help="per-hook milliseconds of the DCGAN CLI row")
+    parser.add_argument("--no-reads", action="store_true", help="skip the host-read count")
+    parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    args = vars(parser.parse_args())
+    os.environ.setdefault("WANDB_MODE", "disabled")
+
+    rounds = [_in_process(run_round, args) for _ in range(args["rounds"])]
+    names = list(rounds[0])
+    median = {name: statistics.median(r[name] for r in rounds) for name in names}
+    import lightning
+    import torch
+
+    bare = median["bare LightningModule"]
+    plain = median["plain loop"]
+    report = {
+        "machine": f"{platform.processor() or platform.machine()}, {mp.cpu_count()} cores"
+        + (f", {torch.cuda.get_device_name()}" if args["device"] == "cuda" else ""),
+        "versions": f"python {platform.python_version()}, torch {torch.__version__}, lightning {lightning.__version__}",
+        "config": {k: args[k] for k in ("device", "precision", "steps", "warmup", "rounds", "threads")},
+        "ms_per_batch": {name: round(v, 3) for name, v in median.items()},
+        "ratio_over_bare": {name: round(v / bare, 3) for name, v in median.items()},
+        "overhead_ms_over_plain": {name: round(v - plain, 3) for name, v in median.items()},
+        "all_rounds": {name: [round(r[name], 3) for r in rounds] for name in names},
+    }
+    if not args["no_reads"]:
+        report["host_reads_per_batch"] = _in_process(count_reads, args)
+    if args["profile"]:
+        report["dcgan_cli_hooks_ms_per_batch"] = {k: round(v, 3) for k, v in _in_process(profile_dcgan, args).items()}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args["json"]:
+        args["json"].write_text(text)
+
+
+if __name__ == "__main__":
+    main()
