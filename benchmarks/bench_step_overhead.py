@@ -43,9 +43,10 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from queue import Empty
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from benchmarks._process import in_process  # noqa: E402
 
 
 def _quiet() -> None:
@@ -318,22 +319,6 @@ def profile_dcgan(args, queue) -> None:
     queue.put(dict(sorted(per_batch.items(), key=lambda kv: -kv[1])[:14]))
 
 
-def _in_process(fn, args):
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=fn, args=(args, queue))
-    proc.start()
-    while True:
-        try:
-            result = queue.get(timeout=5)
-            break
-        except Empty:
-            if not proc.is_alive():
-                raise SystemExit(f"{fn.__name__} failed in its process (its traceback is above)") from None
-    proc.join()
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -349,7 +334,7 @@ def main() -> None:
     args = vars(parser.parse_args())
     os.environ.setdefault("WANDB_MODE", "disabled")
 
-    rounds = [_in_process(run_round, args) for _ in range(args["rounds"])]
+    rounds = [in_process(run_round, args) for _ in range(args["rounds"])]
     names = list(rounds[0])
     median = {name: statistics.median(r[name] for r in rounds) for name in names}
     import lightning
@@ -368,9 +353,9 @@ def main() -> None:
         "all_rounds": {name: [round(r[name], 3) for r in rounds] for name in names},
     }
     if not args["no_reads"]:
-        report["host_reads_per_batch"] = _in_process(count_reads, args)
+        report["host_reads_per_batch"] = in_process(count_reads, args)
     if args["profile"]:
-        report["dcgan_cli_hooks_ms_per_batch"] = {k: round(v, 3) for k, v in _in_process(profile_dcgan, args).items()}
+        report["dcgan_cli_hooks_ms_per_batch"] = {k: round(v, 3) for k, v in in_process(profile_dcgan, args).items()}
     text = json.dumps(report, indent=2)
     print(text)
     if args["json"]:

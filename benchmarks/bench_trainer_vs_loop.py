@@ -8,9 +8,11 @@ from other processes hits both alike; the medians and their ratio are printed.
     python benchmarks/bench_trainer_vs_loop.py --device cuda --precision bf16-mixed --image-size 64
     python benchmarks/bench_trainer_vs_loop.py --cli-defaults     # the Trainer as `lightning-gans fit` builds it
 
-``--cli-defaults`` gives the Trainer path what ``lightning-gans fit`` adds: the CLI's default callbacks, a
-TensorBoard logger every 50 steps and the progress bar (written to a string). Target: the Trainer path at >= 0.97 of
-the plain loop's images/s (median of at least 7 rounds).
+``--bare`` trains a bare LightningModule instead of the ``DCGAN`` family (the same networks, optimizers, losses and
+step, two ``self.log`` calls per batch, nothing of this project's base), to tell Lightning's share of the gap from
+this project's. ``--cli-defaults`` gives the Trainer path what ``lightning-gans fit`` adds: the CLI's default
+callbacks, a TensorBoard logger every 50 steps and the progress bar (written to a string). Target: the Trainer path
+at >= 0.97 of the plain loop's images/s (median of at least 7 rounds).
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ import multiprocessing as mp
 import platform
 import resource
 import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._process import in_process  # noqa: E402
 
 
 def _setup(args):
@@ -88,12 +95,50 @@ def run_plain(args, queue) -> None:
     queue.put({"images_per_s": args["steps"] * bs / elapsed, "peak_mb": _peak_memory_mb(device.type)})
 
 
+def _bare(model):
+    """A bare LightningModule with ``model``'s networks, optimizers and step, and two self.log calls."""
+    import lightning as L
+    import torch
+
+    from lightning_gans.losses import discriminator_loss, generator_loss
+
+    class Bare(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.automatic_optimization = False
+            self.generator, self.discriminator = model.generator, model.discriminator
+
+        def training_step(self, batch, batch_idx):
+            real, opt_g, opt_d = batch[0], *self.optimizers()
+            with self.toggled_optimizer(opt_d):
+                fake = self.generator(torch.randn(len(real), 100, device=self.device)).detach()
+                d_loss = discriminator_loss("nonsaturating", self.discriminator(real), self.discriminator(fake))
+                opt_d.zero_grad(set_to_none=True)
+                self.manual_backward(d_loss)
+                opt_d.step()
+            with self.toggled_optimizer(opt_g):
+                fake = self.generator(torch.randn(len(real), 100, device=self.device))
+                g_loss = generator_loss("nonsaturating", self.discriminator(fake))
+                opt_g.zero_grad(set_to_none=True)
+                self.manual_backward(g_loss)
+                opt_g.step()
+            self.log("train/d_loss", d_loss.detach(), prog_bar=True)
+            self.log("train/g_loss", g_loss.detach(), prog_bar=True)
+
+        def configure_optimizers(self):
+            return model.configure_optimizers()
+
+    return Bare()
+
+
 def run_trainer(args, queue) -> None:
     import lightning as L
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
     model, data = _setup(args)
+    if args["bare"]:
+        model = _bare(model)
     bs = args["batch_size"]
 
     class Timer(L.Callback):
@@ -146,16 +191,6 @@ def run_trainer(args, queue) -> None:
     queue.put({"images_per_s": args["steps"] * bs / timer.elapsed, "peak_mb": _peak_memory_mb(args["device"])})
 
 
-def _in_process(fn, args):
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=fn, args=(args, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -167,13 +202,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--cli-defaults", action="store_true", help="the Trainer with lightning-gans fit's callbacks")
+    parser.add_argument("--bare", action="store_true", help="a bare LightningModule in place of the DCGAN family")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = vars(parser.parse_args())
 
     plain, trainer = [], []
     for _ in range(args["rounds"]):
-        plain.append(_in_process(run_plain, args))
-        trainer.append(_in_process(run_trainer, args))
+        plain.append(in_process(run_plain, args))
+        trainer.append(in_process(run_trainer, args))
     p = statistics.median(r["images_per_s"] for r in plain)
     t = statistics.median(r["images_per_s"] for r in trainer)
     import lightning
@@ -184,7 +220,8 @@ def main() -> None:
         + (f", {torch.cuda.get_device_name()}" if args["device"] == "cuda" else ""),
         "versions": f"python {platform.python_version()}, torch {torch.__version__}, lightning {lightning.__version__}",
         "config": {
-            k: args[k] for k in ("device", "precision", "image_size", "batch_size", "steps", "rounds", "cli_defaults")
+            k: args[k]
+            for k in ("device", "precision", "image_size", "batch_size", "steps", "rounds", "cli_defaults", "bare")
         },
         "plain_images_per_s": round(p, 1),
         "trainer_images_per_s": round(t, 1),
