@@ -226,6 +226,10 @@ def main() -> None:
         "plain_images_per_s": round(p, 1),
         "trainer_images_per_s": round(t, 1),
         "ratio_trainer_over_plain": round(t / p, 3),
+        # the median of each round's own ratio: robust to the machine's speed drifting between rounds
+        "ratio_paired_median": round(
+            statistics.median(b["images_per_s"] / a["images_per_s"] for a, b in zip(plain, trainer)), 3
+        ),
         "plain_peak_mb": round(max(r["peak_mb"] for r in plain), 1),
         "trainer_peak_mb": round(max(r["peak_mb"] for r in trainer), 1),
         "all_rounds": {
