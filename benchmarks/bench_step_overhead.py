@@ -47,6 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks._process import in_process  # noqa: E402
+from benchmarks._references import bare_module, plain_step  # noqa: E402
 
 
 def _quiet() -> None:
@@ -117,79 +118,19 @@ def _trainer(args, callbacks, root: Path, cli: bool):
     return L.Trainer(callbacks=callbacks, logger=False, enable_checkpointing=False, enable_progress_bar=False, **common)
 
 
-class _Bare:
-    """The bare LightningModule: DCGAN's tiny networks and step, two self.log calls, nothing else."""
-
-    @staticmethod
-    def make():
-        import lightning as L
-        import torch
-
-        from lightning_gans.losses import discriminator_loss, generator_loss
-
-        class Bare(L.LightningModule):
-            def __init__(self) -> None:
-                super().__init__()
-                self.automatic_optimization = False
-                tiny = _tiny_dcgan()
-                self.generator, self.discriminator, self.latent_dim = tiny.generator, tiny.discriminator, 8
-
-            def training_step(self, batch, batch_idx):
-                real = batch[0]
-                opt_g, opt_d = self.optimizers()
-                with self.toggled_optimizer(opt_d):
-                    fake = self.generator(torch.randn(len(real), self.latent_dim, device=self.device)).detach()
-                    d_loss = discriminator_loss("nonsaturating", self.discriminator(real), self.discriminator(fake))
-                    opt_d.zero_grad(set_to_none=True)
-                    self.manual_backward(d_loss)
-                    opt_d.step()
-                with self.toggled_optimizer(opt_g):
-                    fake = self.generator(torch.randn(len(real), self.latent_dim, device=self.device))
-                    g_loss = generator_loss("nonsaturating", self.discriminator(fake))
-                    opt_g.zero_grad(set_to_none=True)
-                    self.manual_backward(g_loss)
-                    opt_g.step()
-                self.log("train/d_loss", d_loss.detach(), prog_bar=True)
-                self.log("train/g_loss", g_loss.detach(), prog_bar=True)
-
-            def configure_optimizers(self):
-                b = (0.5, 0.999)
-                return (
-                    torch.optim.Adam(self.generator.parameters(), 2e-4, betas=b),
-                    torch.optim.Adam(self.discriminator.parameters(), 2e-4, betas=b),
-                )
-
-        return Bare()
-
-
 def _plain_ms(args) -> float:
     import torch
 
-    from lightning_gans.losses import discriminator_loss, generator_loss
     from tests.families import TINY
 
     torch.manual_seed(0)
     device = torch.device(args["device"])
     tiny = _tiny_dcgan()
-    G, D = tiny.generator.to(device), tiny.discriminator.to(device)
-    opt_g, opt_d = tiny.configure_optimizers()
     real = TINY["DCGAN"].batch()[0].to(device)
-    autocast = args["precision"] == "bf16-mixed"
+    update = plain_step(tiny, tiny.hparams.latent_dim, device, autocast=args["precision"] == "bf16-mixed")
 
     def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            fake = G(torch.randn(len(real), 8, device=device)).detach()
-            d_loss = discriminator_loss("nonsaturating", D(real), D(fake))
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        D.requires_grad_(False)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            g_loss = generator_loss("nonsaturating", D(G(torch.randn(len(real), 8, device=device))))
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        D.requires_grad_(True)
+        update(real)
 
     for _ in range(args["warmup"]):
         step()
@@ -223,7 +164,11 @@ def _rows(args):
     from lightning_gans.models import FAMILIES
     from tests.families import TINY
 
-    rows = [("bare LightningModule", _Bare.make, lambda: TINY["DCGAN"].batch(), False)]
+    def bare():
+        tiny = _tiny_dcgan()
+        return bare_module(tiny, latent_dim=tiny.hparams.latent_dim)
+
+    rows = [("bare LightningModule", bare, lambda: TINY["DCGAN"].batch(), False)]
     for name in args["families"] or sorted(FAMILIES):
         spec, cls = TINY[name], FAMILIES[name]
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._process import in_process  # noqa: E402
+from benchmarks._references import bare_module, plain_step  # noqa: E402
 
 
 def _setup(args):
@@ -57,30 +58,11 @@ def _peak_memory_mb(device: str) -> float:
 def run_plain(args, queue) -> None:
     import torch
 
-    from lightning_gans.losses import discriminator_loss, generator_loss
-
     model, data = _setup(args)
     device = torch.device(args["device"])
-    G, D = model.generator.to(device), model.discriminator.to(device)
-    opt_g, opt_d = model.configure_optimizers()
+    step = plain_step(model, 100, device, autocast=args["precision"] == "bf16-mixed")
     data = data.to(device)
-    autocast = args["precision"] == "bf16-mixed"
     bs = args["batch_size"]
-
-    def step(real):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            fake = G(torch.randn(bs, 100, device=device)).detach()
-            d_loss = discriminator_loss("nonsaturating", D(real), D(fake))
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        D.requires_grad_(False)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            g_loss = generator_loss("nonsaturating", D(G(torch.randn(bs, 100, device=device))))
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        D.requires_grad_(True)
 
     for i in range(args["warmup"]):
         step(data[i * bs : (i + 1) * bs])
@@ -95,42 +77,6 @@ def run_plain(args, queue) -> None:
     queue.put({"images_per_s": args["steps"] * bs / elapsed, "peak_mb": _peak_memory_mb(device.type)})
 
 
-def _bare(model):
-    """A bare LightningModule with ``model``'s networks, optimizers and step, and two self.log calls."""
-    import lightning as L
-    import torch
-
-    from lightning_gans.losses import discriminator_loss, generator_loss
-
-    class Bare(L.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.automatic_optimization = False
-            self.generator, self.discriminator = model.generator, model.discriminator
-
-        def training_step(self, batch, batch_idx):
-            real, opt_g, opt_d = batch[0], *self.optimizers()
-            with self.toggled_optimizer(opt_d):
-                fake = self.generator(torch.randn(len(real), 100, device=self.device)).detach()
-                d_loss = discriminator_loss("nonsaturating", self.discriminator(real), self.discriminator(fake))
-                opt_d.zero_grad(set_to_none=True)
-                self.manual_backward(d_loss)
-                opt_d.step()
-            with self.toggled_optimizer(opt_g):
-                fake = self.generator(torch.randn(len(real), 100, device=self.device))
-                g_loss = generator_loss("nonsaturating", self.discriminator(fake))
-                opt_g.zero_grad(set_to_none=True)
-                self.manual_backward(g_loss)
-                opt_g.step()
-            self.log("train/d_loss", d_loss.detach(), prog_bar=True)
-            self.log("train/g_loss", g_loss.detach(), prog_bar=True)
-
-        def configure_optimizers(self):
-            return model.configure_optimizers()
-
-    return Bare()
-
-
 def run_trainer(args, queue) -> None:
     import lightning as L
     import torch
@@ -138,7 +84,7 @@ def run_trainer(args, queue) -> None:
 
     model, data = _setup(args)
     if args["bare"]:
-        model = _bare(model)
+        model = bare_module(model, latent_dim=100)
     bs = args["batch_size"]
 
     class Timer(L.Callback):
