@@ -230,6 +230,86 @@ class ImageDataModule(L.LightningDataModule):
         # sees the same worker RNG streams as an uninterrupted one (see ResumableDataLoader).
         return {"batch_size": self.batch_size, "num_workers": self.num_workers, "pin_memory": self.pin_memory}
 
+    # ---------------------------------------------------------------- streaming (datamodules.streaming)
+    streaming_dir: str | None = None
+    streaming_cache_dir: str | None = None
+
+    def streaming_arguments(self) -> dict:
+        """The datamodule's plain settings (recorded in an optimize output's manifest, for the reader)."""
+        simple = (int, float, str, bool, type(None))
+        return {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in vars(self).items()
+            if not k.startswith(("_", "streaming", "prepare_data", "allow_zero"))
+            and k != "trainer"
+            and isinstance(v, (*simple, Path))
+        }
+
+    def streaming_meta(self) -> dict:
+        """What a streamed datamodule needs besides the records (attribute names, a vocabulary...)."""
+        return {}
+
+    def load_streaming_meta(self, manifest: dict) -> None:
+        """Take :meth:`streaming_meta` back from a manifest, and refuse chunks this configuration cannot read."""
+
+    def streaming_datasets(self, splits: tuple[str, ...]) -> dict[str, Dataset]:
+        """The folder datasets of ``splits`` (each with ``record``/``decode``), for ``lightning-gans optimize``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be optimized into streaming chunks")
+
+    def _decoder(self, split: str) -> Any:
+        """An object whose ``decode(record)`` makes the item of ``split`` from a record, as the folder dataset does."""
+        raise NotImplementedError
+
+    def _streaming_seed(self) -> int:
+        """The shuffle seed of the streamed training split: the run's seed (``seed_everything``), the same on every
+        rank (rank 0's is broadcast), so the ranks shard one order."""
+        seed = torch.initial_seed() % 2**31
+        if self.trainer is not None and self.trainer.world_size > 1:
+            seed = self.trainer.strategy.broadcast(seed, src=0)
+        return int(seed)
+
+    def _streaming_splits(self, splits: tuple[str, ...]) -> dict[str, Dataset]:
+        """The streamed datasets of ``splits`` from ``streaming_dir``, after checking what wrote it."""
+        from datamodules.streaming import check_written_by, read_manifest, streaming_split
+
+        uri = str(self.streaming_dir)
+        manifest = read_manifest(uri, self.streaming_cache_dir)
+        check_written_by(manifest, uri, self)
+        self.load_streaming_meta(manifest)
+        seed = self._streaming_seed()
+        out = {}
+        for split in splits:
+            if split not in manifest["splits"]:
+                raise DatasetNotFoundError(
+                    f"streaming_dir '{uri}' has no '{split}' split (it has {', '.join(manifest['splits']) or 'none'}): "
+                    f"run `lightning-gans optimize` with that split, or read it from the folder"
+                )
+            if not manifest["splits"][split]:  # empty when it was written (no validation images)
+                out[split] = []
+                continue
+            out[split] = streaming_split(
+                uri, split, self._decoder(split), train=split == "train", seed=seed, cache_dir=self.streaming_cache_dir
+            )
+        if "train" in out and not len(out["train"]):
+            raise DatasetNotFoundError(f"streaming_dir '{uri}' has an empty training split: optimize images")
+        return out
+
+    def _streaming_loader(self, dataset: Any, train: bool, **overrides: Any) -> DataLoader:
+        """LitData's ``StreamingDataLoader`` (its ``state_dict`` resumes mid-epoch); training drops the incomplete
+        last batch, so every rank runs as many steps."""
+        from datamodules.streaming import streaming_loader
+
+        kwargs = self._loader_kwargs() | overrides
+        if isinstance(dataset, list):  # a split that was empty when written
+            return DataLoader(dataset, **kwargs)
+        if train:
+            processes = self.trainer.world_size if self.trainer is not None else 1
+            check_training_count(len(dataset) * processes, kwargs["batch_size"], True, processes)
+        # Its own generator: the workers' base seed is not drawn from the global RNG, which a checkpoint restores
+        # (a resumed run would otherwise draw it at another point of the stream); records are decoded under RNGs
+        # seeded per sample anyway (datamodules.streaming).
+        return streaming_loader(dataset, drop_last=train, generator=torch.Generator(), **kwargs)
+
     def _train_loader(self, dataset: Dataset, drop_last: bool = False, **overrides: Any) -> ResumableDataLoader:
         """The shuffled training loader, resumable mid-epoch (see :class:`ResumableDataLoader`), after
         :func:`check_training_count` (a training set smaller than one batch)."""
@@ -269,18 +349,22 @@ class SplitFolderDataModule(ImageDataModule):
             self.datasets[split] = self._split_dataset(split)
         if stage == "predict":
             self.datasets["predict"] = self._predict_dataset()
-        if self.verify:
+        if self.verify and self.streaming_dir is None:
             files = sorted({f for split in splits for f in self.datasets[split].image_files()})
             verify_images(files, f"images of {type(self).__name__} ({', '.join(splits)})")
 
     def _loader(self, key: str, **overrides) -> DataLoader:
         if key not in self.datasets:
             self.setup(self._SPLIT_STAGE[key])
+        if self.streaming_dir is not None and key != "predict":
+            return self._streaming_loader(self.datasets[key], train=False, **overrides)
         return DataLoader(self.datasets[key], shuffle=False, **(self._loader_kwargs() | overrides))
 
     def train_dataloader(self) -> DataLoader:
         if "train" not in self.datasets:
             self.setup("fit")
+        if self.streaming_dir is not None:
+            return self._streaming_loader(self.datasets["train"], train=True)
         return self._train_loader(self.datasets["train"])
 
     def val_dataloader(self) -> DataLoader:

@@ -43,6 +43,8 @@ This module never imports ``lightning_gans``.
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -155,6 +157,42 @@ def _to_uint8(images: Dataset) -> _Uint8Images:
     return _Uint8Images(out)
 
 
+class _CaptionRecords(Dataset):
+    """The records ``lightning-gans optimize`` writes for a caption split: one per image, with all its captions."""
+
+    def __init__(self, files: list[Path], captions: list[list[str]], facts: list[list[dict]] | None) -> None:
+        self.files, self.captions, self.facts = files, captions, facts
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def record(self, index: int) -> dict:
+        return {
+            "image": self.files[index].read_bytes(),
+            "name": self.files[index].name,
+            "captions": "\n".join(self.captions[index]),
+            "facts": json.dumps(self.facts[index]) if self.facts is not None else "",
+        }
+
+
+class _CaptionDecoder:
+    """A streamed caption record -> ``(image, tokens, text)`` as :class:`CaptionDataset` makes it: the image through
+    the folder's transform; in training one of the image's captions drawn at random (the sampler's RNG is seeded
+    per sample, see datamodules.streaming), else its first caption."""
+
+    def __init__(self, images: _ImageFiles, vocabulary: Vocabulary, max_length: int, train: bool) -> None:
+        self.images, self.vocabulary, self.max_length, self.train = images, vocabulary, max_length, train
+
+    def decode(self, record: dict) -> tuple[Tensor, Tensor, str]:
+        image = self.images.transform(load_image(io.BytesIO(record["image"]), self.images.mode, name=record["name"]))
+        captions = record["captions"].split("\n")
+        text = captions[int(torch.randint(len(captions), ())) if self.train else 0]
+        with warnings.catch_warnings():  # unknown or cut words were counted once when the chunks' split was built
+            warnings.simplefilter("ignore")
+            tokens = self.vocabulary.encode_batch([text], self.max_length)[0]
+        return image, tokens, text
+
+
 # ============================================================================================ the base module
 class CaptionDataModule(ImageDataModule):
     """Base of the caption datamodules: vocabulary, example captions, the three splits and their loaders.
@@ -180,6 +218,8 @@ class CaptionDataModule(ImageDataModule):
         self.datasets: dict[str, CaptionDataset] = {}
         self._raw: dict[str, tuple[Any, list[list[str]], list[list[dict]] | None]] = {}
         self._vocabulary: Vocabulary | None = None
+        self._files: dict[str, list[Path]] = {}  # each split's image files (for optimize)
+        self._example_captions: list[str] = []  # from a streaming manifest
 
     # -- what subclasses provide
     def _build(self, split: str) -> tuple[Any, list[list[str]], list[list[dict]] | None]:
@@ -191,9 +231,46 @@ class CaptionDataModule(ImageDataModule):
             self._raw[split] = self._build(split)
         return self._raw[split]
 
+    # -- streaming (datamodules.streaming): subclasses with a streaming_dir option set it; one record per image
+    def _image_files(self, split: str) -> list[Path]:
+        """The image file of each image of ``split`` (kept by :meth:`_build`), for the records."""
+        if split not in self._files:
+            raise NotImplementedError(f"{type(self).__name__} cannot be optimized into streaming chunks")
+        return self._files[split]
+
+    def streaming_datasets(self, splits: tuple[str, ...]) -> dict[str, Dataset]:
+        out = {}
+        for split in splits:
+            _, captions, facts = self._raw_split(split)
+            out[split] = _CaptionRecords(self._image_files(split), captions, facts)
+        return out
+
+    def streaming_meta(self) -> dict:
+        return {"vocabulary": self.vocabulary, "example_captions": self.example_captions}
+
+    def load_streaming_meta(self, manifest: dict) -> None:
+        if self._vocabulary is None:
+            self._vocabulary = Vocabulary(manifest["meta"]["vocabulary"])
+            self._example_captions = list(manifest["meta"]["example_captions"])
+
+    def _streaming_manifest(self) -> None:
+        if self._vocabulary is None:
+            from datamodules.streaming import check_written_by, read_manifest
+
+            manifest = read_manifest(str(self.streaming_dir), self.streaming_cache_dir)
+            check_written_by(manifest, str(self.streaming_dir), self)
+            self.load_streaming_meta(manifest)
+
+    def _decoder(self, split: str) -> _CaptionDecoder:
+        mode = "L" if self.image_shape[0] == 1 else "RGB"
+        images = _ImageFiles([], self.image_shape[-1], getattr(self, "crop_fraction", 1.0), mode)
+        return _CaptionDecoder(images, self._vocabulary, self.max_length, train=split == "train")
+
     @property
     def vocabulary(self) -> list[str]:
         """The vocabulary of the training captions, as the list of words checkpoints store (builds them once)."""
+        if self.streaming_dir is not None:
+            self._streaming_manifest()
         if self._vocabulary is None:
             _, captions, _ = self._raw_split("train")
             self._vocabulary = Vocabulary.build((c for cs in captions for c in cs), self.min_word_count)
@@ -203,6 +280,9 @@ class CaptionDataModule(ImageDataModule):
     def example_captions(self) -> list[str]:
         """Eight distinct captions of the validation images (of the training images when there is no validation
         set), first captions first: the model's fixed sample-grid prompts."""
+        if self.streaming_dir is not None:
+            self._streaming_manifest()
+            return list(self._example_captions)
         _, captions, _ = self._raw_split("val")
         if not captions:
             _, captions, _ = self._raw_split("train")
@@ -229,20 +309,33 @@ class CaptionDataModule(ImageDataModule):
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ()}.get(
             stage or "fit", ("train", "val")
         )
+        if self.streaming_dir is not None:
+            self._streaming_manifest()
+            self.datasets.update(self._streaming_splits(splits))
+            return
         for split in splits:
             self.dataset(split)
         if stage in (None, "fit") and not len(self.datasets["train"]):
             raise DatasetNotFoundError(f"{type(self).__name__}: the training split is empty")
 
+    def _split_loader(self, split: str) -> DataLoader:
+        if self.streaming_dir is not None:
+            if split not in self.datasets:
+                self.setup("fit" if split == "train" else {"val": "validate"}.get(split, split))
+            return self._streaming_loader(self.datasets[split], train=split == "train")
+        dataset = self.dataset(split)
+        if split == "train":
+            return self._train_loader(dataset, drop_last=len(dataset) >= self.batch_size)
+        return DataLoader(dataset, shuffle=False, **self._loader_kwargs())
+
     def train_dataloader(self) -> DataLoader:
-        dataset = self.dataset("train")
-        return self._train_loader(dataset, drop_last=len(dataset) >= self.batch_size)
+        return self._split_loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset("val"), shuffle=False, **self._loader_kwargs())
+        return self._split_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset("test"), shuffle=False, **self._loader_kwargs())
+        return self._split_loader("test")
 
 
 # ============================================================================================ MNIST captions
@@ -631,6 +724,12 @@ class CelebACaptionsDataModule(CaptionDataModule):
             10,000 faces at 64x64 take 120 MB).
         max_length, min_word_count: see :class:`CaptionDataModule`.
         batch_size, num_workers, pin_memory: the loaders'.
+        streaming_dir: read the splits from LitData chunks written by ``lightning-gans optimize`` from this
+            datamodule (a local folder or an s3://, gs://, azure:// URI) instead of the folders: sharded across ranks
+            and nodes, resumable mid-epoch; the vocabulary comes with the chunks. A streamed training epoch is one
+            pass over the images, each with one of its captions drawn at random (DF-GAN's sampling), where the
+            folder's is every (image, caption) pair.
+        streaming_cache_dir: where chunks of a remote ``streaming_dir`` are cached (default: a folder in the temp dir).
     """
 
     def __init__(
@@ -652,6 +751,8 @@ class CelebACaptionsDataModule(CaptionDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         pin_memory: bool = False,
+        streaming_dir: str | None = None,
+        streaming_cache_dir: str | None = None,
     ) -> None:
         super().__init__(
             max_length=max_length,
@@ -675,6 +776,8 @@ class CelebACaptionsDataModule(CaptionDataModule):
         )
         self.image_size, self.image_shape = image_size, (3, image_size, image_size)
         self.captions_per_image, self.caption_seed, self.in_memory = captions_per_image, caption_seed, in_memory
+        self.crop_fraction = crop_fraction
+        self.streaming_dir, self.streaming_cache_dir = streaming_dir, streaming_cache_dir
 
     @property
     def attribute_names(self) -> list[str]:
@@ -700,10 +803,18 @@ class CelebACaptionsDataModule(CaptionDataModule):
             made = [celeba_caption(attributes, rng) for _ in range(self.captions_per_image)]
             captions.append([t for t, _ in made])
             facts.append([f for _, f in made])
+        self._files[split] = [faces.folder / faces.names[i] for i in keep]
         images: Dataset = torch.utils.data.Subset(_Indexed(faces), keep)
         if self.in_memory:
             images = _to_uint8(images)
         return images, captions, facts
+
+    def streaming_meta(self) -> dict:
+        return super().streaming_meta() | {"attribute_names": self.attribute_names}
+
+    def load_streaming_meta(self, manifest: dict) -> None:
+        super().load_streaming_meta(manifest)
+        self.faces.attribute_names = list(manifest["meta"]["attribute_names"])
 
     def attributes(self, split: str) -> Tensor:
         """Long[N, 40]: the 0/1 attributes of the split's captioned faces (CelebA's order, ``attribute_names``)."""
@@ -722,12 +833,14 @@ class _ImageFiles(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> Tensor:
-        img: Image.Image = load_image(self.files[index], self.mode)
+    def transform(self, img: Image.Image) -> Tensor:
         side = max(1, round(self.crop_fraction * min(img.size)))
         img = TF.center_crop(img, [side, side])
         img = TF.resize(img, [self.image_size, self.image_size], InterpolationMode.BICUBIC, antialias=True)
         return to_signed_tensor(img)
+
+    def __getitem__(self, index: int) -> Tensor:
+        return self.transform(load_image(self.files[index], self.mode))
 
 
 class CaptionFolderDataModule(CaptionDataModule):
@@ -753,6 +866,12 @@ class CaptionFolderDataModule(CaptionDataModule):
         in_memory: decode every image once at setup and keep them as uint8.
         max_length, min_word_count: see :class:`CaptionDataModule`.
         batch_size, num_workers, pin_memory: the loaders'.
+        streaming_dir: read the splits from LitData chunks written by ``lightning-gans optimize`` from this
+            datamodule (a local folder or an s3://, gs://, azure:// URI) instead of the folders: sharded across ranks
+            and nodes, resumable mid-epoch; the vocabulary comes with the chunks. A streamed training epoch is one
+            pass over the images, each with one of its captions drawn at random (DF-GAN's sampling), where the
+            folder's is every (image, caption) pair.
+        streaming_cache_dir: where chunks of a remote ``streaming_dir`` are cached (default: a folder in the temp dir).
     """
 
     def __init__(
@@ -772,6 +891,8 @@ class CaptionFolderDataModule(CaptionDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         pin_memory: bool = False,
+        streaming_dir: str | None = None,
+        streaming_cache_dir: str | None = None,
     ) -> None:
         super().__init__(
             max_length=max_length,
@@ -792,6 +913,7 @@ class CaptionFolderDataModule(CaptionDataModule):
         self.val_fraction, self.seed, self.in_memory = val_fraction, seed, in_memory
         self.image_shape = (channels, image_size, image_size)
         self._pairs: list[tuple[Path, list[str]]] | None = None
+        self.streaming_dir, self.streaming_cache_dir = streaming_dir, streaming_cache_dir
 
     def _scan(self) -> list[tuple[Path, list[str]]]:
         if self._pairs is not None:
@@ -849,7 +971,8 @@ class CaptionFolderDataModule(CaptionDataModule):
             n_val = min(max(n_val, 1), len(pairs) - 1)
         index = sorted(perm[n_val:]) if split == "train" else sorted(perm[:n_val])
         mode = "RGB" if self.channels == 3 else "L"
-        images: Dataset = _ImageFiles([pairs[i][0] for i in index], self.image_size, self.crop_fraction, mode)
+        self._files[split] = [pairs[i][0] for i in index]
+        images: Dataset = _ImageFiles(self._files[split], self.image_size, self.crop_fraction, mode)
         if self.in_memory:
             images = _to_uint8(images)
         return images, [pairs[i][1] for i in index], None

@@ -30,6 +30,7 @@ disagrees with its rows, and rows or images that do not match, are tolerated wit
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -80,7 +81,19 @@ class CelebADataset(Dataset):
         img = TF.resize(img, [self.image_size, self.image_size], InterpolationMode.BICUBIC, antialias=True)
         return to_signed_tensor(img)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def record(self, index: int) -> dict:
+        """What item ``index`` reads from disk: the file's bytes, its name and target (see datamodules.streaming)."""
+        return {
+            "image": (self.folder / self.names[index]).read_bytes(),
+            "name": self.names[index],
+            "target": self.targets[index].numpy(),
+        }
+
+    def decode(self, record: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        image = load_image(io.BytesIO(record["image"]), "RGB", name=record["name"])
+        return self.transform(image), torch.as_tensor(record["target"], dtype=torch.long)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:  # decode(record(index)), from the file
         return self.transform(load_image(self.folder / self.names[index], "RGB")), self.targets[index]
 
 
@@ -171,6 +184,10 @@ class CelebADataModule(ImageDataModule):
         pin_memory: pin batches in page-locked memory for faster copies to the GPU.
         verify: decode every image at setup, so a corrupt file fails before training (a full pass over the files;
             off by default).
+        streaming_dir: read the splits from LitData chunks written by ``lightning-gans optimize`` from a CelebA
+            datamodule (a local folder or an s3://, gs://, azure:// URI) instead of the image folder: sharded across
+            ranks and nodes, resumable mid-epoch. ``image_size`` and ``crop_fraction`` still apply when reading.
+        streaming_cache_dir: where chunks of a remote ``streaming_dir`` are cached (default: a folder in the temp dir).
     """
 
     def __init__(
@@ -190,9 +207,12 @@ class CelebADataModule(ImageDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         verify: bool = False,
+        streaming_dir: str | None = None,
+        streaming_cache_dir: str | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
         self.verify = verify
+        self.streaming_dir, self.streaming_cache_dir = streaming_dir, streaming_cache_dir
         if image_size < 1:
             raise ValueError(f"image_size must be positive, got {image_size}")
         if not 0 < crop_fraction <= 1:
@@ -320,6 +340,10 @@ class CelebADataModule(ImageDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Read the file lists and attributes and build the splits; missing or malformed data raises here."""
+        if self.streaming_dir is not None:
+            splits = ("train", "val") if stage in (None, "fit") else (("val",) if stage == "validate" else ("test",))
+            self.datasets.update(self._streaming_splits(splits))
+            return
         folder = self._folder()
         if folder is None:
             raise self._not_found()
@@ -344,10 +368,38 @@ class CelebADataModule(ImageDataModule):
                 "partition file, or, with attribute=..., none has a row in the attribute file"
             )
 
+    # ---------------------------------------------------------------- streaming
+    def streaming_datasets(self, splits: tuple[str, ...]) -> dict[str, CelebADataset]:
+        self.setup(None)
+        return {split: self.datasets[split] for split in splits if split in self.datasets}
+
+    def streaming_meta(self) -> dict:
+        return {"attribute_names": self.attribute_names, "attribute": self.attribute}
+
+    def load_streaming_meta(self, manifest: dict) -> None:
+        meta = manifest["meta"]
+        if meta["attribute"] != self.attribute:
+            raise ValueError(
+                f"the chunks in '{self.streaming_dir}' hold targets for attribute={meta['attribute']!r}, this "
+                f"datamodule asks for attribute={self.attribute!r}: set the same attribute, or optimize again with it"
+            )
+        self.attribute_names = list(meta["attribute_names"])
+        smallest = manifest.get("min_side")
+        if smallest is not None and self.image_size > smallest:
+            raise ValueError(
+                f"the images in '{self.streaming_dir}' were re-encoded with their shorter side at {smallest} pixels, "
+                f"smaller than image_size={self.image_size}: optimize again with --min_side >= {self.image_size}"
+            )
+
+    def _decoder(self, split: str) -> CelebADataset:
+        return CelebADataset(Path(), [], torch.zeros(0), self.image_size, self.crop_fraction)
+
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         if split not in self.datasets:
             self.setup("fit")
         dataset = self.datasets[split]
+        if self.streaming_dir is not None:
+            return self._streaming_loader(dataset, train)
         if train:
             return self._train_loader(dataset, drop_last=len(dataset) >= self.batch_size)
         return DataLoader(dataset, shuffle=False, **self._loader_kwargs())

@@ -34,6 +34,7 @@ the first pixel columns of the label half (JPEG blur across the seam with the ph
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -243,24 +244,42 @@ class PairedImageDataset(Dataset):
     def read_pair(self, index: int) -> tuple[Image.Image, Image.Image]:
         """The (input, target) PIL images of a pair, before any preprocessing, in RGB."""
         path_a, path_b = self.pairs[index]
-        if path_b is None:
-            ab = load_image(path_a, "RGB")
-            half = ab.width // 2
-            a, b = ab.crop((0, 0, half, ab.height)), ab.crop((half, 0, ab.width, ab.height))
-        else:
-            a, b = load_image(path_a, "RGB"), load_image(path_b, "RGB")
+        return self._orient(load_image(path_a, "RGB"), load_image(path_b, "RGB") if path_b is not None else None)
+
+    def _orient(self, a: Image.Image, b: Image.Image | None) -> tuple[Image.Image, Image.Image]:
+        """(input, target) from the A and B images, or from one A|B side-by-side image (``b`` None)."""
+        if b is None:
+            half = a.width // 2
+            a, b = a.crop((0, 0, half, a.height)), a.crop((half, 0, a.width, a.height))
         return (a, b) if self.direction == "AtoB" else (b, a)
 
-    def __getitem__(self, index: int) -> dict:
-        inp, tgt = self.read_pair(index)
-        params = self.transform.draw(inp.size, self.pairs[index][0])
+    def record(self, index: int) -> dict:
+        """What pair ``index`` reads from disk: the A (or A|B) file's bytes, B's (empty for A|B), the name."""
+        path_a, path_b = self.pairs[index]
+        return {
+            "image": path_a.read_bytes(),
+            "image_b": path_b.read_bytes() if path_b is not None else b"",
+            "name": path_a.name,
+        }
+
+    def decode(self, record: dict) -> dict:
+        name = record["name"]
+        a = load_image(io.BytesIO(record["image"]), "RGB", name=name)
+        b = load_image(io.BytesIO(record["image_b"]), "RGB", name=name) if record["image_b"] else None
+        return self._sample(*self._orient(a, b), name, name)
+
+    def _sample(self, inp: Image.Image, tgt: Image.Image, path: Path | str, name: str) -> dict:
+        params = self.transform.draw(inp.size, path)
         sample = {"target": to_signed_tensor(self.transform(tgt.convert(self.target_mode), params))}
         if self.encoder is not None:
             sample.update(self.encoder.tensors(self.transform(self.encoder.index_image(inp), params, nearest=True)))
         else:
             sample["input"] = to_signed_tensor(self.transform(inp.convert(self.input_mode), params))
-        sample["name"] = self.pairs[index][0].name
+        sample["name"] = name
         return sample
+
+    def __getitem__(self, index: int) -> dict:  # decode(record(index)), from the files
+        return self._sample(*self.read_pair(index), self.pairs[index][0], self.pairs[index][0].name)
 
 
 class PairedImageDataModule(SplitFolderDataModule):
@@ -294,6 +313,10 @@ class PairedImageDataModule(SplitFolderDataModule):
         pin_memory: pin batches in page-locked memory for faster copies to the GPU.
         verify: decode every image of the splits a stage uses at setup, so a corrupt file fails before training
             (a full pass over the files; off by default).
+        streaming_dir: read train/val/test from LitData chunks written by ``lightning-gans optimize`` from a paired
+            datamodule (a local folder or an s3://, gs://, azure:// URI) instead of the split folders: sharded across
+            ranks and nodes, resumable mid-epoch; the preprocessing options still apply when reading.
+        streaming_cache_dir: where chunks of a remote ``streaming_dir`` are cached (default: a folder in the temp dir).
     """
 
     def __init__(
@@ -313,8 +336,11 @@ class PairedImageDataModule(SplitFolderDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         verify: bool = False,
+        streaming_dir: str | None = None,
+        streaming_cache_dir: str | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory, verify=verify)
+        self.streaming_dir, self.streaming_cache_dir = streaming_dir, streaming_cache_dir
         if direction not in DIRECTIONS:
             raise ValueError(f"unknown direction {direction!r}; valid values: {', '.join(DIRECTIONS)}")
         check_preprocess(preprocess, load_size, crop_size)
@@ -333,7 +359,18 @@ class PairedImageDataModule(SplitFolderDataModule):
         self.image_shape = (output_nc, crop_size, crop_size)
 
     def _split_dataset(self, split: str) -> PairedImageDataset:
+        if self.streaming_dir is not None:
+            return self._streaming_splits((split,))[split]
         return self._dataset(split, train=split == "train")
+
+    def streaming_datasets(self, splits: tuple[str, ...]) -> dict[str, PairedImageDataset]:
+        return {split: self._dataset(split, train=False) for split in splits if (self.data_dir / split).is_dir()}
+
+    def _decoder(self, split: str) -> PairedImageDataset:
+        transform = PairTransform(
+            self.preprocess, self.load_size, self.crop_size, flip=not self.no_flip, train=split == "train"
+        )
+        return PairedImageDataset([], transform, self.direction, self.input_mode, self.target_mode, self.palette)
 
     def evaluation_dataset(self, split: str) -> PairedImageDataset:
         """The pairs of ``split`` ("train", "val" or "test") through the deterministic evaluation transform

@@ -29,6 +29,7 @@ held out, drawn as the CelebA datamodule draws it (so the same 2,500 of the shar
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
@@ -152,15 +153,28 @@ class SuperResolutionDataset(Dataset):
     def image_files(self) -> list[Path]:
         return list(self.hr_files) + list(self.lr_files or [])
 
-    def __getitem__(self, index: int) -> dict:
-        path, s, size = self.hr_files[index], self.scale, self.hr_size
-        hr = load_image(path, self.mode)
+    def record(self, index: int) -> dict:
+        """What item ``index`` reads from disk: the HR file's bytes, the ready LR file's (or empty), the name."""
+        lr = self.lr_files[index].read_bytes() if self.lr_files is not None else b""
+        return {"image": self.hr_files[index].read_bytes(), "image_lr": lr, "name": self.hr_files[index].name}
+
+    def decode(self, record: dict) -> dict:
+        name = record["name"]
+        hr = load_image(io.BytesIO(record["image"]), self.mode, name=name)
+        lr = load_image(io.BytesIO(record["image_lr"]), self.mode, name=f"LR of {name}") if record["image_lr"] else None
+        return self._sample(hr, lr, Path(name), f"LR of {name}")
+
+    def __getitem__(self, index: int) -> dict:  # decode(record(index)), from the files
+        path = self.hr_files[index]
+        lr = load_image(self.lr_files[index], self.mode) if self.lr_files is not None else None
+        return self._sample(load_image(path, self.mode), lr, path, self.lr_files[index] if lr is not None else None)
+
+    def _sample(self, hr: Image.Image, lr: Image.Image | None, path: Path, lr_path: Path | str | None) -> dict:
+        s, size = self.scale, self.hr_size
         if self.load_size is not None:
             hr = square_resize(hr, self.load_size)
-        lr = None
-        if self.lr_files is not None:
-            lr = load_image(self.lr_files[index], self.mode)
-            _check_lr_size(path, self.lr_files[index], hr.size, lr.size, s)
+        if lr is not None:
+            _check_lr_size(path, lr_path, hr.size, lr.size, s)
         w, h = hr.size
         if w < size or h < size:
             raise DatasetNotFoundError(
@@ -242,6 +256,10 @@ class SuperResolutionDataModule(ImageDataModule):
         num_workers: data-loading worker processes (0: load in the main process).
         pin_memory: pin batches in page-locked memory for faster copies to the GPU.
         verify: decode every image at setup, so a corrupt file fails before training (off by default).
+        streaming_dir: read train/val/test from LitData chunks written by ``lightning-gans optimize`` from a
+            super-resolution datamodule (a local folder or an s3://, gs://, azure:// URI) instead of the folders:
+            sharded across ranks and nodes, resumable mid-epoch; scale, hr_size and load_size apply when reading.
+        streaming_cache_dir: where chunks of a remote ``streaming_dir`` are cached (default: a folder in the temp dir).
     """
 
     def __init__(
@@ -264,8 +282,11 @@ class SuperResolutionDataModule(ImageDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         verify: bool = False,
+        streaming_dir: str | None = None,
+        streaming_cache_dir: str | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
+        self.streaming_dir, self.streaming_cache_dir = streaming_dir, streaming_cache_dir
         check_scale_and_size(scale, hr_size, load_size)
         if load_size is not None and (train_lr_dir is not None or val_lr_dir is not None):
             raise ValueError(
@@ -314,6 +335,16 @@ class SuperResolutionDataModule(ImageDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """List the images of the splits (and match ready LR images); missing or malformed data raises here."""
+        if self.streaming_dir is not None:
+            self.datasets.update(self._streaming_splits(("train", "val") if stage in (None, "fit") else ("val",)))
+            self.datasets["test"] = self.datasets["val"]
+            if stage == "predict":
+                self.datasets["predict"] = (
+                    LowResolutionImages(self._images(self.predict_dir, "predict"), self.mode)
+                    if self.predict_dir is not None
+                    else _PredictFromPairs(self.datasets["val"])
+                )
+            return
         train_files = self._images(self.train_dir, "train")
         if self.val_dir is not None:
             val_files, val_lr = self._images(self.val_dir, "val"), self.val_lr_dir
@@ -344,15 +375,29 @@ class SuperResolutionDataModule(ImageDataModule):
                 f"{len(val)} validation images): add images, set val_dir, or change val_fraction"
             )
 
+    # ---------------------------------------------------------------- streaming
+    def streaming_datasets(self, splits: tuple[str, ...]) -> dict[str, Dataset]:
+        self.setup("fit")
+        return {split: self.datasets[split] for split in splits if split in ("train", "val")}
+
+    def _decoder(self, split: str) -> SuperResolutionDataset:
+        return SuperResolutionDataset(
+            [], None, self.scale, self.hr_size, self.load_size, train=split == "train", flip=self.flip, mode=self.mode
+        )
+
     def _loader(self, key: str, **overrides) -> DataLoader:
         if key not in self.datasets:
             self.setup("predict" if key == "predict" else "fit")
+        if self.streaming_dir is not None and key != "predict":
+            return self._streaming_loader(self.datasets[key], train=False, **overrides)
         return DataLoader(self.datasets[key], shuffle=False, **(self._loader_kwargs() | overrides))
 
     def train_dataloader(self) -> DataLoader:
         if "train" not in self.datasets:
             self.setup("fit")
         dataset = self.datasets["train"]
+        if self.streaming_dir is not None:
+            return self._streaming_loader(dataset, train=True)
         return self._train_loader(dataset, drop_last=len(dataset) >= self.batch_size)
 
     def val_dataloader(self) -> DataLoader:

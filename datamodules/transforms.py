@@ -17,6 +17,7 @@ Deviations from the official code, on purpose:
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -55,8 +56,9 @@ def channels_to_mode(channels: int, option: str) -> str:
     raise ValueError(f"{option} must be 1 (grey) or 3 (RGB), got {channels}")
 
 
-def load_image(path: Path, mode: str = "RGB") -> Image.Image:
-    """Read an image fully and convert it (grey, palette or RGBA become RGB; alpha is dropped).
+def load_image(path: Path | io.BytesIO, mode: str = "RGB", name: str | None = None) -> Image.Image:
+    """Read an image fully and convert it (grey, palette or RGBA become RGB; alpha is dropped). ``path`` may be a file
+    in memory (a streamed record's bytes), ``name`` then names it in errors.
 
     Raises:
         DatasetNotFoundError: the file is missing, truncated or not an image; the message names it.
@@ -67,7 +69,7 @@ def load_image(path: Path, mode: str = "RGB") -> Image.Image:
             return img.convert(mode)
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise DatasetNotFoundError(
-            f"cannot read image file '{path}': {err}. The file is corrupt, truncated or not an image: "
+            f"cannot read image file '{name or path}': {err}. The file is corrupt, truncated or not an image: "
             "replace it or remove it from the folder."
         ) from err
 

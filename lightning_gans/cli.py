@@ -333,8 +333,15 @@ def main(args: list[str] | None = None) -> None:
 
     (Use :class:`GANCLI` directly when you want the trainer and model back.)
     """
-    _refuse_optimizer_flags(list(sys.argv[1:] if args is None else args))
+    argv = list(sys.argv[1:] if args is None else args)
+    _refuse_optimizer_flags(argv)
     try:
+        if argv[:1] == [
+            "optimize"
+        ]:  # not a Trainer subcommand: LitData chunks for streaming (lightning_gans/optimize.py)
+            from lightning_gans.optimize import main as optimize_main
+
+            return optimize_main(argv[1:])
         GANCLI(args=args)
     except Preempted as stop:
         print(f"lightning-gans: {stop}", file=sys.stderr)
