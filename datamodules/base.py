@@ -297,7 +297,7 @@ class ImageDataModule(L.LightningDataModule):
     def _streaming_loader(self, dataset: Any, train: bool, **overrides: Any) -> DataLoader:
         """LitData's ``StreamingDataLoader`` (its ``state_dict`` resumes mid-epoch); training drops the incomplete
         last batch, so every rank runs as many steps."""
-        from datamodules.streaming import streaming_loader
+        from datamodules.streaming import StreamingLoader
 
         kwargs = self._loader_kwargs() | overrides
         if isinstance(dataset, list):  # a split that was empty when written
@@ -308,7 +308,7 @@ class ImageDataModule(L.LightningDataModule):
         # Its own generator: the workers' base seed is not drawn from the global RNG, which a checkpoint restores
         # (a resumed run would otherwise draw it at another point of the stream); records are decoded under RNGs
         # seeded per sample anyway (datamodules.streaming).
-        return streaming_loader(dataset, drop_last=train, generator=torch.Generator(), **kwargs)
+        return StreamingLoader(dataset, drop_last=train, generator=torch.Generator(), **kwargs)
 
     def _train_loader(self, dataset: Dataset, drop_last: bool = False, **overrides: Any) -> ResumableDataLoader:
         """The shuffled training loader, resumable mid-epoch (see :class:`ResumableDataLoader`), after

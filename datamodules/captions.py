@@ -182,6 +182,7 @@ class _CaptionDecoder:
 
     def __init__(self, images: _ImageFiles, vocabulary: Vocabulary, max_length: int, train: bool) -> None:
         self.images, self.vocabulary, self.max_length, self.train = images, vocabulary, max_length, train
+        self.random = train
 
     def decode(self, record: dict) -> tuple[Tensor, Tensor, str]:
         image = self.images.transform(load_image(io.BytesIO(record["image"]), self.images.mode, name=record["name"]))

@@ -81,12 +81,14 @@ class CelebADataset(Dataset):
         img = TF.resize(img, [self.image_size, self.image_size], InterpolationMode.BICUBIC, antialias=True)
         return to_signed_tensor(img)
 
+    random = False  # its transform draws nothing: a streamed decode needs no seeding (datamodules.streaming)
+
     def record(self, index: int) -> dict:
         """What item ``index`` reads from disk: the file's bytes, its name and target (see datamodules.streaming)."""
         return {
             "image": (self.folder / self.names[index]).read_bytes(),
             "name": self.names[index],
-            "target": self.targets[index].numpy(),
+            "target": self.targets[index].numpy().astype(np.int8),  # 0/1 or -1: a byte each (40 per face)
         }
 
     def decode(self, record: dict) -> tuple[torch.Tensor, torch.Tensor]:

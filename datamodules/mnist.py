@@ -108,6 +108,8 @@ class _StreamedDigits:
     """A streamed MNIST record -> ``(image, label)`` as :class:`TensorImageDataset` makes it, resized to
     ``image_size`` (as the folder datamodule resizes) when the chunks hold another size."""
 
+    random = False
+
     def __init__(self, image_size: int) -> None:
         self.image_size = image_size
 

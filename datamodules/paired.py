@@ -253,6 +253,11 @@ class PairedImageDataset(Dataset):
             a, b = a.crop((0, 0, half, a.height)), a.crop((half, 0, a.width, a.height))
         return (a, b) if self.direction == "AtoB" else (b, a)
 
+    @property
+    def random(self) -> bool:
+        """Whether items draw random numbers (training crops and flips)."""
+        return self.transform.train
+
     def record(self, index: int) -> dict:
         """What pair ``index`` reads from disk: the A (or A|B) file's bytes, B's (empty for A|B), the name."""
         path_a, path_b = self.pairs[index]

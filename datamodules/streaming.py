@@ -11,8 +11,9 @@ An optimized dataset is a folder, local or an ``s3://``, ``gs://``, ``azure://``
 A sample is a *record*: what the folder dataset reads from disk for one item before decoding it (the encoded image
 files' bytes, labels, attributes, captions). Each streamable folder dataset has ``record(index)`` and
 ``decode(record)`` and is itself ``decode(record(index))``, so a streamed item goes through the very transforms of
-the folder's. Random transforms draw from RNGs seeded by (seed, epoch, sample), so a resumed epoch, with any number
-of workers, makes the same augmentations as an uninterrupted one.
+the folder's. Random transforms draw from torch's RNG seeded by (seed, epoch, sample), so a resumed epoch, with any
+number of workers, makes the same augmentations as an uninterrupted one (a decoder whose ``random`` is False is not
+seeded).
 
 This module never imports ``lightning_gans``.
 """
@@ -24,20 +25,20 @@ import hashlib
 import io
 import json
 import os
-import random
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import litdata
 import torch
+from litdata.streaming.sampler import ChunkedIndex
 from PIL import Image
 
 from datamodules.errors import DatasetNotFoundError
 
-__all__ = ["MANIFEST", "is_remote", "optimize", "read_manifest", "streaming_split"]
+__all__ = ["MANIFEST", "StreamingLoader", "StreamingSplit", "is_remote", "optimize", "read_manifest", "streaming_split"]
 
 MANIFEST = "manifest"
 FORMAT = 1
@@ -121,8 +122,6 @@ def optimize(
         num_workers: LitData worker processes.
         chunk_bytes: target size of one chunk.
     """
-    import litdata
-
     if image_format not in ("source", "jpeg", "png"):
         raise ValueError(f"unknown image_format {image_format!r}; valid values: source, jpeg, png")
     if min_side is not None and min_side < 1:
@@ -187,8 +186,6 @@ def _unreadable(uri: str, what: str, err: BaseException) -> DatasetNotFoundError
 
 def read_manifest(uri: str, cache_dir: str | None = None) -> dict:
     """The manifest of an optimized dataset; a clear error when the folder is missing, half-written or unreachable."""
-    import litdata
-
     if not is_remote(uri):
         path = Path(uri).expanduser()
         if not path.is_dir():
@@ -241,71 +238,54 @@ def _cache(cache_dir: str | None, uri: str, split: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _seeded(*key: int) -> Iterator[None]:
-    """torch, numpy and Python RNGs seeded from ``key`` inside the block, restored after it."""
-    seed = int.from_bytes(hashlib.sha256(repr(key).encode()).digest()[:8], "little") >> 1
-    states = torch.get_rng_state(), np.random.get_state(), random.getstate()
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
+def _seeded(seed: int, epoch: int, sample: int) -> Iterator[None]:
+    """torch's CPU RNG (the one the datamodules' random transforms draw from) seeded from (seed, epoch, sample) inside
+    the block, restored after it."""
+    state = torch.get_rng_state()
+    # the CPU generator only (torch.manual_seed also queues CUDA seeding, which costs more than the decode)
+    torch.default_generator.manual_seed(((seed * 1_000_003 + epoch) * 1_000_033 + sample) % 2**63)
     try:
         yield
     finally:
-        torch.set_rng_state(states[0])
-        np.random.set_state(states[1])
-        random.setstate(states[2])
+        torch.set_rng_state(state)
 
 
-def _streaming_dataset_class():
-    import litdata
-    from litdata.streaming.sampler import ChunkedIndex
+class StreamingSplit(litdata.StreamingDataset):
+    """One split of an optimized dataset: LitData's ``StreamingDataset`` (sharding by rank, node and worker,
+    shuffling by chunks, ``state_dict`` for mid-epoch resume) whose records go through ``decoder.decode``."""
 
-    class StreamingSplit(litdata.StreamingDataset):
-        """One split of an optimized dataset: LitData's ``StreamingDataset`` (sharding by rank, node and worker,
-        shuffling by chunks, ``state_dict`` for mid-epoch resume) whose records go through ``decoder.decode``."""
+    def __init__(self, input_dir: str, decoder: Any, *, shuffle: bool, drop_last: bool, seed: int, **kwargs: Any):
+        super().__init__(input_dir, shuffle=shuffle, drop_last=drop_last, seed=seed, **kwargs)
+        self.decoder = decoder
 
-        def __init__(self, input_dir: str, decoder: Any, *, shuffle: bool, drop_last: bool, seed: int, **kwargs):
-            super().__init__(input_dir, shuffle=shuffle, drop_last=drop_last, seed=seed, **kwargs)
-            self.decoder = decoder
-
-        def __getitem__(self, index: Any) -> Any:
-            record = super().__getitem__(index)
-            sample = index.index if isinstance(index, ChunkedIndex) else int(index)
-            with _seeded(self.seed, self.current_epoch, sample):
-                return self.decoder.decode(record)
-
-    return StreamingSplit
+    def __getitem__(self, index: Any) -> Any:
+        record = super().__getitem__(index)
+        if not getattr(self.decoder, "random", True):  # deterministic transforms (evaluation, faces): no seeding
+            return self.decoder.decode(record)
+        sample = index.index if isinstance(index, ChunkedIndex) else int(index)
+        with _seeded(self.seed, self.current_epoch, sample):
+            return self.decoder.decode(record)
 
 
-def streaming_loader(dataset: Any, **kwargs: Any) -> Any:
-    """LitData's ``StreamingDataLoader`` over ``dataset``, mended for Lightning's mid-epoch resume.
+class StreamingLoader(litdata.StreamingDataLoader):
+    """LitData's ``StreamingDataLoader``, mended for Lightning's mid-epoch resume.
 
     After ``load_state_dict`` LitData continues the saved epoch in the next ``__iter__`` and keeps that "restore" flag
     until an iterator runs to its end. Lightning stops at the epoch's known length without exhausting the iterator,
     so the next epoch's ``__iter__`` would restore again and repeat the epoch's last batch. Here a restore applies to
     the first iteration after ``load_state_dict`` only."""
-    from litdata import StreamingDataLoader
 
-    class _Loader(StreamingDataLoader):
-        _restored_once = True
+    _restored_once = True
 
-        def load_state_dict(self, obj: dict[str, Any]) -> None:
-            super().load_state_dict(obj)
-            self._restored_once = False
+    def load_state_dict(self, obj: dict[str, Any]) -> None:
+        super().load_state_dict(obj)
+        self._restored_once = False
 
-        def __iter__(self) -> Any:
-            if getattr(self, "restore", False) and self._restored_once:  # the restored epoch was iterated already
-                self.restore = False
-            self._restored_once = True
-            return super().__iter__()
-
-    return _Loader(dataset, **kwargs)
-
-
-def __getattr__(name: str) -> Any:  # StreamingSplit without importing litdata at import time
-    if name == "StreamingSplit":
-        return _streaming_dataset_class()
-    raise AttributeError(name)
+    def __iter__(self) -> Any:
+        if getattr(self, "restore", False) and self._restored_once:  # the restored epoch was iterated already
+            self.restore = False
+        self._restored_once = True
+        return super().__iter__()
 
 
 def streaming_split(
@@ -319,9 +299,8 @@ def streaming_split(
 ) -> Any:
     """The ``StreamingSplit`` of ``split`` under ``uri``: shuffled with ``drop_last`` (every rank gets as many samples)
     for training, in order otherwise."""
-    cls = _streaming_dataset_class()
     try:
-        return cls(
+        return StreamingSplit(
             _join(uri, split),
             decoder,
             shuffle=train,

@@ -153,6 +153,11 @@ class SuperResolutionDataset(Dataset):
     def image_files(self) -> list[Path]:
         return list(self.hr_files) + list(self.lr_files or [])
 
+    @property
+    def random(self) -> bool:
+        """Whether items draw random numbers (training patches and flips)."""
+        return self.train
+
     def record(self, index: int) -> dict:
         """What item ``index`` reads from disk: the HR file's bytes, the ready LR file's (or empty), the name."""
         lr = self.lr_files[index].read_bytes() if self.lr_files is not None else b""

@@ -342,3 +342,22 @@ def test_mid_epoch_resume_with_workers_continues_with_the_same_batches(tmp_path:
     assert seen_resumed == seen_straight[6:]  # the batch after the checkpoint comes next, then the next epoch's
     for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), f"{key} differs after resume"
+
+
+def test_fit_and_validate_from_chunks_through_the_cli(tmp_path: Path, monkeypatch):
+    """The shipped config with ``--data.init_args.streaming_dir``: trains, checkpoints, validates."""
+    from lightning_gans.cli import GANCLI
+
+    kwargs = _faces(tmp_path / "data", n=16) | {"attr_file": None, "val_fraction": 0.25, "image_size": 32}
+    optimize(CelebADataModule(**kwargs), str(tmp_path / "chunks"))
+    monkeypatch.setattr(sys, "argv", ["lightning-gans"])
+    common = ["--config", str(ROOT / "configs" / "dcgan_celeba32.yaml"), "--trainer.callbacks", "[]"]
+    common += ["--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.enable_progress_bar", "false"]
+    common += ["--data.init_args.data_dir", str(tmp_path / "nowhere"), "--data.init_args.batch_size", "4"]
+    common += ["--data.init_args.streaming_dir", str(tmp_path / "chunks"), "--model.init_args.g_channels", "8"]
+    common += ["--model.init_args.d_channels", "8"]
+    cli = GANCLI(args=["fit", *common, "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1"])
+    assert cli.model.g_steps == 3  # 12 training faces, batch 4; the image folder is never read
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    cli = GANCLI(args=["validate", *common, "--ckpt_path", str(tmp_path / "run" / "checkpoints" / "last.ckpt")])
+    assert cli.trainer.state.finished
