@@ -85,7 +85,6 @@ FACADES_PALETTE = (
     (174, 0, 1),  # shop
 )
 PALETTES = {"facades": (FACADES_PALETTE, FACADES_CLASSES)}
-SPLITS = ("train", "val", "test")
 
 
 def resolve_palette(label_palette: str | list[list[int]] | None) -> tuple[np.ndarray | None, tuple[str, ...]]:

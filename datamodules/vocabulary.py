@@ -78,10 +78,6 @@ class Vocabulary:
         """The words of ``ids``, padding dropped."""
         return " ".join(self.words[int(i)] for i in ids if int(i) != PAD_ID)
 
-    def unknown_words(self, texts: Iterable[str]) -> Counter:
-        """How often each word of ``texts`` that is not in the vocabulary occurs."""
-        return Counter(w for t in texts for w in tokenize(t) if w not in self.index)
-
     def encode_batch(self, texts: Sequence[str], max_length: int, what: str = "captions") -> torch.Tensor:
         """Long[len(texts), max_length]: the ids of each text, cut to ``max_length`` words and padded with 0.
 

@@ -38,10 +38,6 @@ class FeatureExtractor(nn.Module):
     def train(self, mode: bool = True) -> FeatureExtractor:  # never leaves eval mode
         return super().train(False)
 
-    @property
-    def has_logits(self) -> bool:
-        return self.num_classes > 0
-
     def cache_id(self) -> dict:
         """What identifies this extractor's features in cache keys."""
         return {"name": self.name}

@@ -112,10 +112,6 @@ class ClassifierExtractor(FeatureExtractor):
         self.num_features = self.net.config["num_features"]
         self.num_classes = self.net.config["num_classes"]
 
-    @property
-    def test_accuracy(self) -> float:
-        return float(self.record.get("test_accuracy", float("nan")))
-
     def cache_id(self) -> dict:
         return {"name": self.name, "sha1": file_digest(self.path), "quantize": 8, "size": 28}
 
