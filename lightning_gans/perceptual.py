@@ -1,4 +1,4 @@
-"""Perceptual losses of the super-resolution GANs: VGG19 features, and two that need no pretrained network.
+"""Perceptual losses: VGG19 features (the super-resolution GANs, GauGAN), and two that need no pretrained network.
 
 **VGG19 features** (SRGAN's content loss, ESRGAN's perceptual loss): the feature map of one layer of torchvision's
 ImageNet VGG19, compared between the output and its target. Layers are named as in the papers and BasicSR's
@@ -29,6 +29,7 @@ predicts on a machine without the weights.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,12 +79,20 @@ def vgg19_features(up_to: str) -> nn.Sequential:
     return nn.Sequential(*layers[: VGG19_LAYERS.index(up_to) + 1])
 
 
+#: What a family can use instead of VGG (the end of the missing-weights message).
+WEIGHT_FREE = {
+    "GauGAN": "or turn the VGG loss off: model.init_args.lambda_vgg: 0 (the discriminator feature matching, "
+    "lambda_feat, stays on)",
+}
+
+
 def resolve_vgg_weights(path: str | None, family: str = "this model") -> Path:
     """The VGG19 weight file: ``path`` when given, else torchvision's cache file; a FileNotFoundError naming the fixes
-    (a local path, torchvision's cache, or the weight-free options) when there is none."""
-    options = (
+    (a local path, torchvision's cache, or the family's weight-free options) when there is none."""
+    options = WEIGHT_FREE.get(
+        family,
         "or use the weight-free perceptual options instead: model.init_args.lambda_vgg: 0 with "
-        "lambda_d_features (discriminator feature matching) and/or lambda_ssim (1 - SSIM)"
+        "lambda_d_features (discriminator feature matching) and/or lambda_ssim (1 - SSIM)",
     )
     if path is not None:
         file = Path(path).expanduser()
@@ -106,17 +115,25 @@ def resolve_vgg_weights(path: str | None, family: str = "this model") -> Path:
 
 
 class VGGFeatures(nn.Module):
-    """Frozen torchvision VGG19 truncated after ``layer``: images in [-1, 1] -> that layer's feature map.
+    """Frozen torchvision VGG19 truncated after its last requested layer: images in [-1, 1] -> feature maps.
 
     Args:
-        layer: the layer whose output is returned (``conv5_4``, ``relu5_4``, ``relu2_2``...; see the module docstring).
+        layer: the layer whose output is returned (``conv5_4``, ``relu5_4``, ``relu2_2``...; see the module docstring),
+            or a sequence of layers, whose outputs are returned as a list (GauGAN's relu1_1..relu5_1).
         weights: a VGG19 state dict, or the path of a file holding one (torchvision's keys, ``features.N.weight``).
+        input_norm: map [-1, 1] to [0, 1] and normalise with ImageNet's mean and std (BasicSR's ``use_input_norm``,
+            the SR families); False feeds the images as they are (the official SPADE/GauGAN VGG loss).
     """
 
-    def __init__(self, layer: str, weights: str | Path | dict[str, Tensor]) -> None:
+    def __init__(self, layer: str | Sequence[str], weights: str | Path | dict[str, Tensor], input_norm: bool = True):
         super().__init__()
         self.layer = layer
-        self.features = vgg19_features(layer)
+        layers = [layer] if isinstance(layer, str) else list(layer)
+        for name in layers:
+            vgg19_features(name)  # validates the name
+        self.outputs = [VGG19_LAYERS.index(name) for name in layers]
+        self.features = vgg19_features(VGG19_LAYERS[max(self.outputs)])
+        self.input_norm = input_norm
         state = weights if isinstance(weights, dict) else _load_state(Path(weights))
         wanted = {f"features.{k}": k for k in self.features.state_dict()}
         missing = sorted(set(wanted) - set(state))
@@ -134,10 +151,19 @@ class VGGFeatures(nn.Module):
     def train(self, mode: bool = True) -> VGGFeatures:  # always in eval mode
         return super().train(False)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor | list[Tensor]:
         if x.shape[1] != 3:
             raise ValueError(f"VGG19 features need RGB images, got {x.shape[1]} channels")
-        return self.features(((x + 1) / 2 - self.mean) / self.std)
+        if self.input_norm:
+            x = ((x + 1) / 2 - self.mean) / self.std
+        if isinstance(self.layer, str):
+            return self.features(x)
+        out = []
+        for index, module in enumerate(self.features):
+            x = module(x)
+            if index in self.outputs:
+                out.append(x)
+        return out
 
 
 def _load_state(path: Path) -> dict[str, Tensor]:
@@ -147,9 +173,9 @@ def _load_state(path: Path) -> dict[str, Tensor]:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_vgg(layer: str, path: str | None, family: str) -> VGGFeatures:
+def load_vgg(layer: str | Sequence[str], path: str | None, family: str, input_norm: bool = True) -> VGGFeatures:
     """:class:`VGGFeatures` of ``layer`` from ``path`` or torchvision's cache (see :func:`resolve_vgg_weights`)."""
-    return VGGFeatures(layer, resolve_vgg_weights(path, family))
+    return VGGFeatures(layer, resolve_vgg_weights(path, family), input_norm=input_norm)
 
 
 def criterion(name: str, a: Tensor, b: Tensor) -> Tensor:

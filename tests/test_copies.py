@@ -38,7 +38,7 @@ def test_every_marked_copy_matches_its_source():
             )
         ),
         *((f"{MODELS}/{f}.py", "SRResNet", "validation_step") for f in ("srgan", "esrgan")),
-        *((f"{MODELS}/{f}.py", "Pix2Pix", "setup") for f in ("gaugan", "cyclegan")),
+        (f"{MODELS}/cyclegan.py", "Pix2Pix", "setup"),  # GauGAN's also loads its VGG at fit
         (f"{MODELS}/gaugan.py", "Pix2Pix", "validation_step"),
     }
     assert expected <= found, sorted(expected - found)

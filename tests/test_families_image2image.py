@@ -21,7 +21,7 @@ from lightning_gans.callbacks import ImageWriter
 from lightning_gans.image2image import FixedPairs, linear_decay, translate
 from lightning_gans.models import CycleGAN, GauGAN, Pix2Pix
 from lightning_gans.models.cyclegan import ImagePool
-from lightning_gans.models.gaugan import discriminator_feature_matching
+from lightning_gans.models.gaugan import discriminator_feature_matching, vgg_pyramid_loss
 from tests.conftest import quiet_trainer, real_data_dir
 from tests.families import TINY, paired_batch, unpaired_batch
 
@@ -321,6 +321,29 @@ def test_gaugan_defaults_and_errors(monkeypatch, tmp_path: Path):
         GauGAN(**{**TINY["GauGAN"].kwargs, "lambda_vgg": 10.0})
     with pytest.raises(FileNotFoundError, match="no such file"):
         GauGAN(**{**TINY["GauGAN"].kwargs, "lambda_vgg": 10.0, "vgg_weights": str(tmp_path / "nope.pth")})
+
+
+def test_gaugan_vgg_loss_is_the_official_pyramid_and_loads_at_fit_setup(tmp_path: Path):
+    """relu1_1..relu5_1 of torchvision's VGG19 on [-1, 1] images, weights 1/32..1, through perceptual.py's loader,
+    which GauGAN uses at the setup of a fit (a checkpoint trained with it needs no weights to load)."""
+    from torchvision.models import vgg19
+
+    torch.manual_seed(0)
+    net = vgg19(weights=None)
+    weights = tmp_path / "vgg19-random.pth"
+    torch.save(net.state_dict(), weights)
+    model = GauGAN(**{**TINY["GauGAN"].kwargs, "lambda_vgg": 10.0, "vgg_weights": str(weights)})
+    assert model._vgg == []  # not at construction
+    model.setup("validate")
+    assert model._vgg == []
+    model.setup("fit")
+    fake, real = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    expected, x, y, start = 0.0, fake, real, 0
+    for end, weight in zip((2, 7, 12, 21, 30), (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)):  # the official slices
+        x, y = net.features[start:end](x), net.features[start:end](y)
+        expected, start = expected + weight * F.l1_loss(x, y), end
+    got = vgg_pyramid_loss(model._vgg[0], fake, real)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------------ predict files

@@ -20,8 +20,9 @@ at test time (``generator_mode="eval"``, the default).
 **The VGG loss** needs ImageNet VGG19 weights, which torchvision downloads. It is off (``lambda_vgg=0``) by default
 so that nothing is downloaded; turned on, the weights must already be on disk (``vgg_weights=PATH`` or torchvision's
 cache file ``<torch hub dir>/checkpoints/vgg19-dcbb9e9d.pth``), else construction raises a FileNotFoundError that
-says how to get them. Nothing is downloaded during training. As in the official code the images go into VGG in
-[-1, 1], without ImageNet normalisation. The VGG is frozen and kept out of the checkpoint.
+says how to get them (the message and the loader are the SR families', :mod:`lightning_gans.perceptual`); they are
+loaded at the setup of a fit. Nothing is downloaded during training. As in the official code the images go into VGG
+in [-1, 1], without ImageNet normalisation. The VGG is frozen and kept out of the checkpoint.
 
 Deviations: no instance-edge map and no "don't care" label (facades has neither); no VAE/style encoder (the
 paper's multi-modal variant); D returns logits; label_nc is the datamodule's ``num_classes`` (the palette's classes).
@@ -30,12 +31,11 @@ paper's multi-modal variant); D returns logits; label_nc is the datamodule's ``n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from lightning_gans.core import GANModule
 from lightning_gans.ema import ema_copy
@@ -58,11 +58,11 @@ from lightning_gans.losses import discriminator_loss, generator_loss
 from lightning_gans.networks.patchgan import MultiScaleDiscriminator
 from lightning_gans.networks.spade import SPADEGenerator
 from lightning_gans.optim import check_adversarial_options, make_optimizers
+from lightning_gans.perceptual import VGGFeatures, load_vgg, resolve_vgg_weights
 
-VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's VGG19_Weights.IMAGENET1K_V1
-# Ends (exclusive) of the VGG19 `features` slices that give relu1_1, relu2_1, relu3_1, relu4_1, relu5_1.
-_VGG_SLICES = (2, 7, 12, 21, 30)
-_VGG_LAYER_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
+# GauGAN's VGG loss: relu1_1..relu5_1 of VGG19 (lightning_gans.perceptual), weighted as in the official code.
+VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+VGG_LAYER_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
 
 
 def discriminator_feature_matching(
@@ -86,49 +86,14 @@ def discriminator_feature_matching(
     return loss / len(fake_outputs)
 
 
-def resolve_vgg_weights(path: str | None) -> Path:
-    """The VGG19 weight file: ``path`` when given, else torchvision's cache file; a clear error when missing."""
-    if path is not None:
-        file = Path(path).expanduser()
-        if not file.is_file():
-            raise FileNotFoundError(f"vgg_weights={path!r}: no such file (resolved to {file.resolve()})")
-        return file
-    file = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"lambda_vgg > 0 turns on the VGG19 perceptual loss, which needs the ImageNet VGG19 weights, and they are "
-            f"not on this machine (looked for {file}; nothing is downloaded during training). On a machine with "
-            "internet access run `python -c \"import torchvision; torchvision.models.vgg19(weights='IMAGENET1K_V1')\"` "
-            f"and copy {VGG19_FILE} there (or pass model.init_args.vgg_weights: PATH), or set lambda_vgg: 0."
-        )
-    return file
-
-
-class VGGPerceptualLoss(nn.Module):
-    """GauGAN's VGG loss: sum over relu1_1..relu5_1 of weight * L1(VGG(fake), VGG(real).detach()).
-
-    Args:
-        weights_file: a torchvision VGG19 state dict (``vgg19-dcbb9e9d.pth``).
-    """
-
-    def __init__(self, weights_file: str | Path) -> None:
-        super().__init__()
-        from torchvision.models import vgg19
-
-        net = vgg19(weights=None)
-        net.load_state_dict(torch.load(weights_file, map_location="cpu", weights_only=True))
-        features = net.features[: _VGG_SLICES[-1]]
-        starts = (0, *_VGG_SLICES[:-1])
-        self.slices = nn.ModuleList(features[a:b] for a, b in zip(starts, _VGG_SLICES))
-        self.requires_grad_(False).eval()
-
-    def forward(self, fake: Tensor, real: Tensor) -> Tensor:
-        loss = fake.new_zeros(())
-        x, y = fake, real.detach()
-        for weight, block in zip(_VGG_LAYER_WEIGHTS, self.slices):
-            x, y = block(x), block(y)
-            loss = loss + weight * F.l1_loss(x, y.detach())
-        return loss
+def vgg_pyramid_loss(vgg: VGGFeatures, fake: Tensor, real: Tensor) -> Tensor:
+    """GauGAN's VGG loss: sum over relu1_1..relu5_1 of weight * L1(VGG(fake), VGG(real)), the real side detached."""
+    with torch.no_grad():
+        targets = vgg(real)
+    loss = fake.new_zeros(())
+    for weight, x, y in zip(VGG_LAYER_WEIGHTS, vgg(fake), targets):
+        loss = loss + weight * F.l1_loss(x, y)
+    return loss
 
 
 class GauGAN(GANModule):
@@ -216,10 +181,11 @@ class GauGAN(GANModule):
                 raise ValueError(f"{name} must be 0 (off) or positive, got {value}")
         self.lambda_feat, self.lambda_vgg = lambda_feat, lambda_vgg
         self.input_channels = self.num_classes  # G reads one-hot label maps
-        # Held outside the module tree: frozen, never in checkpoints, never wrapped by DDP; moved on first use.
-        self._vgg: list[VGGPerceptualLoss] = (
-            [VGGPerceptualLoss(resolve_vgg_weights(vgg_weights))] if lambda_vgg > 0 else []
-        )
+        # Held outside the module tree: frozen, never in checkpoints, never wrapped by DDP; loaded at a fit's setup
+        # (a checkpoint trained with it loads and predicts without the weights), moved on first use.
+        self._vgg: list[VGGFeatures] = []
+        if lambda_vgg > 0:
+            resolve_vgg_weights(vgg_weights, "GauGAN")  # a missing file is an error now, not at the first fit
         self.generator_mode = check_generator_mode(generator_mode)
         linear_decay(n_epochs, n_epochs_decay)  # validates
 
@@ -281,8 +247,7 @@ class GauGAN(GANModule):
             losses["g_feat"] = discriminator_feature_matching(real_out, fake_out)
             g_loss = g_loss + self.lambda_feat * losses["g_feat"]
         if self._vgg:
-            vgg = self._vgg[0].to(fake.device)
-            losses["g_vgg"] = vgg(fake, real)
+            losses["g_vgg"] = vgg_pyramid_loss(self._vgg[0].to(fake.device), fake, real)
             g_loss = g_loss + self.lambda_vgg * losses["g_vgg"]
         return {"g_loss": g_loss, **losses}
 
@@ -328,9 +293,10 @@ class GauGAN(GANModule):
         opts = make_optimizers(self.generator, self.discriminator, self.hparams)
         return list(opts), linear_decay_schedulers(opts, self.hparams.n_epochs, self.hparams.n_epochs_decay)
 
-    # Copied from lightning_gans.models.pix2pix.Pix2Pix.setup with Pix2Pix->GauGAN
     def setup(self, stage: str) -> None:
         check_datamodule_shapes(self, self.input_channels, "GauGAN")
+        if stage == "fit" and self.lambda_vgg > 0 and not self._vgg:  # as the SR families load theirs
+            self._vgg = [load_vgg(VGG_LAYERS, self.hparams.vgg_weights, "GauGAN", input_norm=False)]
 
     # Copied from lightning_gans.models.pix2pix.Pix2Pix.on_fit_start
     def on_fit_start(self) -> None:
