@@ -204,6 +204,9 @@ def test_sample_prompts_unknown_words_and_interpolation():
     assert row.shape == (8, 1, 28, 28)
     assert torch.allclose(row[0], model.sample(z=z[:1], text="a thin one")[0], atol=1e-5)
     assert torch.allclose(row[3], model.sample(z=z[:1], text="a thick seven")[0], atol=1e-5)
+    for cls in (GANINTCLS, DFGAN):  # class labels are refused, not ignored
+        with pytest.raises(ValueError, match="conditioned on text, not on class labels"):
+            cls(**TINY[cls.__name__].kwargs).sample(z=z, labels=torch.zeros(3, dtype=torch.long))
 
 
 def test_sample_without_prompts_draws_training_captions_after_training(tmp_path: Path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
@@ -286,6 +287,15 @@ def test_path_length_regularisation_is_refused_on_small_batches(tmp_path: Path):
         fit_batches(model, tmp_path, batches=1, n=6)
     assert model.g_steps == 0
     fit_batches(tiny_model(pl_weight=0.0), tmp_path, batches=1, n=2)  # off: any batch
+
+    class SmallBatches(L.LightningDataModule):  # with a datamodule: at setup, before any loader is built
+        batch_size = 6
+
+        def train_dataloader(self):
+            raise AssertionError("the batch size must be refused before the loader is built")
+
+    with pytest.raises(ValueError, match="pl_weight 0"):
+        quiet_trainer(tmp_path, max_steps=1).fit(tiny_model(), datamodule=SmallBatches())
 
 
 def test_ema_half_life_in_images_with_ramp_up():

@@ -184,6 +184,11 @@ class DFGAN(GANModule):
     # Copied from lightning_gans.models.gan_int_cls.GANINTCLS.sample
     def sample(self, n: int | None = None, *, z=None, text=None, tokens=None, labels=None, use_ema: bool = True):
         """Images for prompts (``text="a thick seven"`` or a list, one per image); see :func:`t2i.sample`."""
+        if labels is not None:  # the base class's signature; a text family has no class labels to honour
+            raise ValueError(
+                f"{type(self).__name__} is conditioned on text, not on class labels: pass text=... (prompts) or "
+                "tokens=... instead of labels"
+            )
         return t2i.sample(self, n, z=z, text=text, tokens=tokens, use_ema=use_ema)
 
     # Copied from lightning_gans.models.gan_int_cls.GANINTCLS.interpolate

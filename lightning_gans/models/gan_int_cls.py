@@ -175,6 +175,11 @@ class GANINTCLS(GANModule):
 
     def sample(self, n: int | None = None, *, z=None, text=None, tokens=None, labels=None, use_ema: bool = True):
         """Images for prompts (``text="a thick seven"`` or a list, one per image); see :func:`t2i.sample`."""
+        if labels is not None:  # the base class's signature; a text family has no class labels to honour
+            raise ValueError(
+                f"{type(self).__name__} is conditioned on text, not on class labels: pass text=... (prompts) or "
+                "tokens=... instead of labels"
+            )
         return t2i.sample(self, n, z=z, text=text, tokens=tokens, use_ema=use_ema)
 
     def interpolate(self, first: str, second: str, steps: int = 8, z=None, use_ema: bool = True):

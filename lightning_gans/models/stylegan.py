@@ -40,7 +40,8 @@ counters) is in the checkpoint, which the official pickles are not; DiffAugment 
 instead of ADA, whose ``grid_sample`` has no double backward in PyTorch (R1 through it fails); no class
 conditioning, no FP16 layers (``precision: bf16-mixed`` works); ``max_steps`` counts every optimizer step, the
 regularisation steps too (prefer ``max_epochs`` or ``max_time``). Path-length regularisation is refused at the
-first batch when its batch (``batch // pl_batch_shrink`` per device) is below 4: it is not stable there (NaN
+setup of a fit (a plain DataLoader's: at the first batch, before any step) when its batch (``batch //
+pl_batch_shrink`` per device) is below 4: it is not stable there (NaN
 reports at batch 4, rosinality/stylegan2-pytorch#210; the official code fails outright at 1,
 NVlabs/stylegan2-ada-pytorch#24); the official ``cifar`` configuration turns it off (``pl_weight: 0``).
 
@@ -265,8 +266,15 @@ class StyleGAN(GANModule):
             images = diff_augment(images, self.hparams.diffaugment)
         return self.discriminator(images)
 
+    def setup(self, stage: str) -> None:
+        """Before a fit starts: the datamodule's batch size checked for path-length regularisation (a plain
+        DataLoader's batch is checked at the first batch, still before any step)."""
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit" and getattr(dm, "batch_size", None):
+            self._check_batch(int(dm.batch_size))
+
     def _check_batch(self, n: int) -> None:
-        """Refuse path-length regularisation on a batch too small for it (at the first batch, before any step)."""
+        """Refuse path-length regularisation on a batch too small for it (per device, before any step)."""
         if self._batch_checked:
             return
         self._batch_checked = True
