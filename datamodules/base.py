@@ -268,14 +268,25 @@ class ImageDataModule(L.LightningDataModule):
             seed = self.trainer.strategy.broadcast(seed, src=0)
         return int(seed)
 
+    _manifest: dict | None = None  # streaming_dir's manifest, once read
+
+    def streaming_manifest(self) -> dict:
+        """The manifest of ``streaming_dir``, read once, after checking what wrote it; its metadata is loaded."""
+        if self._manifest is None:
+            from datamodules.streaming import check_written_by, read_manifest
+
+            manifest = read_manifest(str(self.streaming_dir), self.streaming_cache_dir)
+            check_written_by(manifest, str(self.streaming_dir), self)
+            self.load_streaming_meta(manifest)
+            self._manifest = manifest
+        return self._manifest
+
     def _streaming_splits(self, splits: tuple[str, ...]) -> dict[str, Dataset]:
-        """The streamed datasets of ``splits`` from ``streaming_dir``, after checking what wrote it."""
-        from datamodules.streaming import check_written_by, read_manifest, streaming_split
+        """The streamed datasets of ``splits`` from ``streaming_dir``."""
+        from datamodules.streaming import streaming_split
 
         uri = str(self.streaming_dir)
-        manifest = read_manifest(uri, self.streaming_cache_dir)
-        check_written_by(manifest, uri, self)
-        self.load_streaming_meta(manifest)
+        manifest = self.streaming_manifest()
         seed = self._streaming_seed()
         out = {}
         for split in splits:

@@ -38,11 +38,9 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
 from datamodules.base import DatasetNotFoundError, ImageDataModule, missing_data_message, resolve_data_dir
-from datamodules.transforms import list_image_names, load_image, to_signed_tensor, verify_images
+from datamodules.transforms import centre_crop_resize, list_image_names, load_image, verify_images
 
 PARTITIONS = {"train": 0, "val": 1, "test": 2}
 
@@ -76,10 +74,7 @@ class CelebADataset(Dataset):
         return [self.folder / name for name in self.names]
 
     def transform(self, img: Image.Image) -> torch.Tensor:
-        side = max(1, round(self.crop_fraction * min(img.size)))
-        img = TF.center_crop(img, [side, side])
-        img = TF.resize(img, [self.image_size, self.image_size], InterpolationMode.BICUBIC, antialias=True)
-        return to_signed_tensor(img)
+        return centre_crop_resize(img, self.crop_fraction, self.image_size)
 
     random = False  # its transform draws nothing: a streamed decode needs no seeding (datamodules.streaming)
 

@@ -24,8 +24,6 @@ import contextlib
 import hashlib
 import io
 import json
-import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -312,12 +310,6 @@ def streaming_split(
         raise _unreadable(uri, f"split '{split}'", err) from err
 
 
-def remove_output(output_dir: str) -> None:
-    """Delete a local optimize output (tests and benchmarks)."""
-    if not is_remote(output_dir):
-        shutil.rmtree(Path(output_dir).expanduser(), ignore_errors=True)
-
-
 def check_written_by(manifest: dict, uri: str, datamodule: Any) -> None:
     """Refuse chunks written from another kind of dataset."""
     wrote, reads = manifest.get("datamodule"), type(datamodule).__name__
@@ -326,7 +318,3 @@ def check_written_by(manifest: dict, uri: str, datamodule: Any) -> None:
             f"streaming_dir '{uri}' was written from a {wrote} dataset, but this datamodule is {reads}: set "
             f"--data.class_path to {wrote}, or point streaming_dir at an optimize output of a {reads} dataset"
         )
-
-
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

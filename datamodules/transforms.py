@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
 
 from datamodules.errors import DatasetNotFoundError
 
@@ -105,6 +107,15 @@ def image_size(path: Path) -> tuple[int, int]:
         raise DatasetNotFoundError(
             f"cannot read image file '{path}': {err}. The file is corrupt or not an image: replace it or remove it."
         ) from err
+
+
+def centre_crop_resize(img: Image.Image, crop_fraction: float, size: int) -> torch.Tensor:
+    """The centre square of ``crop_fraction`` x the shorter side, resized to ``size`` x ``size`` (bicubic,
+    antialiased), as a tensor in [-1, 1]: the face and caption datamodules' transform."""
+    side = max(1, round(crop_fraction * min(img.size)))
+    img = TF.center_crop(img, [side, side])
+    img = TF.resize(img, [size, size], InterpolationMode.BICUBIC, antialias=True)
+    return to_signed_tensor(img)
 
 
 def to_signed_tensor(img: Image.Image) -> torch.Tensor:

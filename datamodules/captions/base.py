@@ -17,11 +17,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
 from datamodules.base import DatasetNotFoundError, ImageDataModule, missing_data_message, resolve_data_dir
-from datamodules.transforms import IMG_EXTENSIONS, load_image, to_signed_tensor
+from datamodules.transforms import IMG_EXTENSIONS, centre_crop_resize, load_image
 from datamodules.vocabulary import Vocabulary
 
 
@@ -213,17 +211,8 @@ class CaptionDataModule(ImageDataModule):
         return {"vocabulary": self.vocabulary, "example_captions": self.example_captions}
 
     def load_streaming_meta(self, manifest: dict) -> None:
-        if self._vocabulary is None:
-            self._vocabulary = Vocabulary(manifest["meta"]["vocabulary"])
-            self._example_captions = list(manifest["meta"]["example_captions"])
-
-    def _streaming_manifest(self) -> None:
-        if self._vocabulary is None:
-            from datamodules.streaming import check_written_by, read_manifest
-
-            manifest = read_manifest(str(self.streaming_dir), self.streaming_cache_dir)
-            check_written_by(manifest, str(self.streaming_dir), self)
-            self.load_streaming_meta(manifest)
+        self._vocabulary = Vocabulary(manifest["meta"]["vocabulary"])
+        self._example_captions = list(manifest["meta"]["example_captions"])
 
     def _decoder(self, split: str) -> _CaptionDecoder:
         mode = "L" if self.image_shape[0] == 1 else "RGB"
@@ -234,7 +223,7 @@ class CaptionDataModule(ImageDataModule):
     def vocabulary(self) -> list[str]:
         """The vocabulary of the training captions, as the list of words checkpoints store (builds them once)."""
         if self.streaming_dir is not None:
-            self._streaming_manifest()
+            self.streaming_manifest()  # the vocabulary came with the chunks
         if self._vocabulary is None:
             _, captions, _ = self._raw_split("train")
             self._vocabulary = Vocabulary.build((c for cs in captions for c in cs), self.min_word_count)
@@ -245,7 +234,7 @@ class CaptionDataModule(ImageDataModule):
         """Eight distinct captions of the validation images (of the training images when there is no validation
         set), first captions first: the model's fixed sample-grid prompts."""
         if self.streaming_dir is not None:
-            self._streaming_manifest()
+            self.streaming_manifest()
             return list(self._example_captions)
         _, captions, _ = self._raw_split("val")
         if not captions:
@@ -274,7 +263,6 @@ class CaptionDataModule(ImageDataModule):
             stage or "fit", ("train", "val")
         )
         if self.streaming_dir is not None:
-            self._streaming_manifest()
             self.datasets.update(self._streaming_splits(splits))
             return
         for split in splits:
@@ -313,10 +301,7 @@ class _ImageFiles(Dataset):
         return len(self.files)
 
     def transform(self, img: Image.Image) -> Tensor:
-        side = max(1, round(self.crop_fraction * min(img.size)))
-        img = TF.center_crop(img, [side, side])
-        img = TF.resize(img, [self.image_size, self.image_size], InterpolationMode.BICUBIC, antialias=True)
-        return to_signed_tensor(img)
+        return centre_crop_resize(img, self.crop_fraction, self.image_size)
 
     def __getitem__(self, index: int) -> Tensor:
         return self.transform(load_image(self.files[index], self.mode))
