@@ -115,8 +115,8 @@ class _StreamedDigits:
 
     def decode(self, record: dict) -> tuple[Tensor, Tensor]:
         with Image.open(io.BytesIO(record["image"])) as img:
-            array = np.asarray(img.convert("L"), dtype=np.uint8)
-        image = resize_uint8(torch.from_numpy(array.copy())[None], self.image_size)
+            array = torch.from_numpy(np.array(img, dtype=np.uint8))  # [H, W] grey or [H, W, C], as record() saved it
+        image = resize_uint8(array[None] if array.dim() == 2 else array.permute(2, 0, 1), self.image_size)
         return image.float().div_(127.5).sub_(1.0), torch.tensor(record["label"], dtype=torch.long)
 
 
