@@ -92,7 +92,7 @@ class EvaluationHistory(L.Callback):
 
 
 def fit(
-    config: str | Path,
+    config: str | Path | list[str | Path],
     run_dir: str | Path,
     args: list[str] = (),
     name: str | None = None,
@@ -100,16 +100,20 @@ def fit(
 ) -> Run:
     """Fit ``config`` (plus CLI ``args``) into ``run_dir`` in this process and return its :class:`Run`.
 
+    ``config``: one config file, or several composed in order (``--config A --config B``: a base, then a delta).
     ``final_validation``: validate once more after training when the last evaluation was not at the final step (a run
     stopped by ``max_time`` in the middle of an epoch); its time is not part of ``wall_s``."""
     from lightning_gans.cli import GANCLI
 
+    configs = [config] if isinstance(config, (str, Path)) else list(config)
     history = EvaluationHistory()
     argv, sys.argv = sys.argv, ["lightning-gans"]  # the CLI reads its arguments from `args`, not from ours
     try:
         start = time.perf_counter()
         cli = GANCLI(
-            args=["fit", "--config", str(config), "--trainer.default_root_dir", str(run_dir), *args],
+            # the run folder after every config file: a later file's default_root_dir would win over an earlier flag
+            args=["fit", *(a for c in configs for a in ("--config", str(c)))]
+            + ["--trainer.default_root_dir", str(run_dir), *args],
             trainer_defaults={"callbacks": [history]},
         )
         wall = time.perf_counter() - start
@@ -119,12 +123,12 @@ def fit(
     if final_validation and (not history.rows or history.rows[-1][0] != model.g_steps):
         trainer.validate(model, datamodule=cli.datamodule, verbose=False)
     if not history.rows:
-        raise RuntimeError(f"{config}: no evaluation ran; the config needs an EvaluationCallback and a validation")
+        raise RuntimeError(f"{configs[-1]}: no evaluation ran; the config needs an EvaluationCallback and a validation")
     log_dir = Path(trainer.logger.log_dir) if trainer.logger is not None else Path(run_dir)
     grid = log_dir / "samples" / "final.png"
     evaluation = next(cb for cb in trainer.callbacks if isinstance(cb, EvaluationCallback))
     return Run(
-        name=name or Path(config).stem,
+        name=name or Path(configs[-1]).stem,
         final=history.rows[-1][1],
         history=history.rows,
         g_steps=int(model.g_steps),

@@ -70,11 +70,10 @@ def build_callback(cache_dir: str, args: argparse.Namespace):
     return Timed(
         num_samples=args.num_samples,
         batch_size=args.batch_size,
-        extractor=args.extractor,
-        extractor_path=args.extractor_path,
+        feature_extractor={"name": args.extractor, "path": args.extractor_path},
         metrics=metrics,
         num_real_samples=args.num_real,
-        cache_dir=cache_dir,
+        real_cache={"dir": cache_dir},
     )
 
 

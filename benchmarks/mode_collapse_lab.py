@@ -1,20 +1,22 @@
-"""The mode-collapse lab: every ``configs/lab/*.yaml`` on the 8-Gaussian ring, one table and one figure.
+"""The mode-collapse lab: every row of ``configs/lab/`` on the 8-Gaussian ring, one table and one figure.
 
-Each config is one loss with or without the stabilisation-toolbox options that matter, with the same small MLPs,
-data, seed and G-step budget. This script runs them one after another through the real CLI, in-process
-(``GANCLI(args=["fit", "--config", ...])``, exactly what ``lightning-gans fit --config ...`` does), each into its own
-folder under ``--runs-dir``, and reads what the config's :class:`~lightning_gans.callbacks.EvaluationCallback`
-measured: modes covered (/8), the share of high-quality samples (within 3 std of a centre) and the mode KL, at
-every evaluation and at the end. It then writes
+``configs/lab/base.yaml`` holds what every row shares (the small MLPs, data, seed, evaluation and G-step budget); each
+other ``configs/lab/<row>.yaml`` is one loss with or without the stabilisation-toolbox options that matter, written as
+what it changes in the base. This script runs the rows one after another through the real CLI, in-process
+(``GANCLI(args=["fit", "--config", base, "--config", row, ...])``, exactly what ``lightning-gans fit --config
+configs/lab/base.yaml --config configs/lab/<row>.yaml`` does), each into its own folder under ``--runs-dir``, and
+reads what the config's :class:`~lightning_gans.callbacks.EvaluationCallback` measured: modes covered (/8), the share
+of high-quality samples (within 3 std of a centre) and the mode KL, at every evaluation and at the end. It then
+writes
 
 - ``docs/mode_collapse.md``: the table (config, loss, toolbox options, optimiser, modes covered, high-quality share,
   mode KL, both counts at each evaluation, G/D steps, wall time) between two markers; text outside the markers (the
   observations) is kept when the file is rewritten;
-- ``docs/mode_collapse.png``: the final scatter plot of every config side by side, titled, composed with PIL, after
-  a panel of the real data.
+- ``docs/mode_collapse.png``: the final scatter plot of every config side by side, each under its title, after a
+  panel of the real data (one grid, :func:`lightning_gans.callbacks.common.save_grid`).
 
     OMP_NUM_THREADS=1 python benchmarks/mode_collapse_lab.py          # the whole lab, a few minutes on CPU
-    python benchmarks/mode_collapse_lab.py --only hinge               # configs whose name contains "hinge"
+    python benchmarks/mode_collapse_lab.py --only hinge               # rows whose name contains "hinge"
     python benchmarks/mode_collapse_lab.py -- --seed_everything 1     # extra CLI arguments for every run
 
 Only the whole lab with no extra arguments writes to ``docs/`` by default; a partial or modified lab writes its
@@ -36,7 +38,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if __name__ == "__main__":
@@ -44,29 +46,17 @@ if __name__ == "__main__":
     sys.path.insert(0, str(REPO))  # `datamodules` and `lightning_gans` from this checkout
 
 from benchmarks._runs import fit  # noqa: E402
-
-if TYPE_CHECKING:
-    from PIL import Image
+from lightning_gans.toolbox import Toolbox  # noqa: E402
 
 CONFIG_DIR = REPO / "configs" / "lab"
+#: The file every lab row is composed on (``--config base.yaml --config <row>.yaml``); not a row itself.
+BASE_NAME = "base.yaml"
 BEGIN = "<!-- mode-collapse-lab:begin (written by benchmarks/mode_collapse_lab.py) -->"
 END = "<!-- mode-collapse-lab:end -->"
 
 #: Options shown in the "toolbox" column when they differ from the GAN family's defaults: its own n_critic and
-#: ema_decay, then every field of its ``toolbox`` group (lightning_gans.toolbox.Toolbox).
-TOOLBOX = (
-    "n_critic",
-    "gradient_penalty",
-    "r1_gamma",
-    "spectral_norm_d",
-    "spectral_norm_g",
-    "feature_matching",
-    "real_label",
-    "instance_noise",
-    "instance_noise_anneal_steps",
-    "ema_decay",
-    "diffaugment",
-)
+#: ema_decay, then every field of its ``toolbox`` group, in the group's order.
+TOOLBOX = ("n_critic", "ema_decay", *(f.name for f in dataclasses.fields(Toolbox)))
 
 
 @dataclass
@@ -90,25 +80,38 @@ class LabResult:
     protocol: dict[str, Any] = field(default_factory=dict)  # the evaluation's settings (samples, 3 std, threshold)
 
 
-def lab_configs(config_dir: Path = CONFIG_DIR, only: str | None = None) -> list[Path]:
-    """The lab's configs (those whose name contains ``only`` when given), by loss in the order of
-    :data:`lightning_gans.losses.LOSSES`, then by name: each baseline comes before its toolbox variants."""
+def _merged(base: Any, delta: Any) -> Any:
+    """``delta`` over ``base`` as ``--config base --config delta`` merges them: mappings key by key, anything else
+    (values, lists) replaced."""
+    if isinstance(base, dict) and isinstance(delta, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in delta.items()}}
+    return delta
+
+
+def lab_config(row: Path) -> dict[str, Any]:
+    """A lab row's config as it runs: the base beside it (``base.yaml``) with the row's changes, as plain data."""
     import yaml
 
+    row = Path(row)
+    return _merged(yaml.safe_load((row.parent / BASE_NAME).read_text()), yaml.safe_load(row.read_text()) or {})
+
+
+def lab_configs(config_dir: Path = CONFIG_DIR, only: str | None = None) -> list[Path]:
+    """The lab's rows (those whose name contains ``only`` when given; every ``*.yaml`` but the base), by loss in the
+    order of :data:`lightning_gans.losses.LOSSES`, then by name: each baseline comes before its toolbox variants."""
     from lightning_gans.losses import LOSSES
 
     def key(path: Path) -> tuple[int, str]:
-        loss = yaml.safe_load(path.read_text())["model"]["init_args"].get("loss", "nonsaturating")
+        loss = lab_config(path)["model"]["init_args"].get("loss", "nonsaturating")
         return (LOSSES.index(loss) if loss in LOSSES else len(LOSSES), path.stem)
 
-    paths = [p for p in Path(config_dir).glob("*.yaml") if only is None or only in p.stem]
+    paths = [p for p in Path(config_dir).glob("*.yaml") if p.name != BASE_NAME and (only is None or only in p.stem)]
     return sorted(paths, key=key)
 
 
 def _defaults() -> dict[str, Any]:
     """The lab family's (GAN) argument defaults, with its toolbox group's fields alongside."""
     from lightning_gans.models import GAN
-    from lightning_gans.toolbox import Toolbox
 
     params = inspect.signature(GAN.__init__).parameters
     defaults = {name: p.default for name, p in params.items() if p.default is not inspect.Parameter.empty}
@@ -125,8 +128,6 @@ def _fmt(value: Any) -> str:
 
 def describe_options(hparams: dict[str, Any]) -> tuple[str, str]:
     """(toolbox options that differ from the base's defaults, optimiser settings) of a model's hyperparameters."""
-    from lightning_gans.toolbox import Toolbox
-
     defaults = _defaults()
     hparams = {**hparams, **dataclasses.asdict(Toolbox.of(hparams.get("toolbox")))}  # the group's fields, flat
     value = lambda name: hparams.get(name, defaults.get(name))  # noqa: E731
@@ -145,10 +146,12 @@ def describe_options(hparams: dict[str, Any]) -> tuple[str, str]:
 
 
 def run_config(config: Path, runs_dir: Path, extra_args: list[str] = ()) -> LabResult:
-    """Fit one config through the CLI in-process into ``runs_dir/<name>`` and collect its :class:`LabResult`."""
+    """Fit one lab row (on the base beside it) through the CLI in-process into ``runs_dir/<name>`` and collect its
+    :class:`LabResult`."""
     name = Path(config).stem
     out = Path(runs_dir) / name
-    run = fit(config, out, ["--trainer.logger.init_args.save_dir", str(out), *extra_args], name=name)
+    configs = [Path(config).parent / BASE_NAME, config]
+    run = fit(configs, out, ["--trainer.logger.init_args.save_dir", str(out), *extra_args], name=name)
     if run.history[-1][0] != run.g_steps:
         raise RuntimeError(
             f"{config}: no evaluation at the end of training; a lab config needs an EvaluationCallback "
@@ -214,56 +217,14 @@ def markdown_table(results: list[LabResult]) -> str:
     return "\n".join(lines)
 
 
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has one bitmap size
-        return ImageFont.load_default()
-
-
-def compose_figure(
-    panels: list[tuple[str, Any]], columns: int = 5, title_height: int = 40, scale: int = 1
-) -> Image.Image:
-    """Scatter plots (``3 x H x W`` uint8 tensors or HWC arrays) side by side on a grid, each under its title.
-
-    A title may have two lines (``"name\\nmetrics"``). Returns a PIL image.
-    """
-    from PIL import Image, ImageDraw
-
-    if not panels:
-        raise ValueError("no panels to compose")
-    images = []
-    for _, img in panels:
-        array = img.permute(1, 2, 0).numpy() if hasattr(img, "permute") else img
-        images.append(Image.fromarray(array).convert("RGB"))
-    w = max(im.width for im in images) * scale
-    h = max(im.height for im in images) * scale
-    columns = max(1, min(columns, len(panels)))
-    rows = math.ceil(len(panels) / columns)
-    pad = 6
-    canvas = Image.new("RGB", (columns * (w + pad) + pad, rows * (h + title_height + pad) + pad), "white")
-    draw = ImageDraw.Draw(canvas)
-    font = _font(13)
-    for i, ((title, _), im) in enumerate(zip(panels, images)):
-        x = pad + (i % columns) * (w + pad)
-        y = pad + (i // columns) * (h + title_height + pad)
-        for j, line in enumerate(title.split("\n")[:2]):
-            draw.text((x + 2, y + 2 + 17 * j), line, fill=(0, 0, 0), font=font)
-        canvas.paste(im.resize((w, h), Image.NEAREST) if scale != 1 else im, (x, y + title_height))
-    return canvas
-
-
 def data_panel(config: Path, num_points: int = 2000) -> tuple[str, Any]:
     """A panel of the real data of ``config``'s datamodule (its settings, seed 0), drawn like the samples."""
     import torch
-    import yaml
 
     from datamodules.mixtures import GaussianMixtureDataModule
     from lightning_gans.metrics.coverage import scatter_image
 
-    settings = yaml.safe_load(Path(config).read_text())["data"]["init_args"]
+    settings = lab_config(config)["data"]["init_args"]
     dm = GaussianMixtureDataModule(
         kind=settings.get("kind", "ring8"), std=settings.get("std"), scale=settings.get("scale")
     )
@@ -284,6 +245,8 @@ def write_report(
     import lightning
     import torch
 
+    from lightning_gans.callbacks.common import save_grid
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     panels = [data] if data is not None else []
@@ -295,8 +258,8 @@ def write_report(
             )
             panels.append((title, r.scatter))
     figure = out_dir / "mode_collapse.png"
-    if panels:
-        compose_figure(panels, columns=columns).save(figure, optimize=True)
+    if panels:  # uint8 scatter plots, all of one size, each under its title
+        save_grid(torch.stack([image for _, image in panels]), figure, columns, titles=[t for t, _ in panels])
 
     steps = sorted({r.g_steps for r in results})
     protocols = [dict(p) for p in dict.fromkeys(tuple(sorted(r.protocol.items())) for r in results)]
@@ -354,7 +317,9 @@ def main(argv: list[str] | None = None) -> list[LabResult]:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config-dir", type=Path, default=CONFIG_DIR, help="folder of the lab configs")
+    parser.add_argument(
+        "--config-dir", type=Path, default=CONFIG_DIR, help="folder of the lab configs: base.yaml and the rows"
+    )
     parser.add_argument("--only", default=None, help="run only the configs whose name contains this")
     parser.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "lab", help="where the runs go")
     parser.add_argument(

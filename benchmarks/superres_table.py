@@ -35,6 +35,8 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datamodules.superres import SuperResolutionDataModule  # noqa: E402
+from lightning_gans.callbacks.common import save_grid  # noqa: E402
+from lightning_gans.loading import load_trained  # noqa: E402
 from lightning_gans.metrics.superres import sr_scores  # noqa: E402
 from lightning_gans.superres import interpolated  # noqa: E402
 
@@ -64,13 +66,8 @@ def validation_pairs(dm: SuperResolutionDataModule, limit: int | None = None) ->
 @torch.no_grad()
 def checkpoint_outputs(path: str, lr: Tensor, batch_size: int = 64) -> tuple[Tensor, str]:
     """The SR outputs of a checkpoint for ``lr`` (its own ``translate``: EMA G, eval mode), and its family."""
-    from lightning_gans.models import FAMILIES
-
-    family = (torch.load(path, map_location="cpu", weights_only=True).get("lightning_gans") or {}).get("family")
-    if family not in ("SRResNet", "SRGAN", "ESRGAN"):
-        raise SystemExit(f"{path} holds a {family}, not an SRResNet, SRGAN or ESRGAN checkpoint")
-    model = FAMILIES[family].load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    return torch.cat([model.translate(chunk) for chunk in lr.split(batch_size)]), family
+    model, info = load_trained(path, families=("SRResNet", "SRGAN", "ESRGAN"))
+    return torch.cat([model.translate(chunk) for chunk in lr.split(batch_size)]), info.family
 
 
 def kid(evaluator: Any, outputs: Tensor, batch_size: int = 50) -> tuple[float, float]:
@@ -84,26 +81,13 @@ def kid(evaluator: Any, outputs: Tensor, batch_size: int = 50) -> tuple[float, f
 
 def figure(rows: dict[str, Tensor], lr: Tensor, hr: Tensor, scale: int, n: int, path: Path) -> None:
     """One row per image: LR (nearest) | bicubic | each output | HR, with a header naming the columns."""
-    from PIL import Image, ImageDraw
-    from torchvision.utils import make_grid
-
     columns = {
         "LR (nearest)": interpolated(lr[:n], scale, "nearest"),
         **{k: v[:n] for k, v in rows.items() if k != "nearest"},
         "HR": hr[:n],
     }
     tiles = torch.stack([torch.stack([col[i] for col in columns.values()]) for i in range(min(n, len(lr)))])
-    grid = make_grid(tiles.flatten(0, 1).clamp(-1, 1), nrow=len(columns), padding=2, pad_value=1.0)
-    array = grid.add(1).mul(127.5).round().byte().permute(1, 2, 0).numpy()
-    body = Image.fromarray(array)
-    side, header = hr.shape[-1] + 2, 14
-    canvas = Image.new("RGB", (body.width, body.height + header), "white")
-    canvas.paste(body, (0, header))
-    draw = ImageDraw.Draw(canvas)
-    for i, name in enumerate(columns):
-        draw.text((2 + i * side, 2), name[: max(1, side // 6)], fill="black")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    save_grid(tiles.flatten(0, 1), path, nrow=len(columns), titles=list(columns))  # titles over the first row
 
 
 def main(argv: list[str] | None = None) -> str:

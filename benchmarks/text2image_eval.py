@@ -41,10 +41,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datamodules.captions import CaptionDataModule, CelebACaptionsDataModule, MNISTCaptionsDataModule  # noqa: E402
-from lightning_gans.callbacks.common import captioned_grid_uint8, save_image  # noqa: E402
+from lightning_gans.callbacks.common import save_grid  # noqa: E402
+from lightning_gans.loading import load_trained  # noqa: E402
 from lightning_gans.metrics import text2image as m  # noqa: E402
-from lightning_gans.models import FAMILIES  # noqa: E402
-from lightning_gans.text_encoder import TextEncoderPretraining  # noqa: E402
 
 
 def build_datamodule(config: Path, overrides: list[str]) -> CaptionDataModule:
@@ -59,10 +58,8 @@ def build_datamodule(config: Path, overrides: list[str]) -> CaptionDataModule:
 
 
 def load_gan(ckpt: Path) -> Any:
-    family = torch.load(ckpt, map_location="cpu", weights_only=True)["lightning_gans"]["family"]
     # The GAN checkpoint holds its text encoder's weights: the pretraining checkpoint is not needed.
-    model = FAMILIES[family].load_from_checkpoint(ckpt, map_location="cpu", weights_only=True, text_encoder=None)
-    return model.eval()
+    return load_trained(ckpt, families=("GANINTCLS", "DFGAN"))[0]  # without the encoder's file: the GAN holds it
 
 
 @torch.no_grad()
@@ -113,9 +110,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     shuffled_texts = m.shuffled(texts, args.seed)
 
     if args.eval_encoder:
-        encoder = TextEncoderPretraining.load_from_checkpoint(
-            args.eval_encoder, map_location="cpu", weights_only=True
-        ).eval()
+        encoder, _ = load_trained(args.eval_encoder, families=("TextEncoderPretraining",))
         pool = [val.captions[i][0] for i in range(len(val))]
         results["r_precision"] = m.r_precision_of(encoder, fake, texts, pool, seed=args.seed)
         results["r_precision_ceiling"] = m.r_precision_of(encoder, real, texts, pool, seed=args.seed)
@@ -141,13 +136,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         z=torch.randn(8 * len(prompts), model.latent_dim, generator=torch.Generator().manual_seed(1)),
         text=[p for p in prompts for _ in range(8)],
     )
-    save_image(captioned_grid_uint8(shown, [p for p in prompts for _ in range(8)], nrow=8), out / "prompts.png")
+    save_grid(shown, out / "prompts.png", nrow=8, captions=[p for p in prompts for _ in range(8)])
     if len(prompts) >= 2:
         z = torch.randn(4, model.latent_dim, generator=torch.Generator().manual_seed(2))
         row = model.interpolate(prompts[0], prompts[1], steps=8, z=z)
-        save_image(
-            captioned_grid_uint8(row, [f"{prompts[0]} -> {prompts[1]}"] * len(row), nrow=8), out / "interpolation.png"
-        )
+        save_grid(row, out / "interpolation.png", nrow=8, captions=[f"{prompts[0]} -> {prompts[1]}"] * len(row))
     results["seconds"] = round(time.time() - started, 1)
     (out / "text2image_eval.json").write_text(json.dumps(results, indent=2))
     return results

@@ -59,11 +59,9 @@ def constant_outputs(dm: PairedImageDataModule, inputs: Tensor, targets: Tensor)
 def checkpoint_outputs(path: str, inputs: Tensor, batch_size: int = 16) -> Tensor:
     """A Pix2Pix/GauGAN checkpoint's outputs for ``inputs``, made as its validation makes them (its own
     ``translate``: its ``generator_mode``, its EMA G when it has one)."""
-    from lightning_gans.models import GauGAN, Pix2Pix
+    from lightning_gans.loading import load_trained
 
-    hparams = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
-    family = GauGAN if "GauGAN" in str(hparams.get("_class_path", "")) else Pix2Pix
-    model = family.load_from_checkpoint(path, map_location="cpu")
+    model, _ = load_trained(path, families=("Pix2Pix", "GauGAN"))
     return torch.cat([model.translate(chunk) for chunk in inputs.split(batch_size)])
 
 

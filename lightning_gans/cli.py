@@ -72,6 +72,7 @@ from lightning_gans.checkpointing import (
     DivergenceError,
 )
 from lightning_gans.core import GANModule
+from lightning_gans.renames import upgrade_argv
 from lightning_gans.strategy import GANDDPStrategy
 
 _CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
@@ -83,6 +84,7 @@ DEFAULTS_FILE = Path(__file__).resolve().with_name("defaults.yaml")
 #: ``--preemption.*``: a checkpoint and a clean stop on SIGTERM/SIGINT/SIGUSR1, and ``last`` refreshed every 30 min;
 #: ``--divergence.*``: stop when a loss explodes past ``max_abs_loss``; ``--performance.*``: channels-last and
 #: torch.compile of the networks, off by default).
+
 CALLBACK_GROUPS = {
     "checkpoint": ModelCheckpoint,
     "sample_grid": SampleGrid,
@@ -143,6 +145,10 @@ class GANCLI(LightningCLI):
         # interpolation is made relative to where it stands, so it resolves inside any subcommand (omegaconf+ resolves
         # from the root parser, where the key is `fit.trainer.default_root_dir`). Only omegaconf+ parsers read this.
         set_parsing_settings(omegaconf_absolute_to_relative_paths=True)
+        if args is None:  # options renamed in 0.2.0 still work, with a warning
+            sys.argv[1:] = upgrade_argv(sys.argv[1:])
+        elif isinstance(args, list):
+            args = upgrade_argv(list(args))
         super().__init__(
             model_class=GANModule,
             subclass_mode_model=True,
@@ -336,9 +342,7 @@ def main(args: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
     _refuse_optimizer_flags(argv)
     try:
-        if argv[:1] == [
-            "optimize"
-        ]:  # not a Trainer subcommand: LitData chunks for streaming (lightning_gans/optimize.py)
+        if argv[:1] == ["optimize"]:  # not a Trainer subcommand: LitData chunks for streaming (optimize.py)
             from lightning_gans.optimize import main as optimize_main
 
             return optimize_main(argv[1:])

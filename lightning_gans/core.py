@@ -53,6 +53,38 @@ from lightning_gans.loss_watch import LossWatch
 _CKPT_KEY = "lightning_gans"
 
 
+@dataclasses.dataclass(frozen=True)
+class PredictRequest:
+    """What ``predict`` generates, set on the model by :class:`lightning_gans.callbacks.ImageWriter` at setup (its
+    ``--writer.*`` options) and read by the families' ``predict_dataloader``.
+
+    Args:
+        num_samples: images to make (per prompt with text prompts; keyframes of a StyleGAN interpolation).
+        label: the class of every image (class-conditional families); None: labels drawn at random.
+        seed: seed of the noise.
+        batch_size: images per predict batch.
+        text: prompts (text-to-image families); None: none.
+        interpolation_steps: with two prompts, images from the first to the second per noise vector (0 = off).
+    """
+
+    num_samples: int = 64
+    label: int | None = None
+    seed: int = 0
+    batch_size: int = 64
+    text: tuple[str, ...] | None = None
+    interpolation_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"num_samples and batch_size must be at least 1, got {self.num_samples}, {self.batch_size}"
+            )
+        if self.interpolation_steps < 0:
+            raise ValueError(f"interpolation_steps must be 0 (off) or more, got {self.interpolation_steps}")
+        if self.text is not None:
+            object.__setattr__(self, "text", tuple(self.text))
+
+
 def unwrap(module: nn.Module) -> nn.Module:
     """The network inside a DistributedDataParallel wrapper (or the network itself)."""
     return module.module if isinstance(module, DistributedDataParallel) else module
@@ -93,19 +125,24 @@ class GANModule(L.LightningModule):
         self.loss_watch = LossWatch()  # the losses since the last report, on the device (DivergenceGuard sets a bound)
         self.d_steps = 0
         self.g_steps = 0
-        self.predict_request: dict[str, Any] = {
-            "num_samples": 64,
-            "label": None,
-            "seed": 0,
-            "batch_size": 64,
-            "text": None,
-            "interpolation_steps": 0,
-        }
+        self.predict_request = PredictRequest()  # what `predict` makes; the image writer sets it at setup
         if latent_dim > 0:  # fixed noise for sample grids, seeded on its own so grids of two runs compare
             gen = torch.Generator().manual_seed(20140610)
             self.register_buffer("fixed_noise", torch.randn(num_grid_samples, latent_dim, generator=gen))
             labels = torch.arange(num_grid_samples) % max(num_classes, 1)
             self.register_buffer("fixed_labels", labels if self.conditional else labels[:0])
+
+    def _set_hparams(self, hp: Any) -> None:
+        """Lightning's, with the option groups (frozen dataclasses: ``Toolbox``, ``ContentLoss``, ...) kept as plain
+        mappings, as loggers (which rebuild dataclasses field by field) and checkpoints need them."""
+        super()._set_hparams(hp)
+        for key, value in self._hparams.items():
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                self._hparams[key] = dataclasses.asdict(value)
+
+    def attached_datamodule(self) -> Any:
+        """The datamodule of the trainer this module is attached to (None without a trainer or a datamodule)."""
+        return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
 
     # ------------------------------------------------------------------ counters and logging
     def count_d_step(self, **losses: Tensor) -> None:
@@ -276,19 +313,19 @@ class GANModule(L.LightningModule):
                 f"{name} translates images: predict needs input images from a datamodule (e.g. --data "
                 "datamodules.paired.PairedImageDataModule with --data.init_args.predict_dir PATH) or dataloaders"
             )
-        if req.get("text"):
+        if req.text:
             raise ValueError(f"{name} does not take text prompts; the text-to-image families do (GANINTCLS, DFGAN)")
-        n, gen = int(req["num_samples"]), torch.Generator().manual_seed(int(req["seed"]))
+        n, gen = req.num_samples, torch.Generator().manual_seed(req.seed)
         z = torch.randn(n, self.latent_dim, generator=gen)
-        if req["label"] is not None:
+        if req.label is not None:
             if not self.conditional:
                 raise ValueError(f"{name} is not class-conditional: it cannot generate a chosen label")
-            if not 0 <= int(req["label"]) < self.num_classes:
-                raise ValueError(f"label must be in [0, {self.num_classes}), got {req['label']}")
-            labels = torch.full((n,), int(req["label"]), dtype=torch.long)
+            if not 0 <= req.label < self.num_classes:
+                raise ValueError(f"label must be in [0, {self.num_classes}), got {req.label}")
+            labels = torch.full((n,), req.label, dtype=torch.long)
         else:
             labels = torch.randint(max(self.num_classes, 1), (n,), generator=gen)
-        return DataLoader(TensorDataset(torch.arange(n), z, labels), batch_size=int(req["batch_size"]))
+        return DataLoader(TensorDataset(torch.arange(n), z, labels), batch_size=req.batch_size)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         """Generated images with their file names, for :class:`lightning_gans.callbacks.ImageWriter`."""

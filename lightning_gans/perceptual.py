@@ -30,6 +30,7 @@ predicts on a machine without the weights.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from torch import Tensor, nn
 
 from lightning_gans.losses import paired_feature_matching_loss
 from lightning_gans.metrics.superres import ssim, to_unit
+from lightning_gans.options import OptionGroup
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's VGG19_Weights.IMAGENET1K_V1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -82,34 +84,36 @@ def vgg19_features(up_to: str) -> nn.Sequential:
 #: What a family can use instead of VGG (the end of the missing-weights message).
 WEIGHT_FREE = {
     "GauGAN": "or turn the VGG loss off: model.init_args.lambda_vgg: 0 (the discriminator feature matching, "
-    "lambda_feat, stays on)",
+    "lambda_d_features, stays on)",
 }
 
 
 def resolve_vgg_weights(path: str | None, family: str = "this model") -> Path:
     """The VGG19 weight file: ``path`` when given, else torchvision's cache file; a FileNotFoundError naming the fixes
     (a local path, torchvision's cache, or the family's weight-free options) when there is none."""
+    group = "" if family in WEIGHT_FREE else "content."  # SRGAN/ESRGAN hold these options in their content group
     options = WEIGHT_FREE.get(
         family,
-        "or use the weight-free perceptual options instead: model.init_args.lambda_vgg: 0 with "
-        "lambda_d_features (discriminator feature matching) and/or lambda_ssim (1 - SSIM)",
+        "or use the weight-free perceptual options instead: model.init_args.content.lambda_vgg: 0 with "
+        "content.lambda_d_features (discriminator feature matching) and/or content.lambda_ssim (1 - SSIM)",
     )
     if path is not None:
         file = Path(path).expanduser()
         if not file.is_file():
             raise FileNotFoundError(
-                f"{family}: vgg_weights={path!r}: no such file (resolved to {file.resolve()}); give the path of a "
-                f"torchvision VGG19 state dict ({VGG19_FILE}), {options}."
+                f"{family}: {group}vgg_weights={path!r}: no such file (resolved to {file.resolve()}); give the path "
+                f"of a torchvision VGG19 state dict ({VGG19_FILE}), {options}."
             )
         return file
     file = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
     if not file.is_file():
         raise FileNotFoundError(
-            f"{family}: lambda_vgg > 0 turns on the VGG19 perceptual loss, which needs torchvision's ImageNet VGG19 "
-            f"weights, and they are not on this machine (looked for {file}; nothing is downloaded during training). "
+            f"{family}: {group}lambda_vgg > 0 turns on the VGG19 perceptual loss, which needs torchvision's ImageNet "
+            f"VGG19 weights, and they are not on this machine (looked for {file}; nothing is downloaded during "
+            "training). "
             'On a machine with internet access run `python -c "import torchvision; '
             "torchvision.models.vgg19(weights='IMAGENET1K_V1')\"`, which writes that file (copy it here), or pass "
-            f"model.init_args.vgg_weights: PATH to a copy of {VGG19_FILE}; {options}."
+            f"model.init_args.{group}vgg_weights: PATH to a copy of {VGG19_FILE}; {options}."
         )
     return file
 
@@ -199,6 +203,77 @@ def ssim_loss(fake: Tensor, real: Tensor) -> Tensor:
     return 1.0 - ssim(to_unit(fake, quantize=False), to_unit(real, quantize=False).detach()).mean()
 
 
+@dataclass(frozen=True)
+class ContentLoss(OptionGroup):
+    """The content terms of a super-resolution G loss (SRGAN's "content loss", ESRGAN's perceptual + pixel terms), each
+    off at weight 0; one typed option group, set in a config as ``content: {lambda_vgg: 0, lambda_ssim: 1}`` or on the
+    command line as ``--model.init_args.content.lambda_ssim 1``. Each family has its own defaults (its paper's).
+
+    Args:
+        lambda_vgg: weight of the VGG19 feature loss (needs the weights, see vgg_weights; 0 = off).
+        vgg_layer: VGG19 layer compared ("relu5_4" = SRGAN's VGG54, "relu2_2" = VGG22, "conv5_4" = ESRGAN's, before
+            the activation).
+        vgg_criterion: "l1" or "mse" between the feature maps.
+        vgg_weights: the VGG19 weight file; None: torchvision's cache file (never downloaded during training).
+        lambda_pixel: weight of the pixel loss (0 = off).
+        pixel_loss: "mse" or "l1".
+        lambda_d_features: weight of D feature matching, the L1 between D's features of each output and of its target
+            (no pretrained network needed; 0 = off).
+        lambda_ssim: weight of 1 - SSIM (no pretrained network needed; 0 = off).
+    """
+
+    lambda_vgg: float = 1.0
+    vgg_layer: str = "relu5_4"
+    vgg_criterion: str = "mse"
+    vgg_weights: str | None = None
+    lambda_pixel: float = 0.0
+    pixel_loss: str = "mse"
+    lambda_d_features: float = 0.0
+    lambda_ssim: float = 0.0
+
+    _group = "content"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("lambda_vgg", "lambda_pixel", "lambda_d_features", "lambda_ssim"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"content.{name} must be 0 (off) or positive, got {getattr(self, name)}")
+        for name in ("vgg_criterion", "pixel_loss"):
+            if getattr(self, name) not in CRITERIA:
+                raise ValueError(f"unknown content.{name} {getattr(self, name)!r}; valid: {', '.join(CRITERIA)}")
+        if self.vgg_layer not in VGG19_LAYERS:
+            raise ValueError(f"unknown content.vgg_layer {self.vgg_layer!r}; valid: {', '.join(VGG19_LAYERS)}")
+
+    def weights(self) -> dict[str, float]:
+        """The weights of the terms, by option name (for :func:`lightning_gans.superres.check_loss_weights`)."""
+        return {k: getattr(self, k) for k in ("lambda_vgg", "lambda_pixel", "lambda_d_features", "lambda_ssim")}
+
+    def terms(
+        self,
+        fake: Tensor,
+        real: Tensor,
+        *,
+        vgg: VGGFeatures | None = None,
+        fake_features: list[Tensor] | None = None,
+        real_features: list[Tensor] | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """``(weighted sum, {"g_vgg", "g_pixel", "g_d_features", "g_ssim"})`` of the terms that are on, through
+        :func:`perceptual_terms`."""
+        return perceptual_terms(
+            fake,
+            real,
+            lambda_vgg=self.lambda_vgg,
+            vgg=vgg,
+            vgg_criterion=self.vgg_criterion,
+            lambda_pixel=self.lambda_pixel,
+            pixel_loss=self.pixel_loss,
+            lambda_d_features=self.lambda_d_features,
+            fake_features=fake_features,
+            real_features=real_features,
+            lambda_ssim=self.lambda_ssim,
+        )
+
+
 def perceptual_terms(
     fake: Tensor,
     real: Tensor,
@@ -206,17 +281,19 @@ def perceptual_terms(
     lambda_vgg: float = 0.0,
     vgg: VGGFeatures | None = None,
     vgg_criterion: str = "l1",
+    lambda_pixel: float = 0.0,
+    pixel_loss: str = "l1",
     lambda_d_features: float = 0.0,
     fake_features: list[Tensor] | None = None,
     real_features: list[Tensor] | None = None,
     lambda_ssim: float = 0.0,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """The perceptual part of a super-resolution G loss: ``lambda_vgg * VGG + lambda_d_features * D features +
-    lambda_ssim * (1 - SSIM)``, each term computed only when its weight is positive.
+    """The content part of a super-resolution G loss: ``lambda_vgg * VGG + lambda_pixel * pixel + lambda_d_features *
+    D features + lambda_ssim * (1 - SSIM)``, each term computed only when its weight is positive.
 
-    Returns ``(weighted sum, {"g_vgg": ..., "g_d_features": ..., "g_ssim": ...})``, the unweighted terms that are on
-    (for the logs). ``fake_features``/``real_features`` are the discriminator's per-layer features of the outputs and
-    of the targets (``D(x, return_features=True)[1]``).
+    Returns ``(weighted sum, {"g_vgg": ..., "g_pixel": ..., "g_d_features": ..., "g_ssim": ...})``, the unweighted
+    terms that are on (for the logs). ``fake_features``/``real_features`` are the discriminator's per-layer features of
+    the outputs and of the targets (``D(x, return_features=True)[1]``).
     """
     total = fake.new_zeros((), dtype=torch.float32)
     terms: dict[str, Any] = {}
@@ -225,6 +302,9 @@ def perceptual_terms(
             raise RuntimeError("lambda_vgg > 0 but no VGG network was loaded (the family loads it at setup)")
         terms["g_vgg"] = vgg_loss(vgg, fake, real, vgg_criterion)
         total = total + lambda_vgg * terms["g_vgg"]
+    if lambda_pixel > 0:
+        terms["g_pixel"] = criterion(pixel_loss, fake.float(), real)
+        total = total + lambda_pixel * terms["g_pixel"]
     if lambda_d_features > 0:
         if fake_features is None or real_features is None:
             raise RuntimeError("lambda_d_features > 0 needs the discriminator's features of outputs and targets")
@@ -238,6 +318,7 @@ def perceptual_terms(
 
 __all__ = [
     "CRITERIA",
+    "ContentLoss",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "VGG19_FILE",

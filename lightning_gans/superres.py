@@ -8,26 +8,77 @@
 - :func:`sr_validation_step`, :func:`sr_grid`, :func:`sr_predictions`: validation (PSNR/SSIM on Y and RGB, of the
   model and of bicubic upscaling), the grid (LR | bicubic | SR | HR) and ``predict``;
 - :func:`init_generator`: a generator started from another run's checkpoint (``init_from``), e.g. SRGAN from the
-  PSNR-oriented SRResNet, as the papers do.
+  PSNR-oriented SRResNet, as the papers do;
+- :class:`Tiling`: the typed option group of tiled upscaling (``tiling: {size: 128, overlap: 16}``).
+
+What these functions use of a family is :class:`SuperResolutionFamily` (checked over the families by
+tests/test_contracts.py); the grid pairs and output names are :mod:`lightning_gans.pairs`'.
 
 Nothing here is a base class or a mixin: each family file keeps its networks, losses, training step and hooks.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from lightning_gans.checkpointing import CheckpointMismatchError
-from lightning_gans.core import GANModule, unwrap
-from lightning_gans.image2image import check_datamodule_shapes, grid_rows, output_name
+from lightning_gans.core import unwrap
+from lightning_gans.metrics.superres import SRMetrics
 from lightning_gans.networks.srresnet import interpolate
+from lightning_gans.options import OptionGroup
+from lightning_gans.pairs import FixedPairs, check_datamodule_shapes, grid_rows, output_name
 
 BASELINES: tuple[str, ...] = ("bicubic", "nearest")
+
+
+@dataclass(frozen=True)
+class Tiling(OptionGroup):
+    """How validation and ``predict`` upscale large LR images: tile by tile, so memory stays bounded (see
+    :func:`upscale`). Set as ``tiling: {size: 256}`` in a config or ``--model.init_args.tiling.size 256``.
+
+    Args:
+        size: LR images larger than this (either side) are upscaled tile by tile (0 = never).
+        overlap: LR pixels of context around each tile.
+    """
+
+    size: int = 128
+    overlap: int = 16
+
+    _group = "tiling"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.size < 0 or self.overlap < 0:
+            raise ValueError(f"tiling.size and tiling.overlap must be 0 or more, got {self.size} and {self.overlap}")
+
+
+@runtime_checkable
+class SuperResolutionFamily(Protocol):
+    """What this module's functions use of a super-resolution family (SRResNet, SRGAN, ESRGAN): its scale, HR image
+    shape, grid pairs, metrics, generator (and EMA copy), hyperparameters, ``translate``, and Lightning's ``trainer``,
+    ``device`` and ``log``."""
+
+    scale: int
+    image_shape: tuple[int, ...]
+    fixed_batch: FixedPairs
+    val_metrics: SRMetrics
+    generator: nn.Module
+    generator_ema: nn.Module | None
+    hparams: Any
+    trainer: Any
+    device: torch.device
+
+    def translate(self, x: Tensor) -> Tensor: ...
+
+    def attached_datamodule(self) -> Any: ...
+
+    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None: ...
 
 
 def check_image_shape(image_shape: tuple[int, ...], scale: int, family: str) -> None:
@@ -97,11 +148,10 @@ def check_loss_weights(family: str, **weights: float) -> None:
         raise ValueError(f"{family}: every term of G's loss is off ({', '.join(weights)} are all 0): set one of them")
 
 
-def check_superres_datamodule(module: GANModule, family: str) -> None:
+def check_superres_datamodule(module: SuperResolutionFamily, family: str) -> None:
     """At setup: the datamodule's HR size, channels and scale are the ones the model was built for."""
     check_datamodule_shapes(module, module.image_shape[0], family)
-    dm = getattr(module.trainer, "datamodule", None) if module._trainer is not None else None
-    scale = getattr(dm, "scale", None)
+    scale = getattr(module.attached_datamodule(), "scale", None)
     if scale is not None and int(scale) != module.scale:
         raise ValueError(
             f"{family} was built to upscale x{module.scale} but the datamodule makes x{scale} pairs: set "
@@ -109,13 +159,10 @@ def check_superres_datamodule(module: GANModule, family: str) -> None:
         )
 
 
-def sr_validation_step(module: Any, batch: dict[str, Any]) -> None:
+def sr_validation_step(module: SuperResolutionFamily, batch: dict[str, Any]) -> None:
     """Validation on ``{"input": LR, "target": HR}``: keep grid images (not from the sanity check, whose batches come
     again in the first validation), then log PSNR/SSIM (Y and RGB) of ``module.translate(LR)`` and of bicubic
-    upscaling (``val/psnr_y``, ``val/psnr_y_bicubic``, ...).
-
-    ``module`` has ``translate``, ``scale``, ``fixed_batch`` (FixedPairs) and ``val_metrics`` (SRMetrics).
-    """
+    upscaling (``val/psnr_y``, ``val/psnr_y_bicubic``, ...)."""
     lr, hr = batch["input"], batch["target"]
     if not module.trainer.sanity_checking:
         module.fixed_batch.add(lr, hr, from_validation=True)
@@ -124,7 +171,7 @@ def sr_validation_step(module: Any, batch: dict[str, Any]) -> None:
     module.val_metrics.log(module, batch_size=lr.shape[0])
 
 
-def sr_grid(module: Any) -> Tensor:
+def sr_grid(module: SuperResolutionFamily) -> Tensor:
     """Four rows of the fixed pairs: LR (nearest-neighbour enlarged) | bicubic | ``module.translate(LR)`` | HR."""
     lr, hr, filled = module.fixed_batch.get()
     k = max(filled, 1)
@@ -137,7 +184,7 @@ def sr_grid(module: Any) -> Tensor:
     return grid_rows([r.cpu() for r in rows], filled, module.fixed_batch.size)
 
 
-def sr_predictions(module: Any, batch: dict[str, Any]) -> dict[str, Any]:
+def sr_predictions(module: SuperResolutionFamily, batch: dict[str, Any]) -> dict[str, Any]:
     """Each LR image upscaled at its own size (``module.translate``, tiled when large), named like it as PNG; the
     sizes given to the image writer are the outputs' own (``scale`` x the input's), so nothing is resized."""
     x = batch["input"]
@@ -149,7 +196,7 @@ def sr_predictions(module: Any, batch: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def init_generator(module: GANModule, path: str | None, families: tuple[str, ...]) -> None:
+def init_generator(module: SuperResolutionFamily, path: str | None, families: tuple[str, ...]) -> None:
     """Start ``module.generator`` (and its EMA copy) from the generator of the checkpoint at ``path``, at the start of a
     fresh fit (a resumed fit keeps its own weights). The checkpoint's EMA generator is taken when it has one (the one
     its validation scored). Refuses a missing file, another family, or other generator shapes, naming the fix."""
@@ -192,7 +239,7 @@ def init_generator(module: GANModule, path: str | None, families: tuple[str, ...
         raise CheckpointMismatchError(
             f"{mine}: the generator of init_from={path!r} ({family}) does not fit this one ({'; '.join(details)})."
             + (f" It was built with {', '.join(differ)}." if differ else "")
-            + " Build the same generator (scale, channels, num_blocks, batch_norm, kernel_size, skip) as that run."
+            + " Build the same generator (scale, g_channels, num_blocks, batch_norm, kernel_size, skip) as that run."
         )
     generator.load_state_dict(weights)
     if module.generator_ema is not None:
@@ -201,10 +248,12 @@ def init_generator(module: GANModule, path: str | None, families: tuple[str, ...
     rank_zero_info(f"{mine}: generator initialised from {path} ({family}, {prefix[:-1]}, {steps} G steps)")
 
 
-_GENERATOR_ARGS = ("scale", "channels", "num_blocks", "batch_norm", "kernel_size", "skip", "growth")
+_GENERATOR_ARGS = ("scale", "g_channels", "num_blocks", "batch_norm", "kernel_size", "skip", "growth")
 
 __all__ = [
     "BASELINES",
+    "SuperResolutionFamily",
+    "Tiling",
     "check_image_shape",
     "check_loss_weights",
     "check_superres_datamodule",

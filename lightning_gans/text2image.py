@@ -1,7 +1,9 @@
 """What the text-to-image families (GANINTCLS, DFGAN) share: plain functions and two small modules.
 
+- :class:`TextEncoderOptions`: the typed option group ``text`` (the encoder's checkpoint or sizes, fine-tuning,
+  caption length, caption pool);
 - :func:`build_text_side`: the vocabulary, the text encoder (pretrained checkpoint or fresh; frozen or fine-tuned),
-  the caption pool and the grid prompts of a family, from its hyperparameters;
+  the caption pool and the grid prompts of a family, from its ``text`` options;
 - :func:`encode`: sentence vectors of a batch (frozen: eval mode, no grad; fine-tuned: with grad);
 - :func:`mismatched_pairs`: each caption with the next row's image, skipping pairs whose texts are equal;
 - :class:`CaptionPool`: recent training captions (word ids) kept in buffers, so ``sample(n)`` (and with it FID in the
@@ -10,24 +12,28 @@
   :func:`predict_step`, :func:`setup`, :func:`on_load_checkpoint`: the sampling contract with text, for one-line
   hooks.
 
+What these functions use of a family is :class:`TextFamily` (checked over the families by tests/test_contracts.py).
 Nothing here is a base class or a mixin: each family file keeps its own networks, losses, training step and hooks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from datamodules.vocabulary import Vocabulary
-from lightning_gans.core import GANModule, unwrap
+from lightning_gans.core import PredictRequest, unwrap
 from lightning_gans.counters import HostCount
 from lightning_gans.networks.text import TextEncoder
+from lightning_gans.options import OptionGroup
 from lightning_gans.text_encoder import read_text_encoder
 
 
@@ -69,60 +75,138 @@ def fit_length(tokens: Tensor, length: int) -> Tensor:
     return torch.nn.functional.pad(tokens, (0, length - tokens.shape[1]))
 
 
-# ------------------------------------------------------------------------------------------------ construction
-def build_text_side(module: GANModule) -> None:
-    """Give ``module`` its ``vocab``, ``text_encoder``, ``caption_pool`` and ``grid_prompts`` from its hparams
-    (``vocabulary``, ``text_encoder``, ``finetune_text_encoder``, ``word_dim``, ``sentence_dim``, ``text_dropout``,
-    ``max_caption_length``, ``caption_pool_size``, ``grid_prompts``).
+# ------------------------------------------------------------------------------------------------ options, contract
+@dataclass(frozen=True)
+class TextEncoderOptions(OptionGroup):
+    """The text side of a text-to-image family, one typed option group: ``text: {checkpoint: PATH, finetune: true}``
+    in a config, ``--model.init_args.text.checkpoint PATH`` on the command line.
 
-    With a ``text_encoder`` checkpoint its weights, vocabulary and sizes are adopted and written back into the
-    hyperparameters (so the GAN's own checkpoint says what it holds); a vocabulary linked from the datamodule must
-    then be the same. Without one the encoder starts from random weights (fine-tune it, or it stays a random but
-    fixed map of the words).
+    Args:
+        checkpoint: checkpoint of :class:`~lightning_gans.text_encoder.TextEncoderPretraining` (its weights, vocabulary
+            and sizes are adopted); null: a text encoder from random weights.
+        finetune: train the text encoder with G (else it is frozen, in eval mode).
+        word_dim: size of the word embeddings (when no checkpoint is given).
+        sentence_dim: size of the sentence vector (when no checkpoint is given).
+        dropout: dropout on word embeddings while fine-tuning.
+        max_caption_length: words kept per prompt and per caption in the caption pool.
+        caption_pool_size: recent training captions kept for ``sample(n)`` (and FID).
     """
-    hp, name = module.hparams, type(module).__name__
-    if hp.text_encoder:
-        encoder, vocab, sizes = read_text_encoder(hp.text_encoder, dropout=hp.text_dropout)
+
+    checkpoint: str | None = None
+    finetune: bool = False
+    word_dim: int = 128
+    sentence_dim: int = 128
+    dropout: float = 0.25
+    max_caption_length: int = 24
+    caption_pool_size: int = 1024
+
+    _group = "text"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if min(self.word_dim, self.sentence_dim, self.max_caption_length, self.caption_pool_size) < 1:
+            raise ValueError(
+                "text.word_dim, sentence_dim, max_caption_length and caption_pool_size must be at least 1, got "
+                f"{self.word_dim}, {self.sentence_dim}, {self.max_caption_length}, {self.caption_pool_size}"
+            )
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"text.dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class PredictPlan:
+    """What :func:`predict_dataloader` planned for :func:`predict_step`: the prompts, their word ids and the layout
+    (``("interpolation", steps)``, ``("prompts", per prompt)`` or ``("default", per row)``)."""
+
+    prompts: list[str]
+    tokens: Tensor
+    layout: tuple[str, int]
+
+
+@runtime_checkable
+class TextFamily(Protocol):
+    """What this module's functions use of a text-to-image family (GANINTCLS, DFGAN). :func:`build_text_side` sets
+    ``vocab``, ``text_encoder``, ``caption_pool``, ``grid_prompts`` and ``predict_plan`` from ``text_options`` and
+    ``hparams`` (``vocabulary``, ``grid_prompts``, ``text``); the family provides the rest (``generate`` runs its
+    generator on noise and sentence vectors)."""
+
+    text_options: TextEncoderOptions
+    vocab: Vocabulary
+    text_encoder: nn.Module
+    caption_pool: CaptionPool
+    grid_prompts: list[str]
+    predict_plan: PredictPlan | None
+    predict_request: PredictRequest
+    hparams: Any
+    fixed_noise: Tensor
+    latent_dim: int
+    device: torch.device
+
+    def noise(self, n: int) -> Tensor: ...
+
+    def sampling_generator(self, use_ema: bool = True) -> nn.Module: ...
+
+    def generate(self, generator: nn.Module, z: Tensor, sentences: Tensor) -> Tensor: ...
+
+    def attached_datamodule(self) -> Any: ...
+
+
+# ------------------------------------------------------------------------------------------------ construction
+def build_text_side(module: TextFamily) -> None:
+    """Give ``module`` its ``vocab``, ``text_encoder``, ``caption_pool``, ``grid_prompts`` and an empty
+    ``predict_plan``, from ``module.text_options`` and the ``vocabulary`` and ``grid_prompts`` hyperparameters.
+
+    With a ``text_options.checkpoint`` its weights, vocabulary and sizes are adopted and written back into
+    ``text_options`` and the hyperparameters (so the GAN's own checkpoint says what it holds); a vocabulary linked from
+    the datamodule must then be the same. Without one the encoder starts from random weights (fine-tune it, or it
+    stays a random but fixed map of the words).
+    """
+    hp, opts, name = module.hparams, module.text_options, type(module).__name__
+    if opts.checkpoint:
+        encoder, vocab, sizes = read_text_encoder(opts.checkpoint, dropout=opts.dropout)
         if hp.vocabulary is not None and Vocabulary(hp.vocabulary) != vocab:
             mine = Vocabulary(hp.vocabulary)
             raise ValueError(
-                f"{name}: the text encoder '{hp.text_encoder}' was trained on another vocabulary ({len(vocab)} "
+                f"{name}: the text encoder '{opts.checkpoint}' was trained on another vocabulary ({len(vocab)} "
                 f"entries) than the datamodule's ({len(mine)} entries; e.g. words only in one: "
                 f"{sorted(set(vocab.words) ^ set(mine.words))[:5]}). Pretrain the encoder on the same caption "
                 "datamodule settings (captions, min_word_count) as the GAN."
             )
-        hp.vocabulary, hp.word_dim, hp.sentence_dim = list(vocab.words), sizes["word_dim"], sizes["sentence_dim"]
+        opts = dataclasses.replace(opts, word_dim=sizes["word_dim"], sentence_dim=sizes["sentence_dim"])
+        module.text_options, hp.text = opts, dataclasses.asdict(opts)
+        hp.vocabulary = list(vocab.words)
     else:
         if hp.vocabulary is None:
             raise ValueError(
                 f"{name} needs a vocabulary: train it on a caption datamodule (datamodules.captions: "
                 "MNISTCaptionsDataModule, CelebACaptionsDataModule, CaptionFolderDataModule), which the CLI links "
-                "in, or give a pretrained text_encoder checkpoint (it holds its vocabulary)"
+                "in, or give a pretrained text encoder (text.checkpoint; it holds its vocabulary)"
             )
         vocab = Vocabulary(hp.vocabulary)
-        encoder = TextEncoder(len(vocab), hp.word_dim, hp.sentence_dim, hp.text_dropout)
-    encoder.requires_grad_(bool(hp.finetune_text_encoder))
+        encoder = TextEncoder(len(vocab), opts.word_dim, opts.sentence_dim, opts.dropout)
+    encoder.requires_grad_(bool(opts.finetune))
     module.vocab, module.text_encoder = vocab, encoder
-    module.caption_pool = CaptionPool(hp.caption_pool_size, hp.max_caption_length)
+    module.caption_pool = CaptionPool(opts.caption_pool_size, opts.max_caption_length)
     prompts = list(hp.grid_prompts or [w for w in vocab.words[2:10]])
     if not prompts:
         raise ValueError(f"{name}: grid_prompts is empty")
     module.grid_prompts = prompts[:8]
+    module.predict_plan = None
 
 
-def text_parameters(module: GANModule) -> list[nn.Parameter]:
+def text_parameters(module: TextFamily) -> list[nn.Parameter]:
     """The text encoder's parameters when it is fine-tuned (they train with G), else none."""
-    return list(module.text_encoder.parameters()) if module.hparams.finetune_text_encoder else []
+    return list(module.text_encoder.parameters()) if module.text_options.finetune else []
 
 
-def encode(module: GANModule, tokens: Tensor, sampling: bool = False) -> Tensor:
+def encode(module: TextFamily, tokens: Tensor, sampling: bool = False) -> Tensor:
     """Sentence vectors of a batch. Training: a fine-tuned encoder in training mode with grad, a frozen one in eval
     mode (no dropout) without grad. ``sampling``: eval mode, no grad, either way."""
-    if module.hparams.finetune_text_encoder and not sampling and torch.is_grad_enabled():
+    if module.text_options.finetune and not sampling and torch.is_grad_enabled():
         return module.text_encoder(tokens)[1]
     encoder = unwrap(module.text_encoder)
     was = encoder.training
-    if sampling or not module.hparams.finetune_text_encoder:
+    if sampling or not module.text_options.finetune:
         encoder.eval()
     try:
         with torch.no_grad():
@@ -141,17 +225,17 @@ def mismatched_pairs(texts: Sequence[str], device: torch.device | str = "cpu") -
     return (sentence_rows + 1) % max(n, 1), sentence_rows
 
 
-def prompt_tokens(module: GANModule, prompts: Sequence[str]) -> Tensor:
+def prompt_tokens(module: TextFamily, prompts: Sequence[str]) -> Tensor:
     """Word ids of prompts with the model's vocabulary (unknown words -> ``<unk>``, with a counted warning)."""
-    return module.vocab.encode_batch(list(prompts), module.hparams.max_caption_length, what="prompts").to(module.device)
+    length = module.text_options.max_caption_length
+    return module.vocab.encode_batch(list(prompts), length, what="prompts").to(module.device)
 
 
-def setup(module: GANModule) -> None:
+def setup(module: TextFamily) -> None:
     """At setup: a datamodule with a vocabulary must have the model's (its batches' word ids are the model's); a
     model without its own ``grid_prompts`` takes the datamodule's ``example_captions`` (and keeps them in its
     hyperparameters, so its checkpoints have them)."""
-    trainer = module._trainer
-    datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+    datamodule = module.attached_datamodule()
     if datamodule is None:
         return
     if module.hparams.grid_prompts is None and getattr(datamodule, "example_captions", None):
@@ -166,7 +250,7 @@ def setup(module: GANModule) -> None:
         )
 
 
-def on_load_checkpoint(module: GANModule, checkpoint: dict[str, Any]) -> None:
+def on_load_checkpoint(module: TextFamily, checkpoint: dict[str, Any]) -> None:
     """The grid prompts a checkpoint was trained with, unless the model was given its own."""
     saved = checkpoint.get("hyper_parameters", {}).get("grid_prompts")
     if module.hparams.grid_prompts is None and saved:
@@ -175,7 +259,7 @@ def on_load_checkpoint(module: GANModule, checkpoint: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ sampling
-def _run(module: GANModule, z: Tensor, sentences: Tensor, use_ema: bool) -> Tensor:
+def _run(module: TextFamily, z: Tensor, sentences: Tensor, use_ema: bool) -> Tensor:
     generator = module.sampling_generator(use_ema)
     was = generator.training
     generator.eval()
@@ -187,7 +271,7 @@ def _run(module: GANModule, z: Tensor, sentences: Tensor, use_ema: bool) -> Tens
 
 @torch.no_grad()
 def sample(
-    module: GANModule,
+    module: TextFamily,
     n: int | None = None,
     *,
     z: Tensor | None = None,
@@ -222,7 +306,7 @@ def sample(
 
 @torch.no_grad()
 def interpolate(
-    module: GANModule, first: str, second: str, steps: int = 8, z: Tensor | None = None, use_ema: bool = True
+    module: TextFamily, first: str, second: str, steps: int = 8, z: Tensor | None = None, use_ema: bool = True
 ) -> Tensor:
     """``steps`` images per noise vector (one row per z), from ``first`` to ``second`` along the straight line
     between their sentence vectors, as GAN-INT's interpolated embeddings: Float[len(z) * steps, C, H, W]."""
@@ -235,18 +319,18 @@ def interpolate(
     return _run(module, z.repeat_interleave(steps, dim=0), sentences, use_ema)
 
 
-def _grid_prompts(module: GANModule) -> list[str]:
+def _grid_prompts(module: TextFamily) -> list[str]:
     """The prompt of each fixed-noise image: the grid prompts in rows of equal length."""
     n, prompts = len(module.fixed_noise), module.grid_prompts
     per = math.ceil(n / len(prompts))
     return [prompts[min(i // per, len(prompts) - 1)] for i in range(n)]
 
 
-def grid_images(module: GANModule) -> Tensor:
+def grid_images(module: TextFamily) -> Tensor:
     return sample(module, z=module.fixed_noise, text=_grid_prompts(module))
 
 
-def grid_captions(module: GANModule) -> list[str]:
+def grid_captions(module: TextFamily) -> list[str]:
     return _grid_prompts(module)
 
 
@@ -254,13 +338,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:48] or "prompt"
 
 
-def predict_dataloader(module: GANModule) -> DataLoader:
+def predict_dataloader(module: TextFamily) -> DataLoader:
     """Noise and prompt indices from ``predict_request`` (set by the image writer): ``num_samples`` images per
     prompt of ``text``; with ``interpolation_steps`` and two prompts, that many steps from the first to the second
-    per noise vector; without prompts, ``num_samples`` images over the grid prompts."""
+    per noise vector; without prompts, ``num_samples`` images over the grid prompts. The plan is kept in
+    ``module.predict_plan`` for :func:`predict_step`."""
     req = module.predict_request
-    prompts, steps = list(req.get("text") or []), int(req.get("interpolation_steps") or 0)
-    n, gen = int(req["num_samples"]), torch.Generator().manual_seed(int(req["seed"]))
+    prompts, steps = list(req.text or []), req.interpolation_steps
+    n, gen = req.num_samples, torch.Generator().manual_seed(req.seed)
     if steps:
         if len(prompts) != 2 or steps < 2:
             raise ValueError(
@@ -283,18 +368,20 @@ def predict_dataloader(module: GANModule) -> DataLoader:
         first = (torch.arange(n) // per).clamp(max=len(prompts) - 1)
         weight = torch.zeros(n)
         layout = ("default", per)
-    module._predict = {"prompts": prompts, "tokens": prompt_tokens(module, prompts).cpu(), "layout": layout}
+    module.predict_plan = PredictPlan(prompts, prompt_tokens(module, prompts).cpu(), layout)
     second = torch.ones_like(first) if layout[0] == "interpolation" else first
-    return DataLoader(TensorDataset(torch.arange(len(z)), z, first, second, weight), batch_size=int(req["batch_size"]))
+    return DataLoader(TensorDataset(torch.arange(len(z)), z, first, second, weight), batch_size=req.batch_size)
 
 
 @torch.no_grad()
-def predict_step(module: GANModule, batch: Any) -> dict[str, Any]:
+def predict_step(module: TextFamily, batch: Any) -> dict[str, Any]:
     """Images, file names, captions and the grid's row length, for :class:`lightning_gans.callbacks.ImageWriter`."""
     index, z, first, second, weight = batch
-    state = module._predict
-    prompts, (kind, per) = state["prompts"], state["layout"]
-    ends = encode(module, state["tokens"].to(module.device), sampling=True)
+    plan = module.predict_plan
+    if plan is None:
+        raise RuntimeError("predict_step runs after predict_dataloader, which plans the prompts")
+    prompts, (kind, per) = plan.prompts, plan.layout
+    ends = encode(module, plan.tokens.to(module.device), sampling=True)
     sentences = torch.lerp(ends[first], ends[second], weight[:, None].to(ends.dtype))
     images = _run(module, z, sentences, use_ema=True)
     names, captions = [], []
@@ -313,6 +400,9 @@ def predict_step(module: GANModule, batch: Any) -> dict[str, Any]:
 
 __all__ = [
     "CaptionPool",
+    "PredictPlan",
+    "TextEncoderOptions",
+    "TextFamily",
     "build_text_side",
     "encode",
     "fit_length",

@@ -8,8 +8,8 @@ symmetric contrastive loss with a fixed temperature of 0.1:
 
     lightning-gans fit --config configs/text_encoder_mnist.yaml
 
-The GANs then load its checkpoint (``text_encoder: runs/text_encoder_mnist/checkpoints/last.ckpt``), frozen or
-fine-tuned (``finetune_text_encoder``). A second run with another seed gives the *evaluation* encoder of
+The GANs then load its checkpoint (``text: {checkpoint: runs/text_encoder_mnist/checkpoints/last.ckpt}``), frozen or
+fine-tuned (``text.finetune``). A second run with another seed gives the *evaluation* encoder of
 R-precision, trained apart from the one the GAN was conditioned on (:mod:`lightning_gans.metrics.text2image`).
 
 Deviations from DAMSM: no word-level attention loss (the sentence loss alone; captions here are short), a small CNN
@@ -177,8 +177,9 @@ def read_text_encoder(path: str | os.PathLike, dropout: float | None = None) -> 
             f"text encoder checkpoint '{p}' (resolved to '{p.resolve()}') does not exist. Pretrain one with "
             "`lightning-gans fit --config configs/text_encoder_mnist.yaml` (or _celeba) and give its "
             "checkpoints/last.ckpt. To load a GAN checkpoint, which holds its text encoder's weights itself, set "
-            "text_encoder to null (CLI: --model.init_args.text_encoder null; Python: "
-            "load_from_checkpoint(path, text_encoder=None))."
+            "text.checkpoint to null (CLI: --model.init_args.text.checkpoint null; Python: "
+            "load_from_checkpoint(path, text={**saved, 'checkpoint': None}) with saved = the checkpoint's "
+            "hyper_parameters['text'], which holds the encoder's sizes)."
         )
     checkpoint = torch.load(p, map_location="cpu", weights_only=True)
     hparams, state = checkpoint.get("hyper_parameters", {}), checkpoint.get("state_dict", {})

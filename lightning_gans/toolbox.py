@@ -30,7 +30,6 @@ steps have their own regularisers, do not take the group, so no family accepts a
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,11 +39,12 @@ from torch import Tensor, nn
 from lightning_gans.augment import annealed_std, diff_augment, instance_noise, parse_policy
 from lightning_gans.losses import feature_matching_loss
 from lightning_gans.networks.blocks import apply_spectral_norm
+from lightning_gans.options import OptionGroup
 from lightning_gans.regularizers import gradient_penalty, r1_penalty
 
 
 @dataclass(frozen=True)
-class Toolbox:
+class Toolbox(OptionGroup):
     """Stabilisation options, all off by default; each is honoured by every family that takes the group.
 
     Args:
@@ -73,27 +73,16 @@ class Toolbox:
     spectral_norm_d: bool = False
     spectral_norm_g: bool = False
 
+    _group = "toolbox"
+
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("instance_noise", "feature_matching", "gradient_penalty", "r1_gamma"):
             if getattr(self, name) < 0:
                 raise ValueError(f"toolbox.{name} must be 0 (off) or positive, got {getattr(self, name)}")
         if not 0.0 < self.real_label <= 1.0:
             raise ValueError(f"toolbox.real_label must be in (0, 1] (1 = no label smoothing), got {self.real_label}")
         parse_policy(self.diffaugment)  # a misspelt policy fails here, before training
-
-    @classmethod
-    def of(cls, value: Toolbox | dict[str, Any] | None) -> Toolbox:
-        """The group from a constructor argument: a Toolbox, a dict (as checkpoints store it) or None (all off)."""
-        if value is None:
-            return cls()
-        if isinstance(value, dict):
-            unknown = sorted(set(value) - {f.name for f in dataclasses.fields(cls)})
-            if unknown:
-                raise ValueError(
-                    f"Unknown toolbox option(s) {unknown}. Valid: {[f.name for f in dataclasses.fields(cls)]}"
-                )
-            return cls(**value)
-        return value
 
     def check_for(self, image_shape: tuple[int, ...]) -> Toolbox:
         """Refuse options the data cannot take (DiffAugment needs images); returns self."""

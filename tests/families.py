@@ -202,20 +202,20 @@ def predict_batches(channels: int = 3, one_hot: bool = False, directions: tuple[
 
 
 TINY["Pix2Pix"] = FamilySpec(
-    kwargs=dict(image_shape=I2I_SHAPE, input_channels=3, num_downs=5, base_channels=4, d_base_channels=4),
+    kwargs=dict(image_shape=I2I_SHAPE, input_channels=3, num_downs=5, g_channels=4, d_channels=4),
     batch=paired_batch(),
     samples_from_noise=False,
     extra={"predict_loader": predict_batches(), "predict_files": 3},
 )
 TINY["CycleGAN"] = FamilySpec(
-    kwargs=dict(image_shape=I2I_SHAPE, input_channels=3, n_blocks=1, base_channels=4, d_base_channels=4, pool_size=2),
+    kwargs=dict(image_shape=I2I_SHAPE, input_channels=3, num_blocks=1, g_channels=4, d_channels=4, pool_size=2),
     batch=unpaired_batch(),
     trained=("generator_ab", "generator_ba", "discriminator_a", "discriminator_b"),
     samples_from_noise=False,
     extra={"predict_loader": predict_batches(directions=("AtoB", "BtoA")), "predict_files": 3},
 )
 TINY["GauGAN"] = FamilySpec(
-    kwargs=dict(image_shape=I2I_SHAPE, num_classes=4, base_channels=2, d_base_channels=4, spade_hidden=8),
+    kwargs=dict(image_shape=I2I_SHAPE, num_classes=4, g_channels=2, d_channels=4, spade_hidden=8),
     batch=paired_batch(num_classes=4),
     samples_from_noise=False,
     extra={"predict_loader": predict_batches(channels=4, one_hot=True), "predict_files": 3},
@@ -284,8 +284,8 @@ def sr_predict_batches(scale: int = 4) -> Callable[[], Any]:
     return loader
 
 
-_SR_G = dict(channels=4, num_blocks=1)
-_SR_D = dict(d_base_channels=4, d_dense_features=8)
+_SR_G = dict(g_channels=4, num_blocks=1)
+_SR_D = dict(d_channels=4, d_dense_features=8)
 TINY["SRResNet"] = FamilySpec(
     kwargs=dict(image_shape=SR_SHAPE, **_SR_G, kernel_size=3, num_grid_samples=2),
     batch=sr_batch(),
@@ -300,10 +300,7 @@ TINY["SRGAN"] = FamilySpec(  # offline content loss: D features + SSIM + pixel, 
         **_SR_G,
         kernel_size=3,
         **_SR_D,
-        lambda_vgg=0.0,
-        lambda_pixel=1.0,
-        lambda_d_features=1.0,
-        lambda_ssim=1.0,
+        content=dict(lambda_vgg=0.0, lambda_pixel=1.0, lambda_d_features=1.0, lambda_ssim=1.0),
         num_grid_samples=2,
     ),
     batch=sr_batch(),
@@ -316,9 +313,7 @@ TINY["ESRGAN"] = FamilySpec(
         **_SR_G,
         growth=4,
         **_SR_D,
-        lambda_vgg=0.0,
-        lambda_d_features=1.0,
-        lambda_ssim=1.0,
+        content=dict(lambda_vgg=0.0, lambda_d_features=1.0, lambda_ssim=1.0),  # the other terms: ESRGAN's defaults
         ema_decay=0.9,
         num_grid_samples=2,
     ),
@@ -330,10 +325,7 @@ TINY["ESRGAN"] = FamilySpec(
 
 _TEXT = dict(
     vocabulary=TEXT_VOCABULARY,
-    word_dim=8,
-    sentence_dim=8,
-    max_caption_length=8,
-    caption_pool_size=16,
+    text=dict(word_dim=8, sentence_dim=8, max_caption_length=8, caption_pool_size=16),
     latent_dim=8,
     num_grid_samples=8,
     grid_prompts=["a thick seven", "a thin one"],

@@ -91,7 +91,8 @@ def test_print_config_is_complete_and_links_shapes(tiny_mnist: Path, capsys):
     # The evaluation file the config names (configs/evaluation/mnist_classifier.yaml) is inlined.
     [evaluation] = config["trainer"]["callbacks"]
     assert evaluation["class_path"] == "lightning_gans.callbacks.EvaluationCallback"
-    assert evaluation["init_args"]["extractor"] == "mnist_classifier" and evaluation["init_args"]["batch_size"] == 500
+    assert evaluation["init_args"]["feature_extractor"]["name"] == "mnist_classifier"
+    assert evaluation["init_args"]["batch_size"] == 500
     assert "${" not in yaml.safe_dump(config)
 
 

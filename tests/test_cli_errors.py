@@ -17,7 +17,7 @@ from lightning_gans.cli import main
 from tests.test_cli import tiny_args, tiny_mnist  # noqa: F401  (the fixture)
 
 REPO = Path(__file__).resolve().parents[1]
-LAB = str(REPO / "configs" / "lab" / "ring8_nonsaturating.yaml")  # points: needs no dataset on disk
+LAB = str(REPO / "configs" / "lab" / "base.yaml")  # the lab's base (2-D points): needs no dataset on disk
 
 
 @pytest.fixture(autouse=True)

@@ -69,7 +69,7 @@ def test_encoder_then_gan_then_prompts(tiny_mnist: Path, tmp_path: Path):  # noq
         "8",
     )
     gan = GANCLI(args=["fit", *gan_args])
-    assert gan.model.hparams.sentence_dim == 8  # adopted from the pretrained encoder
+    assert gan.model.text_options.sentence_dim == 8  # adopted from the pretrained encoder
     assert gan.model.grid_prompts == gan.datamodule.example_captions
     ckpt = tmp_path / "runs" / "gan_int_cls_mnist" / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()

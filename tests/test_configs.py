@@ -3,10 +3,12 @@
 ``test_config_fits_one_step`` is parametrised over every YAML under ``configs/`` (recursively) that names a model:
 the experiments. Fragments are not run alone: ``loggers/*.yaml`` are combined with a base config
 (``test_logger_fragment_follows_the_run_folder``), ``evaluation/*.yaml`` are items of the experiments'
-``trainer.callbacks``. Each experiment runs ``fit --config <x> --trainer.fast_dev_run 1`` in-process (one training
-and one validation batch; evaluation is off under fast_dev_run, but its callback is built) on the real dataset when
-``$LIGHTNING_GANS_DATA_DIR`` holds it, else on synthetic files of the same layout and image size written into a
-temporary folder, so no config is left untested on a machine without the data. The overrides are for speed only
+``trainer.callbacks``. A mode-collapse lab row (``lab/<row>.yaml``) is an experiment made of two files, the lab's
+``lab/base.yaml`` and the row's changes (``--config lab/base.yaml --config lab/<row>.yaml``, :func:`config_files`);
+the base alone is no experiment. Each experiment runs ``fit --config <x> --trainer.fast_dev_run 1`` in-process (one
+training and one validation batch; evaluation is off under fast_dev_run, but its callback is built) on the real
+dataset when ``$LIGHTNING_GANS_DATA_DIR`` holds it, else on synthetic files of the same layout and image size written
+into a temporary folder, so no config is left untested on a machine without the data. The overrides are for speed only
 (batch size, ``num_workers 0``, smaller validation and mixture sets); the models keep the configs' real sizes
 (the image-to-image ones run at the quick-CPU image size their headers give, see ``QUICK_CPU_SIZE``).
 """
@@ -37,9 +39,34 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "configs"
 
 
+LAB_BASE = CONFIG_DIR / "lab" / "base.yaml"
+
+
+def config_files(path: Path) -> list[Path]:
+    """The files one experiment is made of, in ``--config`` order: a lab row runs on the lab's base."""
+    return [LAB_BASE, path] if path.parent == LAB_BASE.parent and path != LAB_BASE else [path]
+
+
+# Copied from benchmarks.mode_collapse_lab._merged
+def _merged(base: Any, delta: Any) -> Any:
+    """``delta`` over ``base`` as ``--config base --config delta`` merges them: mappings key by key, anything else
+    (values, lists) replaced."""
+    if isinstance(base, dict) and isinstance(delta, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in delta.items()}}
+    return delta
+
+
+def load_config(path: Path) -> Any:
+    """An experiment's config as plain data: its files (:func:`config_files`) merged."""
+    config: Any = {}
+    for file in config_files(path):
+        config = _merged(config, yaml.safe_load(file.read_text()) or {})
+    return config
+
+
 def _is_experiment(path: Path) -> bool:
-    config = yaml.safe_load(path.read_text())
-    return isinstance(config, dict) and "model" in config
+    config = load_config(path)
+    return path != LAB_BASE and isinstance(config, dict) and "model" in config
 
 
 EXPERIMENTS = sorted(p for p in CONFIG_DIR.rglob("*.yaml") if _is_experiment(p))
@@ -74,7 +101,7 @@ PAPER_SETTINGS: dict[str, dict[str, Any]] = {
         "aux_classifier": "tac",
     },
     "wgan_mnist": {"clip_value": 0.01, "n_critic": 5, "optimizer_d": "rmsprop", "lr_d": 5e-5, "lr_g": 5e-5},
-    "wgan_gp_mnist": {"lambda_gp": 10.0, "n_critic": 5, "lr_d": 1e-4, "betas": (0.0, 0.9)},
+    "wgan_gp_mnist": {"toolbox.gradient_penalty": 10.0, "n_critic": 5, "lr_d": 1e-4, "betas": (0.0, 0.9)},
     "lsgan_mnist": {"loss": "lsgan", "lr_d": 2e-4, "betas": (0.5, 0.999)},
     "sngan_mnist": {"loss": "hinge", "lr_d": 2e-4, "betas": (0.0, 0.9), "n_critic": 1},
     "sagan_mnist": {"loss": "hinge", "lr_d": 4e-4, "lr_g": 1e-4, "n_critic": 1},
@@ -128,20 +155,24 @@ PAPER_SETTINGS: dict[str, dict[str, Any]] = {
         "ema_kimg": 10.0,
         "ema_rampup": 0.05,
     },
-    "srresnet_celeba": {"num_blocks": 16, "channels": 64, "batch_norm": True, "kernel_size": 9, "scale": 4},
+    "srresnet_celeba": {"num_blocks": 16, "g_channels": 64, "batch_norm": True, "kernel_size": 9, "scale": 4},
     "srgan_celeba": {
         "num_blocks": 16,
         "batch_norm": True,
         "loss": "nonsaturating",
         "lambda_adv": 5e-3,  # not the paper's 1e-3: the offline content loss (config header, README's SR table)
-        "lambda_d_features": 0.1,
+        "content.lambda_d_features": 0.1,
+        "content.lambda_pixel": 1.0,
+        "content.lambda_vgg": 0.0,
         "d_down_kernel": 3,
         "scale": 4,
     },
     "esrgan_facades": {
         "growth": 32,
         "relativistic": True,
-        "lambda_pixel": 1e-2,
+        "content.lambda_pixel": 1e-2,
+        "content.pixel_loss": "l1",
+        "content.vgg_layer": "conv5_4",
         "lambda_adv": 5e-3,
         "ema_decay": 0.999,
         "betas": (0.9, 0.99),
@@ -223,8 +254,12 @@ CELEBA: dict[str, tuple[int, int, tuple[str, ...], int]] = {
 
 
 def _setting(model, name: str) -> Any:
-    """A model's setting: a constructor argument (its hparams), a field of its toolbox group, or an attribute."""
-    if name in model.hparams:
+    """A model's setting: a constructor argument (its hparams), a field of an option group (``content.lambda_vgg``, or
+    of the toolbox without its name), or an attribute."""
+    group, _, field = name.partition(".")
+    if field:
+        value = getattr(getattr(model, {"text": "text_options"}.get(group, group)), field)
+    elif name in model.hparams:
         value = model.hparams[name]
     elif hasattr(getattr(model, "toolbox", None), name):
         value = getattr(model.toolbox, name)
@@ -376,7 +411,7 @@ FIT_PARAMS = [pytest.param(p, False, id=i) for p, i in zip(EXPERIMENTS, IDS)] + 
 @pytest.mark.parametrize(("config", "full"), FIT_PARAMS)
 def test_config_fits_one_step(config: Path, full: bool, data_args, monkeypatch):
     name = config.stem
-    shipped = yaml.safe_load(config.read_text())
+    shipped = load_config(config)
     narrower = {} if full else CPU_WIDTHS.get(name, {})
     width = [arg for key, value in narrower.items() for arg in (f"--model.init_args.{key}", str(value))]
     datamodule = shipped["data"]["class_path"].rsplit(".", 1)[-1]
@@ -392,13 +427,12 @@ def test_config_fits_one_step(config: Path, full: bool, data_args, monkeypatch):
     if family == "ESRGAN":
         overrides += ["--data.init_args.hr_size", "64", "--model.init_args.num_blocks", "2"]
     # Text-to-image configs read a pretrained text encoder's checkpoint, which a fresh checkout lacks: a random one.
-    if "text_encoder" in (shipped["model"].get("init_args") or {}):
-        overrides += ["--model.init_args.text_encoder", "null"]
+    if "text" in (shipped["model"].get("init_args") or {}):
+        overrides += ["--model.init_args.text.checkpoint", "null"]
     cli = GANCLI(
         args=[
             "fit",
-            "--config",
-            str(config),
+            *(arg for file in config_files(config) for arg in ("--config", str(file))),
             "--trainer.fast_dev_run",
             "1",
             "--trainer.enable_progress_bar",
@@ -463,7 +497,7 @@ def test_config_fits_one_step(config: Path, full: bool, data_args, monkeypatch):
         else:
             assert model.grid_prompts == dm.example_captions  # the sample grid's rows: validation captions
             assert (
-                shipped["model"]["init_args"]["text_encoder"]
+                shipped["model"]["init_args"]["text"]["checkpoint"]
                 == f"runs/text_encoder_{'mnist' if mnist else 'celeba'}/checkpoints/last.ckpt"
             )
             [ev] = evaluation
@@ -481,7 +515,7 @@ def test_config_fits_one_step(config: Path, full: bool, data_args, monkeypatch):
         assert lr.shape[-2:] == (16, 16) and model.translate(lr).shape[-2:] == (64, 64)
         if init_from:  # the checkpoint another shipped config writes
             source = next(p for p in EXPERIMENTS if init_from.startswith(f"runs/{p.stem}/checkpoints/"))
-            assert yaml.safe_load(source.read_text())["model"]["class_path"].endswith(".SRResNet")
+            assert load_config(source)["model"]["class_path"].endswith(".SRResNet")
         assert not evaluation
     elif datamodule == "GaussianMixtureDataModule":
         assert model.image_shape == (2,) and dm.kind == "ring8" and dm.batch_size == 256
@@ -524,7 +558,7 @@ def test_every_evaluation_fragment_is_used():
     used = {
         item
         for p in EXPERIMENTS
-        for item in (yaml.safe_load(p.read_text())["trainer"].get("callbacks") or [])
+        for item in (load_config(p)["trainer"].get("callbacks") or [])
         if isinstance(item, str)
     }
     assert {f"evaluation/{p.name}" for p in (CONFIG_DIR / "evaluation").glob("*.yaml")} == used
@@ -548,7 +582,7 @@ def _same(a: Any, b: Any) -> bool:
 def test_config_holds_only_what_differs_from_the_defaults(config: Path):
     """No model or datamodule value equal to its class's default, no setting equal to the shared defaults: each
     config is what makes its experiment, and a change of a default reaches every config."""
-    shipped = yaml.safe_load(config.read_text())
+    shipped = load_config(config)
     for key in ("model", "data"):
         defaults = _class_defaults(shipped[key]["class_path"])
         for arg, value in (shipped[key].get("init_args") or {}).items():

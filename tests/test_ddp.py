@@ -97,7 +97,7 @@ CYCLEGAN_SCRIPT = textwrap.dedent(
 
     out = Path(sys.argv[1])
     L.seed_everything(0)
-    model = CycleGAN(image_shape=(3, 32, 32), input_channels=3, n_blocks=1, base_channels=4, d_base_channels=4,
+    model = CycleGAN(image_shape=(3, 32, 32), input_channels=3, num_blocks=1, g_channels=4, d_channels=4,
                      pool_size=4, n_epochs=1, n_epochs_decay=1)
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy=GANDDPStrategy(), max_epochs=2, logger=False,
@@ -182,9 +182,12 @@ SUPERRES_SCRIPT = textwrap.dedent(
 
     out, name = Path(sys.argv[1]), sys.argv[2]
     L.seed_everything(0)
-    kwargs = dict(image_shape=(3, 32, 32), channels=4, num_blocks=1, d_base_channels=4, d_dense_features=8,
-                  lambda_vgg=0.0, lambda_d_features=1.0, lambda_ssim=1.0)
-    kwargs.update(kernel_size=3, lambda_pixel=1.0) if name == "SRGAN" else kwargs.update(growth=4, ema_decay=0.9)
+    content = dict(lambda_vgg=0.0, lambda_d_features=1.0, lambda_ssim=1.0)
+    kwargs = dict(image_shape=(3, 32, 32), g_channels=4, num_blocks=1, d_channels=4, d_dense_features=8)
+    if name == "SRGAN":
+        kwargs.update(kernel_size=3, content={**content, "lambda_pixel": 1.0})
+    else:
+        kwargs.update(growth=4, ema_decay=0.9, content=content)
     model = FAMILIES[name](**kwargs)
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy=GANDDPStrategy(), max_epochs=2, logger=False,

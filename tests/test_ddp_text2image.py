@@ -27,7 +27,8 @@ SCRIPT = textwrap.dedent(
     out, name = Path(sys.argv[1]), sys.argv[2]
     L.seed_everything(0)
     spec = TINY[name]
-    model = {"DFGAN": DFGAN, "GANINTCLS": GANINTCLS}[name](**spec.kwargs, finetune_text_encoder=True)
+    text = {**spec.kwargs["text"], "finetune": True}
+    model = {"DFGAN": DFGAN, "GANINTCLS": GANINTCLS}[name](**{**spec.kwargs, "text": text})
     trainer = L.Trainer(
         accelerator="cpu", devices=2, strategy=GANDDPStrategy(), max_epochs=2, logger=False, enable_progress_bar=False,
         enable_model_summary=False, enable_checkpointing=False, default_root_dir=out,

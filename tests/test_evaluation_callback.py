@@ -4,6 +4,7 @@ labels, process-count-independent samples, mixtures with their scatter plot, tra
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
@@ -106,7 +107,13 @@ def cache_dir(tmp_path):
 
 
 def callback(cache_dir, **kwargs) -> EvaluationCallback:
-    opts = dict(num_samples=64, batch_size=20, extractor="identity", cache_dir=cache_dir, kid_subset_size=32)
+    opts = dict(
+        num_samples=64,
+        batch_size=20,
+        feature_extractor={"name": "identity"},
+        real_cache={"dir": cache_dir},
+        metric_options={"kid_subset_size": 32},
+    )
     opts.update(kwargs)
     return EvaluationCallback(**opts)
 
@@ -138,7 +145,7 @@ def test_fid_separates_good_from_bad_generators(cache_dir):
 
 
 def test_fit_extracts_reals_once_and_checkpoints_on_val_fid(cache_dir, tmp_path):
-    cb = callback(cache_dir, cache=False)
+    cb = callback(cache_dir, real_cache={"enabled": False})
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val/fid", mode="min", save_top_k=1)
     t = trainer(
         callbacks=[cb, ckpt], max_epochs=2, limit_train_batches=2, enable_checkpointing=True, num_sanity_val_steps=2
@@ -167,7 +174,7 @@ def test_conditional_models_get_balanced_labels_and_ema_flag(cache_dir):
 
 def test_generated_set_does_not_depend_on_the_number_of_processes():
     """Chunks are seeded by their global index and dealt round-robin: 1 process and 3 draw the same samples."""
-    cb = EvaluationCallback(num_samples=50, batch_size=8, extractor="identity", metrics=["kid"])
+    cb = EvaluationCallback(num_samples=50, batch_size=8, feature_extractor={"name": "identity"}, metrics=["kid"])
     model = TinyModel()
 
     def drawn(world: int) -> torch.Tensor:
@@ -188,7 +195,7 @@ def test_generated_set_does_not_depend_on_the_number_of_processes():
 
 def test_mixture_modes_logged_with_scatter_plot(tmp_path, cache_dir):
     dm = GaussianMixtureDataModule("ring8", num_samples=256, num_val_samples=64, batch_size=32)
-    good = callback(cache_dir, num_samples=800, batch_size=200, extractor="inception")  # extractor unused: points
+    good = callback(cache_dir, num_samples=800, batch_size=200, feature_extractor={"name": "inception"})  # unused
     logger = TensorBoardLogger(tmp_path / "logs")
     t = trainer(callbacks=[good], logger=logger)
     res = t.validate(MixtureModel("ring8"), datamodule=dm, verbose=False)[0]
@@ -223,7 +230,7 @@ def test_translate_mode_uses_validation_batches(cache_dir):
 
 def test_setup_errors_come_before_generation(cache_dir):
     dm = GaussianMixtureDataModule("ring8", num_samples=64, num_val_samples=64)
-    cb = callback(cache_dir, extractor="inception_local", metrics=["kid"])
+    cb = callback(cache_dir, feature_extractor={"name": "inception_local"}, metrics=["kid"])
     with pytest.raises(ValueError, match="points, not images"):
         trainer(callbacks=[cb]).validate(MixtureModel(), datamodule=dm, verbose=False)
 
@@ -244,7 +251,7 @@ def test_setup_errors_come_before_generation(cache_dir):
 
 
 def test_a_reused_callback_never_keeps_another_runs_reals(cache_dir):
-    cb = callback(cache_dir, cache=False)
+    cb = callback(cache_dir, real_cache={"enabled": False})
     trainer(callbacks=[cb]).validate(TinyModel(), datamodule=TinyData(seed=0), verbose=False)
     trainer(callbacks=[cb]).validate(TinyModel(), datamodule=TinyData(seed=9, n_val=80), verbose=False)
     assert cb.num_real == 80 and cb.real_images_extracted == 96 + 80
@@ -267,16 +274,155 @@ def test_counts_the_metrics_need_are_checked_before_anything_is_generated(cache_
         trainer(callbacks=[callback(cache_dir, metrics=["kid", "precision_recall"])]).validate(
             model, datamodule=CountedData(n_val=1), verbose=False
         )
-    with pytest.raises(ValueError, match=r"pr_k=3 needs more than 3 real images .* got 3: lower pr_k"):
+    with pytest.raises(ValueError, match=r"pr_k=3 needs more than 3 real images .* got 3: lower metric_options.pr_k"):
         trainer(callbacks=[callback(cache_dir, metrics=["precision_recall"])]).validate(
             model, datamodule=CountedData(n_val=3), verbose=False
         )
     assert model.sample_calls == []  # nothing was generated
     with pytest.warns(
         UserWarning,
-        match=r"KID's subsets shrink from kid_subset_size=32 to the 12 real images.*"
+        match=r"KID's subsets shrink from metric_options.kid_subset_size=32 to the 12 real images.*"
         r"every evaluation still generates 64 samples. Training goes on",
     ):
         trainer(callbacks=[callback(cache_dir, metrics=["kid"])]).validate(
             model, datamodule=CountedData(n_val=12), verbose=False
         )
+
+
+# ------------------------------------------------------------------------------- option groups and the 0.1 names
+# The 0.1 constructor's flat options, with values other than the defaults, and the groups they moved into.
+OLD_STYLE = dict(
+    extractor="identity",
+    extractor_path=None,
+    resize="antialias",
+    kid_subsets=7,
+    kid_subset_size=12,
+    is_splits=3,
+    pr_k=2,
+    coverage_threshold=0.2,
+    mode_num_std=2.5,
+    cache=False,
+    cache_dir="/tmp/real_stats",
+    cache_key="v2",
+    image_key="target",
+    input_key="input",
+)
+NEW_STYLE = dict(
+    feature_extractor={"name": "identity", "path": None, "resize": "antialias"},
+    metric_options={
+        "kid_subsets": 7,
+        "kid_subset_size": 12,
+        "is_splits": 3,
+        "pr_k": 2,
+        "coverage_threshold": 0.2,
+        "mode_num_std": 2.5,
+    },
+    real_cache={"enabled": False, "dir": "/tmp/real_stats", "key": "v2"},
+    batch_keys={"images": "target", "inputs": "input"},
+)
+GROUPS = ("feature_extractor", "metric_options", "real_cache", "batch_keys")
+
+
+def test_option_groups_take_a_dict_an_instance_or_none_and_check_their_values():
+    from lightning_gans.callbacks.evaluation import BatchKeys, FeatureExtractorOptions, MetricOptions, RealCacheOptions
+
+    cb = EvaluationCallback(
+        metrics=["kid"],
+        feature_extractor=FeatureExtractorOptions("identity"),
+        metric_options={"kid_subset_size": 32},
+        real_cache=None,
+    )
+    assert cb.feature_extractor == FeatureExtractorOptions(name="identity", path=None, resize="tf1")
+    assert cb.metric_options == MetricOptions(kid_subset_size=32)  # the rest: the defaults
+    assert cb.real_cache == RealCacheOptions() and cb.real_cache.enabled
+    assert cb.batch_keys == BatchKeys(images=0, inputs=None)
+    assert cb.extractor_name == "identity" and cb.mode_num_std == 3.0 and cb.coverage_threshold == 0.1
+    with pytest.raises(ValueError, match=r"Unknown real_cache option\(s\) \['folder'\]"):
+        EvaluationCallback(metrics=["kid"], feature_extractor={"name": "identity"}, real_cache={"folder": "x"})
+    with pytest.raises(ValueError, match="feature_extractor.resize must be one of"):
+        FeatureExtractorOptions(name="identity", resize="nearest")
+    with pytest.raises(ValueError, match="Unknown feature extractor 'vgg'"):
+        FeatureExtractorOptions(name="vgg")
+    with pytest.raises(ValueError, match="metric_options.pr_k must be at least 1"):
+        MetricOptions(pr_k=0)
+    with pytest.raises(ValueError, match="metric_options.mode_num_std must be positive"):
+        MetricOptions(mode_num_std=0)
+    with pytest.raises(TypeError, match="positional argument"):  # past batch_size, by name (the order changed)
+        EvaluationCallback(64, 20, "identity")
+
+
+def test_the_0_1_names_warn_naming_the_new_options_and_build_the_same_callback():
+    with pytest.warns(FutureWarning) as caught:
+        old = EvaluationCallback(num_samples=64, metrics=["kid"], source="translate", **OLD_STYLE)
+    message = " ".join(str(w.message) for w in caught)
+    for name, new in [("extractor", "feature_extractor.name"), ("cache_dir", "real_cache.dir")]:
+        assert f"'{name}'" in message and new in message
+    for name in OLD_STYLE:  # every old name is named, with the option it moved to
+        assert f"'{name}'" in message
+    new = EvaluationCallback(num_samples=64, metrics=["kid"], source="translate", **NEW_STYLE)
+    for group in GROUPS:
+        assert getattr(old, group) == getattr(new, group), group
+    assert (old.real.cache, old.real.image_key, old.real.cache_key) == (None, "target", "v2")
+    assert vars(new.real) == vars(old.real)
+
+
+def test_an_old_style_config_dict_is_upgraded_to_the_groups():
+    from lightning_gans.renames import upgrade
+
+    old = {"num_samples": 64, "metrics": ["kid"], "batch_size": 8, **OLD_STYLE}
+    with pytest.warns(FutureWarning, match="feature_extractor.name"):
+        upgraded = upgrade("EvaluationCallback", old)
+    assert upgraded == {"num_samples": 64, "metrics": ["kid"], "batch_size": 8, **NEW_STYLE}
+    # An option already in its group and an old one that moves next to it end up together.
+    partial = upgrade("EvaluationCallback", {"real_cache": {"dir": "/x"}, "cache_key": "v3"}, warn=False)
+    assert partial == {"real_cache": {"dir": "/x", "key": "v3"}}
+    # The shipped evaluation configs use the new names only.
+    import yaml
+
+    for path in sorted((Path(__file__).parents[1] / "configs" / "evaluation").glob("*.yaml")):
+        init_args = yaml.safe_load(path.read_text())["init_args"]
+        assert upgrade("EvaluationCallback", init_args, warn=False) == init_args, path.name
+
+
+def _val_trainer(dataset) -> SimpleNamespace:
+    """What cache_parts reads of a Trainer."""
+    return SimpleNamespace(
+        datamodule=None, val_dataloaders=DataLoader(dataset, batch_size=2), limit_val_batches=1.0, world_size=1
+    )
+
+
+def test_cache_keys_are_those_of_0_1_so_existing_caches_stay_valid():
+    """The keys below were computed by the 0.1 callback (flat options) for the same settings: a cache written then
+    is found now, whichever names build the callback."""
+    from lightning_gans.metrics.cache import cache_key
+    from lightning_gans.metrics.extractors import IdentityExtractor
+
+    images = torch.arange(6 * 16, dtype=torch.float32).reshape(6, 1, 4, 4) / 96
+    t = _val_trainer(TensorDataset(images, torch.arange(6)))
+    identity = IdentityExtractor(16)
+
+    def key(cb: EvaluationCallback) -> str:
+        return cache_key(cb.real.cache_parts(t, identity))
+
+    defaults = EvaluationCallback(metrics=["kid"], feature_extractor={"name": "identity"})
+    assert key(defaults) == "f0d7e7480014761ee363b97e32454ba081e7878c"
+    new = EvaluationCallback(
+        metrics=["kid"], num_real_samples=4, feature_extractor={"name": "identity"}, real_cache={"key": "v1"}
+    )
+    assert key(new) == "fafee0f5ece487268d6ec4c304df6b21c37b5f47"
+    with pytest.warns(FutureWarning):
+        old = EvaluationCallback(metrics=["kid"], num_real_samples=4, extractor="identity", cache_key="v1")
+    assert key(old) == key(new)
+
+
+def test_a_cache_written_with_the_old_names_is_hit_with_the_new_ones(cache_dir):
+    with pytest.warns(FutureWarning, match="real_cache.dir"):
+        first = EvaluationCallback(
+            num_samples=64, batch_size=20, extractor="identity", cache_dir=cache_dir, kid_subset_size=32
+        )
+    results = trainer(callbacks=[first]).validate(TinyModel(), datamodule=TinyData(), verbose=False)[0]
+    assert first.cache_saves == 1
+    second = callback(cache_dir)  # the same settings under the new names
+    again = trainer(callbacks=[second]).validate(TinyModel(), datamodule=TinyData(), verbose=False)[0]
+    assert second.cache_hits == 1 and second.real_images_extracted == 0
+    assert again == pytest.approx(results, rel=1e-6)

@@ -18,10 +18,11 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from lightning_gans.callbacks import ImageWriter
-from lightning_gans.image2image import FixedPairs, linear_decay, translate
+from lightning_gans.image2image import linear_decay, translate
 from lightning_gans.models import CycleGAN, GauGAN, Pix2Pix
 from lightning_gans.models.cyclegan import ImagePool
 from lightning_gans.models.gaugan import discriminator_feature_matching, vgg_pyramid_loss
+from lightning_gans.pairs import FixedPairs
 from tests.conftest import quiet_trainer, real_data_dir
 from tests.families import TINY, paired_batch, unpaired_batch
 
@@ -118,12 +119,12 @@ def test_pix2pix_train_mode_sampling_is_deterministic_and_leaves_no_trace():
 
 def test_pix2pix_size_errors_name_the_size_and_the_fix():
     with pytest.raises(ValueError, match=r"48x48.*crop_size"):
-        Pix2Pix(image_shape=(3, 48, 48), num_downs=5, base_channels=4, d_base_channels=4)
-    assert Pix2Pix(image_shape=(3, 64, 64), base_channels=4, d_base_channels=4).generator.num_downs == 6
+        Pix2Pix(image_shape=(3, 48, 48), num_downs=5, g_channels=4, d_channels=4)
+    assert Pix2Pix(image_shape=(3, 64, 64), g_channels=4, d_channels=4).generator.num_downs == 6
     # options of the noise families are not options of a translation family at all (not accepted, then refused)
     for option in ("n_critic", "latent_dim", "toolbox"):
         with pytest.raises(TypeError, match=option):
-            Pix2Pix(image_shape=(3, 32, 32), base_channels=4, d_base_channels=4, **{option: 2})
+            Pix2Pix(image_shape=(3, 32, 32), g_channels=4, d_channels=4, **{option: 2})
 
 
 def test_fixed_batch_prefers_validation_images_and_stores_them_exactly():
@@ -312,10 +313,10 @@ def test_gaugan_hinge_and_feature_matching_by_hand():
 def test_gaugan_defaults_and_errors(monkeypatch, tmp_path: Path):
     model = _tiny("GauGAN")
     assert (model.hparams.lr_g, model.hparams.lr_d, tuple(model.hparams.betas)) == (1e-4, 4e-4, (0.0, 0.9))
-    assert model.lambda_feat == 10.0
+    assert model.lambda_d_features == 10.0
     assert model.lambda_vgg == 0.0 and model.generator_mode == "eval"
     with pytest.raises(ValueError, match="label_palette"):
-        GauGAN(image_shape=(3, 32, 32), base_channels=2, spade_hidden=8)
+        GauGAN(image_shape=(3, 32, 32), g_channels=2, spade_hidden=8)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
     with pytest.raises(FileNotFoundError, match=r"VGG19.*IMAGENET1K_V1.*lambda_vgg: 0"):
         GauGAN(**{**TINY["GauGAN"].kwargs, "lambda_vgg": 10.0})
@@ -389,8 +390,9 @@ def test_predict_writes_one_file_per_input_named_like_it_at_its_size(name: str, 
 # ------------------------------------------------------------------------------------------------ FID of translations
 @pytest.mark.parametrize("name", ["Pix2Pix", "CycleGAN"])
 def test_evaluation_callback_scores_the_translations_of_the_validation_inputs(name: str, tmp_path: Path):
-    """EvaluationCallback(source="translate"): the generated set is translate(batch[input_key]), one output per
-    validation input, compared with batch[image_key]; a translation model with source="sample" fails at setup."""
+    """EvaluationCallback(source="translate"): the generated set is translate(batch[batch_keys.inputs]), one output
+    per validation input, compared with batch[batch_keys.images]; a translation model with source="sample" fails at
+    setup."""
     from datamodules.paired import PairedImageDataModule
     from datamodules.unpaired import UnpairedImageDataModule
     from lightning_gans.callbacks.evaluation import EvaluationCallback
@@ -400,18 +402,23 @@ def test_evaluation_callback_scores_the_translations_of_the_validation_inputs(na
         for folder in ("trainA", "trainB", "testA", "testB"):
             _write_images(data / folder, sizes)
         dm = UnpairedImageDataModule(data_dir=str(data), crop_size=32, load_size=32, batch_size=4, num_workers=0)
-        keys = dict(input_key="A", image_key="B")
+        keys = dict(inputs="A", images="B")
     else:
         for split in ("train", "val", "test"):
             _write_images(data / split, {n: (32, 64) for n in sizes})
         dm = PairedImageDataModule(data_dir=str(data), crop_size=32, load_size=32, batch_size=4, num_workers=0)
-        keys = dict(input_key="input", image_key="target")
+        keys = dict(inputs="input", images="target")
     model = _tiny(name)
     seen: list[torch.Tensor] = []
     translate_fn = model.translate
     model.translate = lambda x, *a: seen.append(x) or translate_fn(x, *a)  # type: ignore[method-assign]
     callback = EvaluationCallback(
-        source="translate", extractor="identity", metrics=["kid"], kid_subset_size=4, cache=False, **keys
+        source="translate",
+        batch_keys=keys,
+        feature_extractor={"name": "identity"},
+        metrics=["kid"],
+        metric_options={"kid_subset_size": 4},
+        real_cache={"enabled": False},
     )
     results = _trainer(tmp_path, callbacks=[callback], limit_val_batches=None).validate(
         model, datamodule=dm, verbose=False
@@ -420,10 +427,11 @@ def test_evaluation_callback_scores_the_translations_of_the_validation_inputs(na
     assert math.isfinite(results["val/kid"])
     assert all(isinstance(x, torch.Tensor) and x.shape[1:] == (3, 32, 32) for x in seen)  # inputs, not batches
 
+    sampling = EvaluationCallback(
+        feature_extractor={"name": "identity"}, metrics=["kid"], real_cache={"enabled": False}
+    )
     with pytest.raises(ValueError, match="source: translate"):
-        _trainer(tmp_path, callbacks=[EvaluationCallback(extractor="identity", metrics=["kid"], cache=False)]).validate(
-            _tiny(name), datamodule=dm, verbose=False
-        )
+        _trainer(tmp_path, callbacks=[sampling]).validate(_tiny(name), datamodule=dm, verbose=False)
 
 
 def test_fid_on_too_small_a_validation_set_fails_before_training(tmp_path: Path):
@@ -437,11 +445,10 @@ def test_fid_on_too_small_a_validation_set_fails_before_training(tmp_path: Path)
     model = _tiny("Pix2Pix")
     callback = EvaluationCallback(
         source="translate",
-        input_key="input",
-        image_key="target",
-        extractor="identity",
+        batch_keys={"inputs": "input", "images": "target"},
+        feature_extractor={"name": "identity"},
         metrics=["fid", "kid"],
-        cache=False,
+        real_cache={"enabled": False},
     )
     with pytest.raises(ValueError, match=r"real images \(validation set\)=6 is below the feature dimension 3072"):
         _trainer(tmp_path, max_steps=1, callbacks=[callback], limit_val_batches=1.0).fit(model, datamodule=dm)
@@ -457,7 +464,7 @@ def test_pix2pix_learns_facades_on_cpu(tmp_path: Path):
 
     L.seed_everything(0)
     dm = PairedImageDataModule(crop_size=64, load_size=72, batch_size=1)
-    model = Pix2Pix(image_shape=dm.image_shape, base_channels=32, d_base_channels=32, n_epochs=3, n_epochs_decay=0)
+    model = Pix2Pix(image_shape=dm.image_shape, g_channels=32, d_channels=32, n_epochs=3, n_epochs_decay=0)
     trainer = _trainer(tmp_path, max_epochs=3, limit_val_batches=1.0)
     trainer.fit(model, datamodule=dm)
     metrics = trainer.callback_metrics

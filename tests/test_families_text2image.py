@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from datamodules.vocabulary import UnknownWordsWarning, Vocabulary
 from lightning_gans.callbacks import ImageWriter, SampleGrid
 from lightning_gans.callbacks.common import captioned_grid_uint8
+from lightning_gans.core import PredictRequest
 from lightning_gans.losses import fake_term, matching_aware_discriminator_loss, real_term
 from lightning_gans.models import DCGAN, DFGAN, GANINTCLS
 from lightning_gans.networks.dfgan import Affine, DFGenerator
@@ -159,16 +160,18 @@ def test_df_gan_conditioning_augmentation_adds_a_kl_term_and_is_deterministic_in
 @pytest.mark.parametrize("cls", [GANINTCLS, DFGAN])
 def test_pretrained_encoder_is_adopted_and_frozen_or_fine_tuned(cls, tmp_path: Path):
     path = _encoder_checkpoint(tmp_path)
-    kwargs = {**TINY[cls.__name__].kwargs, "text_encoder": str(path), "word_dim": 99, "sentence_dim": 98}
+    text = {**TINY[cls.__name__].kwargs["text"], "checkpoint": str(path), "word_dim": 99, "sentence_dim": 98}
+    kwargs = {**TINY[cls.__name__].kwargs, "text": text}
     frozen = cls(**kwargs)
-    assert (frozen.hparams.word_dim, frozen.hparams.sentence_dim) == (4, 6)  # the checkpoint's sizes
+    assert (frozen.text_options.word_dim, frozen.text_options.sentence_dim) == (4, 6)  # the checkpoint's sizes
+    assert frozen.hparams.text["sentence_dim"] == 6  # and the GAN's checkpoint says so
     pretrained, _, _ = read_text_encoder(path)
     for a, b in zip(pretrained.parameters(), frozen.text_encoder.parameters()):
         assert torch.equal(a, b)
     _fit(frozen, tmp_path)
     for a, b in zip(pretrained.parameters(), frozen.text_encoder.parameters()):
         assert torch.equal(a, b) and not b.requires_grad
-    tuned = cls(**{**kwargs, "finetune_text_encoder": True})
+    tuned = cls(**{**kwargs, "text": {**text, "finetune": True}})
     _fit(tuned, tmp_path)
     assert any(not torch.equal(a, b) for a, b in zip(pretrained.parameters(), tuned.text_encoder.parameters()))
     # The GAN's checkpoint holds its encoder: it loads without the pretraining file.
@@ -176,9 +179,10 @@ def test_pretrained_encoder_is_adopted_and_frozen_or_fine_tuned(cls, tmp_path: P
     trainer.strategy.connect(tuned)
     trainer.save_checkpoint(tmp_path / "gan.ckpt")
     path.unlink()
-    with pytest.raises(FileNotFoundError, match="text_encoder=None"):
+    with pytest.raises(FileNotFoundError, match=r"text.checkpoint null.*'checkpoint': None"):
         cls.load_from_checkpoint(tmp_path / "gan.ckpt", weights_only=True)
-    loaded = cls.load_from_checkpoint(tmp_path / "gan.ckpt", weights_only=True, text_encoder=None)
+    saved = torch.load(tmp_path / "gan.ckpt", weights_only=True)["hyper_parameters"]["text"]
+    loaded = cls.load_from_checkpoint(tmp_path / "gan.ckpt", weights_only=True, text={**saved, "checkpoint": None})
     for a, b in zip(tuned.text_encoder.parameters(), loaded.text_encoder.parameters()):
         assert torch.equal(a, b)
 
@@ -186,7 +190,7 @@ def test_pretrained_encoder_is_adopted_and_frozen_or_fine_tuned(cls, tmp_path: P
 def test_an_encoder_of_another_vocabulary_is_refused(tmp_path: Path):
     path = _encoder_checkpoint(tmp_path, vocabulary=[*TEXT_VOCABULARY, "purple"])
     with pytest.raises(ValueError, match="another vocabulary .*'purple'"):
-        GANINTCLS(**{**TINY["GANINTCLS"].kwargs, "text_encoder": str(path)})
+        GANINTCLS(**{**TINY["GANINTCLS"].kwargs, "text": {**TINY["GANINTCLS"].kwargs["text"], "checkpoint": str(path)}})
     with pytest.raises(ValueError, match="needs a vocabulary"):
         DFGAN(**{**TINY["DFGAN"].kwargs, "vocabulary": None})
 
@@ -281,7 +285,7 @@ def test_writer_writes_images_per_prompt_captions_and_an_interpolation(tmp_path:
     dcgan = DCGAN(**TINY["DCGAN"].kwargs)
     with pytest.raises(ValueError, match="DCGAN does not take text prompts"):
         ImageWriter(output_dir=str(tmp_path / "y"), text="a one").setup(None, dcgan, "predict")
-    dcgan.predict_request["text"] = ["a one"]
+    dcgan.predict_request = PredictRequest(text=["a one"])
     with pytest.raises(ValueError, match="does not take text prompts"):
         dcgan.predict_dataloader()
 

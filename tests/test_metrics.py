@@ -244,35 +244,35 @@ def test_cache_dir_follows_env(monkeypatch, tmp_path):
 
 def test_inception_score_with_features_only_extractor_is_refused_at_construction():
     with pytest.raises(ValueError, match="features only") as err:
-        EvaluationCallback(extractor="inception_local", metrics=["fid", "is"])
+        EvaluationCallback(feature_extractor={"name": "inception_local"}, metrics=["fid", "is"])
     assert "mnist_classifier" in str(err.value) and "'inception'" in str(err.value)
     with pytest.raises(ValueError, match="class coverage"):
-        EvaluationCallback(extractor="inception_local", metrics=["class_coverage"])
+        EvaluationCallback(feature_extractor={"name": "inception_local"}, metrics=["class_coverage"])
 
 
 def test_fid_sample_count_below_feature_dimension_is_refused():
     with pytest.raises(ValueError, match="below the feature dimension 2048") as err:
-        EvaluationCallback(extractor="inception_local", metrics=["fid"], num_samples=1000)
+        EvaluationCallback(feature_extractor={"name": "inception_local"}, metrics=["fid"], num_samples=1000)
     assert "mnist_classifier" in str(err.value)
     with pytest.raises(ValueError, match="num_real_samples=500"):
-        EvaluationCallback(extractor="inception_local", metrics=["fid"], num_real_samples=500)
-    EvaluationCallback(extractor="inception_local", metrics=["kid"], num_samples=1000)  # KID is fine
+        EvaluationCallback(feature_extractor={"name": "inception_local"}, metrics=["fid"], num_real_samples=500)
+    EvaluationCallback(feature_extractor={"name": "inception_local"}, metrics=["kid"], num_samples=1000)  # KID: fine
 
 
 def test_missing_extractor_files_are_named(tmp_path, monkeypatch):
     with pytest.raises(ExtractorError, match="does not exist") as err:
-        EvaluationCallback(extractor="inception_local", extractor_path=str(tmp_path / "nope.pt"))
+        EvaluationCallback(feature_extractor={"name": "inception_local", "path": str(tmp_path / "nope.pt")})
     assert "nope.pt" in str(err.value)
     with pytest.raises(ExtractorError, match="python -m lightning_gans.metrics.classifier"):
-        EvaluationCallback(extractor="mnist_classifier", extractor_path=str(tmp_path / "no_classifier.pt"))
+        EvaluationCallback(feature_extractor={"name": "mnist_classifier", "path": str(tmp_path / "no_classifier.pt")})
     with pytest.raises(ExtractorError, match="weights-inception"):
-        EvaluationCallback(extractor="inception", extractor_path=str(tmp_path / "w.pth"))
+        EvaluationCallback(feature_extractor={"name": "inception", "path": str(tmp_path / "w.pth")})
 
 
 def test_unknown_names_are_refused():
     with pytest.raises(ValueError, match="Unknown feature extractor"):
-        EvaluationCallback(extractor="vgg")
+        EvaluationCallback(feature_extractor={"name": "vgg"})
     with pytest.raises(ValueError, match="Unknown metric"):
-        EvaluationCallback(extractor="identity", metrics=["fid", "lpips"])
+        EvaluationCallback(feature_extractor={"name": "identity"}, metrics=["fid", "lpips"])
     with pytest.raises(ValueError, match="source"):
-        EvaluationCallback(extractor="identity", source="noise")
+        EvaluationCallback(feature_extractor={"name": "identity"}, source="noise")

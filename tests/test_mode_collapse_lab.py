@@ -1,11 +1,13 @@
-"""The mode-collapse lab: its configs build and train through the CLI, and its script writes the table and figure.
+"""The mode-collapse lab: its rows compose with the base, build and train through the CLI, and its script writes the
+table and figure.
 
-The lab itself (``python benchmarks/mode_collapse_lab.py``, minutes) is not run here: every config gets one
-``fast_dev_run`` step, and the script runs two configs for a few steps into a temporary folder.
+The lab itself (``python benchmarks/mode_collapse_lab.py``, minutes) is not run here: every row gets one
+``fast_dev_run`` step, and the script runs two rows for a few steps into a temporary folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
@@ -19,10 +21,12 @@ from datamodules.mixtures import GaussianMixtureDataModule
 from lightning_gans.callbacks.evaluation import EvaluationCallback
 from lightning_gans.cli import GANCLI
 from lightning_gans.models import GAN
+from lightning_gans.toolbox import Toolbox
 
 REPO = Path(__file__).resolve().parents[1]
 LAB_DIR = REPO / "configs" / "lab"
-CONFIGS = sorted(LAB_DIR.glob("*.yaml"))
+BASE = LAB_DIR / "base.yaml"
+CONFIGS = sorted(p for p in LAB_DIR.glob("*.yaml") if p != BASE)  # the rows: each runs as base + its delta
 
 
 def _load_lab():
@@ -50,32 +54,69 @@ def test_lab_has_the_losses_and_options_of_the_issue():
         assert name in names
 
 
-def _model_args(config: dict) -> dict:
-    return dict(config["model"]["init_args"])
+def _config_args(row: Path) -> list[str]:
+    return ["--config", str(BASE), "--config", str(row)]
 
 
-def test_lab_configs_differ_from_the_baseline_only_in_their_lab_lines():
-    """Same data, seed, evaluation, networks, optimiser and G-step budget; only loss/toolbox lines differ."""
-    base = yaml.safe_load((LAB_DIR / "ring8_nonsaturating.yaml").read_text())
-    base_model = _model_args(base)
-    for path in CONFIGS:
-        text = path.read_text()
-        config = yaml.safe_load(text)
-        name = path.stem
-        assert config["seed_everything"] == base["seed_everything"], name
-        assert config["data"] == base["data"], name
-        assert config["trainer"]["callbacks"] == base["trainer"]["callbacks"], name
-        assert config["trainer"]["logger"]["class_path"] == base["trainer"]["logger"]["class_path"], name
-        assert config["trainer"]["default_root_dir"] == f"runs/lab/{name}", name
-        model = _model_args(config)
-        n_critic = model.get("n_critic", 1)
-        # One epoch is one pass of D steps: n_critic times the epochs gives every config the same G steps.
-        assert config["trainer"]["max_epochs"] == base["trainer"]["max_epochs"] * n_critic, name
-        assert config["trainer"]["check_val_every_n_epoch"] == base["trainer"]["check_val_every_n_epoch"] * n_critic
-        changed = {k for k in set(model) | set(base_model) if model.get(k) != base_model.get(k)}
-        marked = {line.split(":")[0].strip() for line in text.splitlines() if line.rstrip().endswith("# lab")}
-        assert changed == marked, f"{name}: changed {sorted(changed)}, marked '# lab' {sorted(marked)}"
-        assert name == "ring8_nonsaturating" or changed, f"{name} is the baseline again"
+def _leaves(tree: dict, prefix: str = "") -> dict[str, object]:
+    """Nested mappings as ``{"a.b.c": value}`` (lists and other values are leaves)."""
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_lab_delta_holds_only_its_lab_lines(config: Path):
+    """A row holds its run folder and the lines marked "# lab": each changes the base (no line repeats it), all in the
+    model's arguments except the budget, which a row with n_critic D steps per G step scales to the same G steps."""
+    name = config.stem
+    text = config.read_text()
+    delta = yaml.safe_load(text) or {}
+    base = yaml.safe_load(BASE.read_text())
+    assert delta["trainer"]["default_root_dir"] == f"runs/lab/{name}"
+    assert f"--config configs/lab/base.yaml --config configs/lab/{config.name}" in text  # its command, in the header
+    assert "class_path" not in text and not set(delta) - {"trainer", "model"}, f"{name}: only trainer and model lines"
+    marked = {line.split(":")[0].strip() for line in text.splitlines() if "# lab" in line and not line.startswith("#")}
+    changed = _leaves(delta)
+    del changed["trainer.default_root_dir"]
+    assert {key.split(".")[-1] if key.startswith("trainer.") else key.split(".")[2] for key in changed} == marked, name
+    for key, value in changed.items():
+        assert _leaves(base).get(key, object()) != value, f"{name}: {key} is the base's value"
+    assert {k for k in changed if not k.startswith("model.init_args.")} <= {
+        "trainer.max_epochs",
+        "trainer.check_val_every_n_epoch",
+    }
+    # One epoch is one pass of D steps: n_critic times the epochs gives every row the same G steps.
+    n_critic = delta.get("model", {}).get("init_args", {}).get("n_critic", 1)
+    for key in ("max_epochs", "check_val_every_n_epoch"):
+        assert delta["trainer"].get(key, base["trainer"][key]) == base["trainer"][key] * n_critic, (name, key)
+    assert name == "ring8_nonsaturating" or changed, f"{name} is the baseline again"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_lab_row_composes_into_the_base_with_its_changes(config: Path, monkeypatch, tmp_path):
+    """Through the CLI (``run=False``: parsed, checked and built, not trained), base + row is a valid config whose
+    resolved values are the base's except where the row changes them: same data, seed, evaluation, logger and
+    networks in every row."""
+    monkeypatch.setattr(sys, "argv", ["lightning-gans"])  # pytest's own arguments are not the CLI's
+    root = str(tmp_path / "run")  # the same run folder for both: only what the row changes may differ
+
+    def resolved(args: list[str]) -> dict[str, object]:
+        cli = GANCLI(args=[*args, "--trainer.default_root_dir", root], run=False)
+        assert type(cli.model) is GAN and isinstance(cli.datamodule, GaussianMixtureDataModule)
+        config = cli.config.as_dict()
+        init = config["model"]["init_args"]
+        init["toolbox"] = dataclasses.asdict(Toolbox.of(init.get("toolbox")))  # null: the group's defaults
+        return _leaves(config)
+
+    row, base = resolved(_config_args(config)), resolved(["--config", str(BASE)])
+    assert set(row) == set(base)
+    delta = yaml.safe_load(config.read_text()) or {}
+    assert {key for key in row if row[key] != base[key]} == set(_leaves(delta)) - {"trainer.default_root_dir"}
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
@@ -84,8 +125,7 @@ def test_lab_config_fits_one_step_through_the_cli(config: Path, monkeypatch, tmp
     cli = GANCLI(
         args=[
             "fit",
-            "--config",
-            str(config),
+            *_config_args(config),
             "--trainer.fast_dev_run",
             "1",
             "--trainer.default_root_dir",
@@ -130,7 +170,7 @@ def test_describe_options_names_what_differs_from_the_base():
 def test_lab_script_writes_table_and_figure_for_a_tiny_run(tmp_path):
     configs = tmp_path / "configs"
     configs.mkdir()
-    for name in ("ring8_nonsaturating", "ring8_hinge_sn"):
+    for name in ("base", "ring8_nonsaturating", "ring8_hinge_sn"):
         (configs / f"{name}.yaml").write_text((LAB_DIR / f"{name}.yaml").read_text())
     out = tmp_path / "docs"
     threads = torch.get_num_threads()
@@ -179,11 +219,3 @@ def test_lab_script_writes_table_and_figure_for_a_tiny_run(tmp_path):
     again = (out / "mode_collapse.md").read_text()
     assert again.startswith("# Title\n\nintro\n\n") and "hinge_sn drifts." in again
     assert "`ring8_nonsaturating`" not in again and "`ring8_hinge_sn`" in again
-
-
-def test_compose_figure_titles_and_grid():
-    panel = torch.full((3, 32, 32), 255, dtype=torch.uint8)
-    image = lab.compose_figure([("a\nline two", panel)] * 5, columns=3, title_height=20)
-    assert image.size == (3 * (32 + 6) + 6, 2 * (32 + 20 + 6) + 6)
-    with pytest.raises(ValueError, match="no panels"):
-        lab.compose_figure([])

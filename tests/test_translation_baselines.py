@@ -52,6 +52,7 @@ def test_checkpoint_is_scored_like_its_validation(tmp_path: Path):
             "state_dict": model.state_dict(),
             "hyper_parameters": dict(model.hparams),
             "pytorch-lightning_version": lightning.__version__,
+            "lightning_gans": {"family": "Pix2Pix", "g_steps": 0, "d_steps": 0},  # what a run's checkpoint names
         },
         path,
     )

@@ -115,3 +115,73 @@ def captioned_grid_uint8(images: Tensor, captions: list[str], nrow: int = 8, lab
                 x += font.getlength(word) + space
         top += height
     return torch.from_numpy(np.asarray(canvas).copy())
+
+
+def titled_grid_uint8(images: Tensor, titles: list[str], nrow: int = 8, padding: int = 2) -> Tensor:
+    """Images (N, C, H, W), [-1, 1] floats or uint8, with a title over each -> one uint8 (H, W, 3) grid.
+
+    A title may have several lines (``"name\\nmetrics"``) and is cut to its image's width. A row whose titles are all
+    empty gets no title band, so titles for the first ``nrow`` images only (``""`` or nothing after them) make a
+    header that names the columns. The images sit ``padding`` white pixels apart, as in :func:`make_grid_uint8`.
+    """
+    from PIL import ImageDraw, ImageFont
+
+    if len(titles) > len(images):
+        raise ValueError(f"{len(images)} images but {len(titles)} titles")
+    if len(images) == 0:
+        raise ValueError("no images for the grid")
+    titles = [*titles, *[""] * (len(images) - len(titles))]
+    tiles = images.detach().cpu()
+    tiles = tiles.permute(0, 2, 3, 1) if tiles.dtype == torch.uint8 else to_uint8(tiles)
+    if tiles.shape[-1] == 1:
+        tiles = tiles.expand(-1, -1, -1, 3)
+    n, h, w = tiles.shape[:3]
+    nrow = max(1, min(int(nrow), n))
+    try:
+        font = ImageFont.load_default(size=11)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        font = ImageFont.load_default()
+    line_height, margin = 13, 2
+
+    def fit(line: str) -> str:
+        while line and font.getlength(line) > w - margin:
+            line = line[:-1]
+        return line
+
+    rows = [list(range(start, min(start + nrow, n))) for start in range(0, n, nrow)]
+    bands = [max(len(titles[i].split("\n")) if titles[i] else 0 for i in row) * line_height for row in rows]
+    bands = [band + margin if band else 0 for band in bands]
+    width = nrow * (w + padding) + padding
+    canvas = Image.new("RGB", (width, sum(bands) + len(rows) * (h + padding) + padding), "white")
+    draw = ImageDraw.Draw(canvas)
+    top = padding
+    for row, band in zip(rows, bands):
+        for k, i in enumerate(row):
+            x = padding + k * (w + padding)
+            for j, line in enumerate(titles[i].split("\n") if titles[i] else []):
+                draw.text((x + margin, top + j * line_height), fit(line), fill="black", font=font)
+            canvas.paste(Image.fromarray(tiles[i].numpy()), (x, top + band))
+        top += band + h + padding
+    return torch.from_numpy(np.asarray(canvas).copy())
+
+
+def save_grid(
+    images: Tensor,
+    path: str | os.PathLike,
+    nrow: int = 8,
+    titles: list[str] | None = None,
+    captions: list[str] | None = None,
+) -> Path:
+    """Write images (N, C, H, W; [-1, 1] floats, or uint8 with ``titles``) as one PNG grid of ``nrow`` per row and
+    return its path: plain (:func:`make_grid_uint8`), with a title over each image (:func:`titled_grid_uint8`), or
+    with a caption left of each run of images (:func:`captioned_grid_uint8`)."""
+    if titles is not None and captions is not None:
+        raise ValueError("give titles (over each image) or captions (left of each row), not both")
+    if titles is not None:
+        grid = titled_grid_uint8(images, titles, nrow)
+    elif captions is not None:
+        grid = captioned_grid_uint8(images, captions, nrow)
+    else:
+        grid = make_grid_uint8(images, nrow)
+    save_image(grid, path)
+    return Path(path)

@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_gans.callbacks.common import captioned_grid_uint8, make_grid_uint8, save_image, to_uint8
+from lightning_gans.core import PredictRequest
 
 
 class ImageWriter(BasePredictionWriter):
@@ -112,7 +113,7 @@ class ImageWriter(BasePredictionWriter):
         if self.interpolation_steps and len(prompts) != 2:
             raise ValueError(f"--writer.interpolation_steps interpolates between two prompts; got {len(prompts)}")
         if hasattr(pl_module, "predict_request"):
-            pl_module.predict_request.update(
+            pl_module.predict_request = PredictRequest(
                 num_samples=self.num_samples,
                 label=self.label,
                 seed=self.seed,

@@ -75,7 +75,8 @@ def check_counts(
 ) -> None:
     """What the counts the data will give (``None``: unknown) mean for the metrics: an error where a metric cannot be
     computed (fewer than 2 real images, an empty validation split; precision/recall with no more samples than its
-    k), a warning where KID runs on smaller subsets than ``kid_subset_size`` (training goes on)."""
+    k), a warning where KID runs on smaller subsets than ``kid_subset_size`` (training goes on). The messages name the
+    evaluation callback's options (``metric_options.pr_k``, ``metric_options.kid_subset_size``)."""
     compared = [m for m in metrics if m in ("fid", "kid", "precision_recall")]
     if compared and real is not None and real < 2:
         raise ValueError(
@@ -88,17 +89,17 @@ def check_counts(
         for what, n in counts.items():
             if n is not None and n <= pr_k:
                 raise ValueError(
-                    f"precision/recall with pr_k={pr_k} needs more than {pr_k} {what}, got {n}: lower pr_k, use "
-                    "more, or drop 'precision_recall' from metrics"
+                    f"precision/recall with metric_options.pr_k={pr_k} needs more than {pr_k} {what}, got {n}: lower "
+                    "metric_options.pr_k, use more, or drop 'precision_recall' from metrics"
                 )
     known = {what: n for what, n in counts.items() if n is not None}
     if "kid" in metrics and known and min(known.values()) < kid_subset_size:
         what, n = min(known.items(), key=lambda item: item[1])
         rank_zero_warn(
-            f"KID's subsets shrink from kid_subset_size={kid_subset_size} to the {n} {what}: its values are noisy "
-            f"at that size and not comparable with runs at {kid_subset_size}, and every evaluation still generates "
-            f"{generated if generated is not None else 'as many'} samples. Training goes on; give more images, set "
-            f"kid_subset_size to at most {n} to make it explicit, or lower num_samples"
+            f"KID's subsets shrink from metric_options.kid_subset_size={kid_subset_size} to the {n} {what}: its values "
+            f"are noisy at that size and not comparable with runs at {kid_subset_size}, and every evaluation still "
+            f"generates {generated if generated is not None else 'as many'} samples. Training goes on; give more "
+            f"images, set metric_options.kid_subset_size to at most {n} to make it explicit, or lower num_samples"
         )
 
 
@@ -122,7 +123,7 @@ def choose_metrics(requested: tuple[str, ...] | None, shape: Sequence[int] | Non
     if points and any(m in FEATURE_METRICS for m in metrics) and extractor != "identity":
         raise ValueError(
             f"The data are {tuple(shape)} points, not images: extractor {extractor!r} cannot take them. "
-            "Use extractor 'identity' for fid/kid/precision_recall on points, or metrics ['modes']."
+            "Use feature_extractor.name 'identity' for fid/kid/precision_recall on points, or metrics ['modes']."
         )
     return metrics
 

@@ -30,7 +30,7 @@ pool). They draw from torch's RNG (also in the checkpoint), not Python's ``rando
 and stepped in ``on_train_epoch_end`` (manual optimisation steps nothing by itself). This plumbing, the fixed grid
 images and the grids are plain functions of :mod:`lightning_gans.image2image`, called from one-line hooks.
 
-Deviations: D returns logits; ``n_blocks`` defaults to the image size (9 from 256 up, else 6); no EMA copies of
+Deviations: D returns logits; ``num_blocks`` defaults to the image size (9 from 256 up, else 6); no EMA copies of
 the generators (the paper has none); validation (cycle L1, how far outputs move from the inputs), grids and predict are
 additions.
 """
@@ -50,24 +50,27 @@ from torchmetrics import MeanMetric
 from lightning_gans.core import GANModule
 from lightning_gans.counters import HostCount
 from lightning_gans.image2image import (
-    FixedPairs,
-    check_datamodule_shapes,
     check_generator_mode,
-    grid_rows,
     linear_decay,
     linear_decay_schedulers,
     official_loss_scales,
-    output_name,
-    predict_sizes,
     step_schedulers,
     translate,
     warn_schedule_length,
-    write_validation_grid,
 )
 from lightning_gans.losses import discriminator_loss, generator_loss
 from lightning_gans.networks.patchgan import PatchDiscriminator
 from lightning_gans.networks.resnet_translator import ResnetTranslator
 from lightning_gans.optim import check_adversarial_options, make_optimizer
+from lightning_gans.pairs import (
+    FixedPairs,
+    check_datamodule_shapes,
+    grid_rows,
+    output_name,
+    predict_sizes,
+    write_validation_grid,
+)
+from lightning_gans.renames import accepts_renamed
 
 
 class ImagePool(nn.Module):
@@ -118,6 +121,7 @@ class ImagePool(nn.Module):
         return torch.stack(out)
 
 
+@accepts_renamed  # base_channels, d_base_channels, n_blocks: renamed in 0.2.0 (lightning_gans.renames)
 class CycleGAN(GANModule):
     """CycleGAN: two ResNet generators and two PatchGAN discriminators trained with cycle consistency.
 
@@ -127,9 +131,9 @@ class CycleGAN(GANModule):
 
     Args:
         input_channels: channels of domain A (the official input_nc).
-        n_blocks: residual blocks per generator; None: 9 for images of 256 and more (resnet_9blocks), else 6.
-        base_channels: generators' first-layer filters (ngf, 64).
-        d_base_channels: discriminators' first-layer filters (ndf, 64).
+        num_blocks: residual blocks per generator; None: 9 for images of 256 and more (resnet_9blocks), else 6.
+        g_channels: generators' first-layer filters (ngf, 64).
+        d_channels: discriminators' first-layer filters (ndf, 64).
         n_layers_d: discriminators' stride-2 layers (3: 70x70 PatchGAN).
         norm: "instance" (official), "batch" or "none", in all four networks.
         dropout: Dropout(0.5) in the residual blocks (official: off).
@@ -159,9 +163,9 @@ class CycleGAN(GANModule):
         self,
         *,
         input_channels: int = 3,
-        n_blocks: int | None = None,
-        base_channels: int = 64,
-        d_base_channels: int = 64,
+        num_blocks: int | None = None,
+        g_channels: int = 64,
+        d_channels: int = 64,
         n_layers_d: int = 3,
         norm: str = "instance",
         dropout: bool = False,
@@ -205,11 +209,11 @@ class CycleGAN(GANModule):
         self.generator_mode = check_generator_mode(generator_mode)
         linear_decay(n_epochs, n_epochs_decay)  # validates
 
-        if n_blocks is None:
-            n_blocks = 9 if min(height, width) >= 256 else 6
+        if num_blocks is None:
+            num_blocks = 9 if min(height, width) >= 256 else 6
         g_args = dict(
-            base_channels=base_channels,
-            n_blocks=n_blocks,
+            base_channels=g_channels,
+            n_blocks=num_blocks,
             norm=norm,
             dropout=dropout,
             init_type=init_type,
@@ -225,7 +229,7 @@ class CycleGAN(GANModule):
                 "data.init_args.crop_size to such a multiple."
             ) from None
         d_args = dict(
-            base_channels=d_base_channels, n_layers=n_layers_d, norm=norm, init_type=init_type, init_gain=init_gain
+            base_channels=d_channels, n_layers=n_layers_d, norm=norm, init_type=init_type, init_gain=init_gain
         )
         self.discriminator_a = PatchDiscriminator(input_channels, **d_args)
         self.discriminator_b = PatchDiscriminator(channels_b, **d_args)

@@ -10,8 +10,8 @@ one row, plus the matching-aware gradient penalty on real pairs, MA-GP = ``2 * m
 G's loss is ``-D(G(z, s), s)``. Adam with lr 1e-4 for G, 4e-4 for D, betas (0, 0.9), as ``train.py``.
 
 The text encoder: DF-GAN uses AttnGAN's pretrained DAMSM text encoder, frozen. Here the same kind of encoder is
-pretrained in-project (:class:`~lightning_gans.text_encoder.TextEncoderPretraining`), loaded from ``text_encoder``
-and frozen by default (``finetune_text_encoder`` trains it with G).
+pretrained in-project (:class:`~lightning_gans.text_encoder.TextEncoderPretraining`), loaded from ``text.checkpoint``
+and frozen by default (``text.finetune`` trains it with G).
 
 Deviations: G's step draws fresh noise (the official step reuses the D step's fakes, not detached); a mismatched
 pair whose caption equals the right one is skipped; MA-GP runs on any device (the official puts its gradient
@@ -30,24 +30,22 @@ from lightning_gans.losses import generator_loss, matching_aware_discriminator_l
 from lightning_gans.networks.dfgan import DFDiscriminator, DFGenerator
 from lightning_gans.optim import check_adversarial_options, make_optimizer
 from lightning_gans.regularizers import matching_aware_gradient_penalty
+from lightning_gans.renames import accepts_renamed
+from lightning_gans.text2image import TextEncoderOptions
 
 
+@accepts_renamed  # the text encoder's options became the group `text` in 0.2.0 (lightning_gans.renames)
 class DFGAN(GANModule):
     """Deep-fusion text-to-image GAN with a matching-aware gradient penalty.
 
     Args:
-        vocabulary: the words of the training captions; linked from the caption datamodule (a ``text_encoder``
-            checkpoint brings its own, which must be the same).
+        vocabulary: the words of the training captions; linked from the caption datamodule (a text encoder
+            checkpoint, ``text.checkpoint``, brings its own, which must be the same).
         grid_prompts: prompts of the sample grid (one row each, at most 8); unset: the datamodule's
             ``example_captions`` (eight validation captions), kept in the checkpoint.
-        text_encoder: checkpoint of :class:`~lightning_gans.text_encoder.TextEncoderPretraining` (its weights,
-            vocabulary and sizes are adopted); null: a text encoder from random weights.
-        finetune_text_encoder: train the text encoder with G (else it is frozen, in eval mode).
-        word_dim: size of the word embeddings (when no checkpoint is given).
-        sentence_dim: size of the sentence vector (when no checkpoint is given).
-        text_dropout: dropout on word embeddings while fine-tuning.
-        max_caption_length: words kept per prompt and per caption in the caption pool.
-        caption_pool_size: recent training captions kept for ``sample(n)`` (and FID).
+        text: the text encoder (``checkpoint`` of a pretrained one, or ``word_dim``/``sentence_dim`` of a fresh one;
+            ``finetune``, ``dropout``), ``max_caption_length`` and ``caption_pool_size``; see
+            :class:`lightning_gans.text2image.TextEncoderOptions`.
         loss: adversarial loss; DF-GAN's is hinge.
         latent_dim: size of z (the official 100).
         g_channels: ngf, G's width unit (the official 32 for birds, 64 for COCO).
@@ -77,13 +75,7 @@ class DFGAN(GANModule):
         *,
         vocabulary: list[str] | None = None,
         grid_prompts: list[str] | None = None,
-        text_encoder: str | None = None,
-        finetune_text_encoder: bool = False,
-        word_dim: int = 128,
-        sentence_dim: int = 128,
-        text_dropout: float = 0.25,
-        max_caption_length: int = 24,
-        caption_pool_size: int = 1024,
+        text: TextEncoderOptions = TextEncoderOptions(),
         loss: str = "hinge",
         latent_dim: int = 100,
         g_channels: int = 32,
@@ -115,8 +107,9 @@ class DFGAN(GANModule):
             )
         self.loss, self.mismatch_weight = loss, mismatch_weight
         self.magp_weight, self.magp_power, self.kl_weight = magp_weight, magp_power, kl_weight
-        t2i.build_text_side(self)  # vocab, text_encoder, caption_pool, grid_prompts
-        text_dim = self.hparams.sentence_dim
+        self.text_options = TextEncoderOptions.of(text)
+        t2i.build_text_side(self)  # vocab, text_encoder, caption_pool, grid_prompts (a checkpoint's sizes adopted)
+        text_dim = self.text_options.sentence_dim
         self.generator = DFGenerator(latent_dim, text_dim, self.image_shape, g_channels, conditioning_augmentation)
         self.discriminator = DFDiscriminator(self.image_shape, text_dim, d_channels)
         self.generator_ema = ema_copy(self.generator, ema_decay)

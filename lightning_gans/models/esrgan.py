@@ -16,9 +16,10 @@ weight 1e-2, perceptual ``conv5_4`` weight 1 with L1 and ImageNet input normalis
 loss with weight 5e-3 and both terms halved, Adam lr 1e-4 betas (0.9, 0.99) for G and D, EMA 0.999, 128x128 HR
 patches, batch 16; the step order: one G forward, the G update (D frozen, D's real predictions detached), then the
 D update on HR and the detached SR images. G starts from the PSNR-oriented RRDBNet (``init_from``: an ESRGAN run with
-``lambda_adv: 0, lambda_vgg: 0, lambda_pixel: 1``, the official first stage, which trains on L1 alone).
+``lambda_adv: 0, content: {lambda_vgg: 0, lambda_pixel: 1}``, the official first stage, which trains on L1 alone).
 
-**The perceptual loss** is a sum of weighted terms, each off at weight 0: ``lambda_vgg`` (VGG19 features; needs the
+**The perceptual loss** (the option group ``content``, :class:`~lightning_gans.perceptual.ContentLoss`) is a sum of
+weighted terms, each off at weight 0: ``lambda_vgg`` (VGG19 features; needs the
 ImageNet weights, see :mod:`lightning_gans.perceptual`: loaded at the setup of a fit, never downloaded),
 ``lambda_d_features`` (L1 between D's features of each SR image and of its HR image) and ``lambda_ssim``
 (``1 - SSIM``); the last two need no pretrained network and are what the offline configs use.
@@ -34,12 +35,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from lightning_gans.core import GANModule
 from lightning_gans.ema import ema_copy
-from lightning_gans.image2image import FixedPairs, write_validation_grid
 from lightning_gans.losses import (
     discriminator_loss,
     generator_loss,
@@ -51,8 +50,11 @@ from lightning_gans.networks.rrdb import RRDBNet
 from lightning_gans.networks.srresnet import check_scale
 from lightning_gans.networks.vgg_discriminator import VGGStyleDiscriminator
 from lightning_gans.optim import check_adversarial_options, make_optimizers
-from lightning_gans.perceptual import CRITERIA, VGGFeatures, load_vgg, perceptual_terms
+from lightning_gans.pairs import FixedPairs, write_validation_grid
+from lightning_gans.perceptual import ContentLoss, VGGFeatures, load_vgg
+from lightning_gans.renames import accepts_renamed
 from lightning_gans.superres import (
+    Tiling,
     check_image_shape,
     check_loss_weights,
     check_superres_datamodule,
@@ -63,7 +65,11 @@ from lightning_gans.superres import (
     upscale,
 )
 
+#: ESRGAN's content terms: the VGG19 conv5_4 features (before the activation) with L1, and 1e-2 x the L1 pixel loss.
+ESRGAN_CONTENT = ContentLoss(vgg_layer="conv5_4", vgg_criterion="l1", lambda_pixel=1e-2, pixel_loss="l1")
 
+
+@accepts_renamed  # channels, d_base_channels, tile_*, the content terms: renamed in 0.2.0 (lightning_gans.renames)
 class ESRGAN(GANModule):
     """ESRGAN: RRDB generator, relativistic average VGG-style discriminator, L1 + perceptual + adversarial, EMA G.
 
@@ -71,21 +77,17 @@ class ESRGAN(GANModule):
 
     Args:
         scale: upscaling factor, 2, 3 or 4 (must equal the datamodule's).
-        channels: G's feature channels (64).
+        g_channels: G's feature channels (64).
         num_blocks: G's RRDBs (23).
         growth: growth channels of G's dense blocks (32).
-        d_base_channels: D's first filters (64).
+        d_channels: D's first filters (64).
         d_down_kernel: D's stride-2 kernel (4, BasicSR).
         d_dense_features: D's hidden dense units (100, BasicSR).
         relativistic: the relativistic average GAN loss (ESRGAN); false: the standard non-saturating loss.
         lambda_adv: weight of the adversarial term in G's loss (5e-3).
-        lambda_pixel: weight of the L1 pixel loss (1e-2).
-        lambda_vgg: weight of the VGG19 perceptual loss (1; 0 = off). Needs the weights (see vgg_weights).
-        vgg_layer: VGG19 layer of the perceptual loss ("conv5_4": before the activation, as ESRGAN).
-        vgg_criterion: "l1" (ESRGAN) or "mse" between the feature maps.
-        vgg_weights: the VGG19 weight file; None: torchvision's cache file (never downloaded during training).
-        lambda_d_features: weight of D feature matching (L1 between D's features of SR and HR; offline, 0 = off).
-        lambda_ssim: weight of 1 - SSIM (offline, 0 = off).
+        content: the perceptual and pixel terms (:class:`lightning_gans.perceptual.ContentLoss`): ESRGAN's lambda_vgg 1
+            on conv5_4 (before the activation) with L1, and lambda_pixel 1e-2 with L1; the offline configs use
+            lambda_d_features and lambda_ssim.
         init_from: checkpoint of an ESRGAN run (e.g. the PSNR-oriented first stage) whose generator G starts from.
         optimizer_g: G's optimizer (adam).
         optimizer_d: D's optimizer (adam).
@@ -93,8 +95,8 @@ class ESRGAN(GANModule):
         lr_d: D's learning rate (1e-4).
         betas: Adam's betas of both ((0.9, 0.99)).
         ema_decay: decay of the EMA copy of G used by validation, grids and predict (0.999; 0 = off).
-        tile_size: LR images larger than this are upscaled tile by tile (0 = never).
-        tile_overlap: LR pixels of context around each tile.
+        tiling: how validation and predict upscale large LR images tile by tile (size: tiles of that many LR pixels,
+            0 = never; overlap: context around each); see :class:`lightning_gans.superres.Tiling`.
         image_shape: (C, H, W) of the HR images; linked from the datamodule.
         num_classes: classes of the data (unused); linked from the datamodule.
         num_grid_samples: images per row of the grids (LR | bicubic | SR | HR).
@@ -104,21 +106,15 @@ class ESRGAN(GANModule):
         self,
         *,
         scale: int = 4,
-        channels: int = 64,
+        g_channels: int = 64,
         num_blocks: int = 23,
         growth: int = 32,
-        d_base_channels: int = 64,
+        d_channels: int = 64,
         d_down_kernel: int = 4,
         d_dense_features: int = 100,
         relativistic: bool = True,
         lambda_adv: float = 5e-3,
-        lambda_pixel: float = 1e-2,
-        lambda_vgg: float = 1.0,
-        vgg_layer: str = "conv5_4",
-        vgg_criterion: str = "l1",
-        vgg_weights: str | None = None,
-        lambda_d_features: float = 0.0,
-        lambda_ssim: float = 0.0,
+        content: ContentLoss = ESRGAN_CONTENT,
         init_from: str | None = None,
         optimizer_g: str = "adam",
         optimizer_d: str = "adam",
@@ -126,8 +122,7 @@ class ESRGAN(GANModule):
         lr_d: float = 1e-4,
         betas: tuple[float, float] = (0.9, 0.99),
         ema_decay: float = 0.999,
-        tile_size: int = 128,
-        tile_overlap: int = 16,
+        tiling: Tiling = Tiling(),
         image_shape: tuple[int, int, int] = (3, 128, 128),
         num_classes: int = 0,
         num_grid_samples: int = 8,
@@ -137,19 +132,12 @@ class ESRGAN(GANModule):
         self.scale = check_scale(scale, "ESRGAN")
         check_image_shape(self.image_shape, self.scale, "ESRGAN")
         check_adversarial_options(self.hparams)
-        check_loss_weights(
-            "ESRGAN",
-            lambda_adv=lambda_adv,
-            lambda_pixel=lambda_pixel,
-            lambda_vgg=lambda_vgg,
-            lambda_d_features=lambda_d_features,
-            lambda_ssim=lambda_ssim,
-        )
-        if vgg_criterion not in CRITERIA:
-            raise ValueError(f"unknown vgg_criterion {vgg_criterion!r}; valid: {', '.join(CRITERIA)}")
+        self.content = ContentLoss.of(content, default=ESRGAN_CONTENT)
+        self.tiling = Tiling.of(tiling)
+        check_loss_weights("ESRGAN", lambda_adv=lambda_adv, **self.content.weights())
         c, h, w = self.image_shape
-        self.generator = RRDBNet(scale, c, c, channels, num_blocks, growth)
-        self.discriminator = VGGStyleDiscriminator(c, (h, w), d_base_channels, d_down_kernel, d_dense_features)
+        self.generator = RRDBNet(scale, c, c, g_channels, num_blocks, growth)
+        self.discriminator = VGGStyleDiscriminator(c, (h, w), d_channels, d_down_kernel, d_dense_features)
         self.generator_ema = ema_copy(self.generator, ema_decay)
         # Held outside the module tree: frozen, never in checkpoints, never wrapped by DDP; loaded at setup (fit).
         self._vgg: list[VGGFeatures] = []
@@ -168,26 +156,15 @@ class ESRGAN(GANModule):
         return d_loss, generator_loss("nonsaturating", fake_logits)
 
     def generator_losses(self, sr: Tensor, hr: Tensor) -> dict[str, Tensor]:
-        """``lambda_pixel * L1 + perceptual terms + lambda_adv * L_G^Ra`` (D's real predictions detached)."""
-        hp = self.hparams
+        """``content terms (lambda_pixel * L1 + perceptual) + lambda_adv * L_G^Ra`` (D's real predictions detached)."""
         with torch.no_grad():
             real_logits, real_features = self.discriminator(hr, return_features=True)
         fake_logits, fake_features = self.discriminator(sr, return_features=True)
         adv = self.adversarial_losses(real_logits, fake_logits)[1]
-        percep, terms = perceptual_terms(
-            sr,
-            hr,
-            lambda_vgg=hp.lambda_vgg,
-            vgg=self.vgg,
-            vgg_criterion=hp.vgg_criterion,
-            lambda_d_features=hp.lambda_d_features,
-            fake_features=fake_features,
-            real_features=real_features,
-            lambda_ssim=hp.lambda_ssim,
+        content, terms = self.content.terms(
+            sr, hr, vgg=self.vgg, fake_features=fake_features, real_features=real_features
         )
-        pixel = F.l1_loss(sr.float(), hr)
-        g_loss = hp.lambda_pixel * pixel + percep + hp.lambda_adv * adv
-        return {"g_loss": g_loss, "g_adv": adv, "g_pixel": pixel, **terms}
+        return {"g_loss": content + self.hparams.lambda_adv * adv, "g_adv": adv, **terms}
 
     def discriminator_losses(self, sr: Tensor, hr: Tensor) -> dict[str, Tensor]:
         """D's relativistic loss on the HR images and the detached SR images."""
@@ -233,7 +210,7 @@ class ESRGAN(GANModule):
     # Copied from lightning_gans.models.srgan.SRGAN.translate
     def translate(self, x: Tensor) -> Tensor:
         """SR images in [-1, 1] for LR images of any size (EMA G when on; eval mode; tiled when large)."""
-        return upscale(self.sampling_generator(), x, self.scale, self.hparams.tile_size, self.hparams.tile_overlap)
+        return upscale(self.sampling_generator(), x, self.scale, self.tiling.size, self.tiling.overlap)
 
     # ------------------------------------------------------------------ plumbing: one line each (superres.py)
     # Copied from lightning_gans.models.srgan.SRGAN.configure_optimizers
@@ -243,8 +220,8 @@ class ESRGAN(GANModule):
     # Copied from lightning_gans.models.srgan.SRGAN.setup with SRGAN->ESRGAN
     def setup(self, stage: str) -> None:
         check_superres_datamodule(self, "ESRGAN")
-        if stage == "fit" and self.hparams.lambda_vgg > 0 and not self._vgg:
-            self._vgg = [load_vgg(self.hparams.vgg_layer, self.hparams.vgg_weights, "ESRGAN")]
+        if stage == "fit" and self.content.lambda_vgg > 0 and not self._vgg:
+            self._vgg = [load_vgg(self.content.vgg_layer, self.content.vgg_weights, "ESRGAN")]
 
     def on_fit_start(self) -> None:
         init_generator(self, self.hparams.init_from, ("ESRGAN",))

@@ -11,7 +11,7 @@ the official script G's loss is one mean over the batch and its ``n / 2`` interp
 
 The text encoder: the paper's char-CNN-RNN was pretrained on the captions with a joint embedding loss; here the
 DAMSM-style bidirectional LSTM of :class:`~lightning_gans.text_encoder.TextEncoderPretraining`, loaded from its
-checkpoint (``text_encoder``) and frozen by default, or fine-tuned with G (``finetune_text_encoder``).
+checkpoint (``text.checkpoint``) and frozen by default, or fine-tuned with G (``text.finetune``).
 
 Deviations: D returns a logit (BCE on logits); the official script's extra residual blocks are left out (see
 :mod:`lightning_gans.networks.gan_int_cls`); the number of stages follows the image size (MNIST's 28x28 joins text
@@ -32,24 +32,22 @@ from lightning_gans.ema import ema_copy
 from lightning_gans.losses import generator_loss, matching_aware_discriminator_loss
 from lightning_gans.networks.gan_int_cls import TextConditionalDCGANGenerator, TextConditionalDiscriminator
 from lightning_gans.optim import check_adversarial_options, make_optimizer
+from lightning_gans.renames import accepts_renamed
+from lightning_gans.text2image import TextEncoderOptions
 
 
+@accepts_renamed  # the text encoder's options became the group `text` in 0.2.0 (lightning_gans.renames)
 class GANINTCLS(GANModule):
     """Text-to-image DCGAN with a matching-aware discriminator and interpolated text embeddings.
 
     Args:
-        vocabulary: the words of the training captions; linked from the caption datamodule (a ``text_encoder``
-            checkpoint brings its own, which must be the same).
+        vocabulary: the words of the training captions; linked from the caption datamodule (a text encoder
+            checkpoint, ``text.checkpoint``, brings its own, which must be the same).
         grid_prompts: prompts of the sample grid (one row each, at most 8); unset: the datamodule's
             ``example_captions`` (eight validation captions), kept in the checkpoint.
-        text_encoder: checkpoint of :class:`~lightning_gans.text_encoder.TextEncoderPretraining` (its weights,
-            vocabulary and sizes are adopted); null: a text encoder from random weights.
-        finetune_text_encoder: train the text encoder with G (else it is frozen, in eval mode).
-        word_dim: size of the word embeddings (when no checkpoint is given).
-        sentence_dim: size of the sentence vector (when no checkpoint is given).
-        text_dropout: dropout on word embeddings while fine-tuning.
-        max_caption_length: words kept per prompt and per caption in the caption pool.
-        caption_pool_size: recent training captions kept for ``sample(n)`` (and FID).
+        text: the text encoder (``checkpoint`` of a pretrained one, or ``word_dim``/``sentence_dim`` of a fresh one;
+            ``finetune``, ``dropout``), ``max_caption_length`` and ``caption_pool_size``; see
+            :class:`lightning_gans.text2image.TextEncoderOptions`.
         loss: adversarial loss (nonsaturating, minimax, hinge, wasserstein, lsgan); the paper's is BCE.
         latent_dim: size of z.
         projection_dim: size of the projected sentence in G and D (the paper's 128).
@@ -76,13 +74,7 @@ class GANINTCLS(GANModule):
         *,
         vocabulary: list[str] | None = None,
         grid_prompts: list[str] | None = None,
-        text_encoder: str | None = None,
-        finetune_text_encoder: bool = False,
-        word_dim: int = 128,
-        sentence_dim: int = 128,
-        text_dropout: float = 0.25,
-        max_caption_length: int = 24,
-        caption_pool_size: int = 1024,
+        text: TextEncoderOptions = TextEncoderOptions(),
         loss: str = "nonsaturating",
         latent_dim: int = 100,
         projection_dim: int = 128,
@@ -111,8 +103,9 @@ class GANINTCLS(GANModule):
                 f"and {interpolation_weight}"
             )
         self.loss, self.mismatch_weight, self.interpolation_weight = loss, mismatch_weight, interpolation_weight
-        t2i.build_text_side(self)  # vocab, text_encoder, caption_pool, grid_prompts
-        text_dim = self.hparams.sentence_dim
+        self.text_options = TextEncoderOptions.of(text)
+        t2i.build_text_side(self)  # vocab, text_encoder, caption_pool, grid_prompts (a checkpoint's sizes adopted)
+        text_dim = self.text_options.sentence_dim
         self.generator = TextConditionalDCGANGenerator(
             latent_dim, text_dim, self.image_shape, g_channels, projection_dim
         )

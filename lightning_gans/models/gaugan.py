@@ -12,7 +12,7 @@ Checked against the official code (NVlabs/SPADE: ``models/pix2pix_model.py``, ``
 ``trainers/pix2pix_trainer.py``, ``options/train_options.py``): the step order (G step, then D step on a fresh
 G(s) made without gradients), D run once on the fake and real pairs concatenated along the batch and split,
 ``gan_mode='hinge'`` averaged over the scales, feature matching as L1 over every scale and every layer but the
-logits divided by the number of scales times ``lambda_feat=10``, ``lambda_vgg=10`` with layer weights 1/32, 1/16,
+logits divided by the number of scales times ``lambda_d_features=10``, ``lambda_vgg=10`` with layer weights 1/32, 1/16,
 1/8, 1/4, 1 on relu1_1..relu5_1, ``lr=2e-4`` split by TTUR into G 1e-4 / D 4e-4 with betas (0, 0.9),
 ``niter=50``/``niter_decay=0`` (constant LR; the decay is a linear one like pix2pix's when set), and ``model.eval()``
 at test time (``generator_mode="eval"``, the default).
@@ -40,9 +40,7 @@ from torch import Tensor
 from lightning_gans.core import GANModule
 from lightning_gans.ema import ema_copy
 from lightning_gans.image2image import (
-    FixedPairs,
     TranslationMetrics,
-    check_datamodule_shapes,
     check_generator_mode,
     linear_decay,
     linear_decay_schedulers,
@@ -52,13 +50,14 @@ from lightning_gans.image2image import (
     step_schedulers,
     translate,
     warn_schedule_length,
-    write_validation_grid,
 )
 from lightning_gans.losses import discriminator_loss, generator_loss
 from lightning_gans.networks.patchgan import MultiScaleDiscriminator
 from lightning_gans.networks.spade import SPADEGenerator
 from lightning_gans.optim import check_adversarial_options, make_optimizers
+from lightning_gans.pairs import FixedPairs, check_datamodule_shapes, write_validation_grid
 from lightning_gans.perceptual import VGGFeatures, load_vgg, resolve_vgg_weights
+from lightning_gans.renames import accepts_renamed
 
 # GauGAN's VGG loss: relu1_1..relu5_1 of VGG19 (lightning_gans.perceptual), weighted as in the official code.
 VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -96,6 +95,7 @@ def vgg_pyramid_loss(vgg: VGGFeatures, fake: Tensor, real: Tensor) -> Tensor:
     return loss
 
 
+@accepts_renamed  # base_channels, d_base_channels, lambda_feat: renamed in 0.2.0 (lightning_gans.renames)
 class GauGAN(GANModule):
     """GauGAN / SPADE: semantic label map -> photo with a SPADE generator and a multi-scale PatchGAN.
 
@@ -104,8 +104,8 @@ class GauGAN(GANModule):
     ``{"input", "name", "size"}``.
 
     Args:
-        base_channels: G's ngf (64); its first blocks have 16 times as many channels.
-        d_base_channels: D's ndf (64).
+        g_channels: G's ngf (64); its first blocks have 16 times as many channels.
+        d_channels: D's ndf (64).
         num_d: discriminator scales (2).
         n_layers_d: stride-2 layers per scale (3 = the official n_layers_D=4).
         num_upsampling_layers: "normal" (5), "more" (6) or "most" (7) upsamplings in G.
@@ -115,7 +115,8 @@ class GauGAN(GANModule):
         param_free_norm: G's parameter-free norm inside SPADE, "batch" (official, synchronised under DDP with
             ``Trainer(sync_batchnorm=True)``), "instance" or "syncbatch".
         d_norm: D's norm, "instance" (official), "batch" or "none".
-        lambda_feat: weight of the discriminator feature-matching loss (10; 0 turns it off).
+        lambda_d_features: weight of D feature matching, the L1 between D's features of each output and of its
+            target (10; 0 turns it off).
         lambda_vgg: weight of the VGG19 perceptual loss (paper: 10; default 0 = off, see the module docstring).
         vgg_weights: path of the VGG19 weights when lambda_vgg > 0 (default: torchvision's cache file).
         n_epochs: epochs at the initial learning rate (official niter 50).
@@ -137,8 +138,8 @@ class GauGAN(GANModule):
     def __init__(
         self,
         *,
-        base_channels: int = 64,
-        d_base_channels: int = 64,
+        g_channels: int = 64,
+        d_channels: int = 64,
         num_d: int = 2,
         n_layers_d: int = 3,
         num_upsampling_layers: str = "normal",
@@ -147,7 +148,7 @@ class GauGAN(GANModule):
         spectral_norm_d: bool = True,
         param_free_norm: str = "batch",
         d_norm: str = "instance",
-        lambda_feat: float = 10.0,
+        lambda_d_features: float = 10.0,
         lambda_vgg: float = 0.0,
         vgg_weights: str | None = None,
         n_epochs: int = 50,
@@ -176,10 +177,10 @@ class GauGAN(GANModule):
                 "datamodules.paired.PairedImageDataModule with label_palette (e.g. 'facades'), whose num_classes is "
                 "linked into the model, or set model.init_args.num_classes"
             )
-        for name, value in (("lambda_feat", lambda_feat), ("lambda_vgg", lambda_vgg)):
+        for name, value in (("lambda_d_features", lambda_d_features), ("lambda_vgg", lambda_vgg)):
             if value < 0:
                 raise ValueError(f"{name} must be 0 (off) or positive, got {value}")
-        self.lambda_feat, self.lambda_vgg = lambda_feat, lambda_vgg
+        self.lambda_d_features, self.lambda_vgg = lambda_d_features, lambda_vgg
         self.input_channels = self.num_classes  # G reads one-hot label maps
         # Held outside the module tree: frozen, never in checkpoints, never wrapped by DDP; loaded at a fit's setup
         # (a checkpoint trained with it loads and predicts without the weights), moved on first use.
@@ -194,7 +195,7 @@ class GauGAN(GANModule):
             self.generator = SPADEGenerator(
                 self.num_classes,
                 channels,
-                base_channels,
+                g_channels,
                 image_size=width,
                 num_upsampling_layers=num_upsampling_layers,
                 aspect_ratio=width / height,
@@ -211,7 +212,7 @@ class GauGAN(GANModule):
             ) from None
         self.discriminator = MultiScaleDiscriminator(
             self.num_classes + channels,
-            d_base_channels,
+            d_channels,
             n_layers_d,
             d_norm,
             num_d,
@@ -238,14 +239,14 @@ class GauGAN(GANModule):
         return fake_out, real_out
 
     def generator_losses(self, segmap: Tensor, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
-        """Hinge G loss averaged over scales + lambda_feat * feature matching (+ lambda_vgg * VGG when on)."""
+        """Hinge G loss averaged over scales + lambda_d_features * feature matching (+ lambda_vgg * VGG when on)."""
         fake_out, real_out = self.discriminate_pairs(segmap, fake, real)
         adv = torch.stack([generator_loss("hinge", scale[-1]) for scale in fake_out]).mean()
         losses = {"g_adv": adv}
         g_loss = adv
-        if self.lambda_feat > 0:
-            losses["g_feat"] = discriminator_feature_matching(real_out, fake_out)
-            g_loss = g_loss + self.lambda_feat * losses["g_feat"]
+        if self.lambda_d_features > 0:
+            losses["g_d_features"] = discriminator_feature_matching(real_out, fake_out)
+            g_loss = g_loss + self.lambda_d_features * losses["g_d_features"]
         if self._vgg:
             losses["g_vgg"] = vgg_pyramid_loss(self._vgg[0].to(fake.device), fake, real)
             g_loss = g_loss + self.lambda_vgg * losses["g_vgg"]

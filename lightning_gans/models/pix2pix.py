@@ -43,9 +43,7 @@ from torch import Tensor
 from lightning_gans.core import GANModule
 from lightning_gans.ema import ema_copy
 from lightning_gans.image2image import (
-    FixedPairs,
     TranslationMetrics,
-    check_datamodule_shapes,
     check_generator_mode,
     linear_decay,
     linear_decay_schedulers,
@@ -56,14 +54,16 @@ from lightning_gans.image2image import (
     step_schedulers,
     translate,
     warn_schedule_length,
-    write_validation_grid,
 )
 from lightning_gans.losses import discriminator_loss, generator_loss
 from lightning_gans.networks.patchgan import PatchDiscriminator
 from lightning_gans.networks.unet import UNetGenerator
 from lightning_gans.optim import check_adversarial_options, make_optimizers
+from lightning_gans.pairs import FixedPairs, check_datamodule_shapes, write_validation_grid
+from lightning_gans.renames import accepts_renamed
 
 
+@accepts_renamed  # base_channels, d_base_channels: renamed in 0.2.0 (lightning_gans.renames)
 class Pix2Pix(GANModule):
     """pix2pix: conditional GAN with a U-Net G and a PatchGAN D on (input, output) pairs, plus L1 to the target.
 
@@ -74,8 +74,8 @@ class Pix2Pix(GANModule):
         input_channels: channels of the input (3 for RGB, the number of classes for one-hot label maps).
         num_downs: U-Net downsamplings; None picks log2 of the smaller side, at most 8 (8 = the official unet_256 at
             256x256, 7 = unet_128, 6 at 64x64). H and W must be multiples of 2**num_downs.
-        base_channels: G's first-layer filters (the official ngf, 64).
-        d_base_channels: D's first-layer filters (ndf, 64).
+        g_channels: G's first-layer filters (the official ngf, 64).
+        d_channels: D's first-layer filters (ndf, 64).
         n_layers_d: D's stride-2 layers (3: the 70x70 PatchGAN).
         norm: "batch" (official), "instance" or "none", in G and D.
         dropout: Dropout(0.5) in G's inner decoder blocks (official: on; pix2pix's only noise).
@@ -107,8 +107,8 @@ class Pix2Pix(GANModule):
         *,
         input_channels: int = 3,
         num_downs: int | None = None,
-        base_channels: int = 64,
-        d_base_channels: int = 64,
+        g_channels: int = 64,
+        d_channels: int = 64,
         n_layers_d: int = 3,
         norm: str = "batch",
         dropout: bool = True,
@@ -150,7 +150,7 @@ class Pix2Pix(GANModule):
         if num_downs is None:
             num_downs = max(2, min(8, int(math.log2(min(height, width)))))
         self.generator = UNetGenerator(
-            input_channels, channels, num_downs, base_channels, norm, dropout, init_type, init_gain
+            input_channels, channels, num_downs, g_channels, norm, dropout, init_type, init_gain
         )
         try:
             self.generator.check_input_size(height, width)
@@ -160,7 +160,7 @@ class Pix2Pix(GANModule):
                 "data.init_args.crop_size to such a multiple, or set model.init_args.num_downs (or leave it null)."
             ) from None
         self.discriminator = PatchDiscriminator(
-            input_channels + channels, d_base_channels, n_layers_d, norm, init_type=init_type, init_gain=init_gain
+            input_channels + channels, d_channels, n_layers_d, norm, init_type=init_type, init_gain=init_gain
         )
         self.generator_ema = ema_copy(self.generator, ema_decay)
         one_hot = num_classes > 0 and input_channels == num_classes

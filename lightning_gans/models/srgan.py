@@ -15,7 +15,8 @@ then 10^5 at 1e-5).
 forward of G per batch, then the G update against the current D (D frozen), then the D update on the HR images and
 the detached SR images.
 
-**The content loss** is a sum of weighted terms, each off at weight 0: ``lambda_vgg`` (VGG19 features; needs the
+**The content loss** (the option group ``content``, :class:`~lightning_gans.perceptual.ContentLoss`) is a sum of
+weighted terms, each off at weight 0: ``lambda_vgg`` (VGG19 features; needs the
 ImageNet weights, see :mod:`lightning_gans.perceptual`: loaded at the setup of a fit, never downloaded),
 ``lambda_pixel`` (``pixel_loss`` MSE: the paper's SRGAN-MSE with ``lambda_vgg: 0, lambda_pixel: 1``),
 ``lambda_d_features`` (the L1 between D's features of each SR image and of its HR image) and ``lambda_ssim``
@@ -36,14 +37,16 @@ from torch import Tensor
 
 from lightning_gans.core import GANModule
 from lightning_gans.ema import ema_copy
-from lightning_gans.image2image import FixedPairs, write_validation_grid
 from lightning_gans.losses import discriminator_loss, generator_loss
 from lightning_gans.metrics.superres import SRMetrics
 from lightning_gans.networks.srresnet import SRResNetGenerator, check_scale
 from lightning_gans.networks.vgg_discriminator import VGGStyleDiscriminator
 from lightning_gans.optim import check_adversarial_options, make_optimizers
-from lightning_gans.perceptual import CRITERIA, VGGFeatures, criterion, load_vgg, perceptual_terms
+from lightning_gans.pairs import FixedPairs, write_validation_grid
+from lightning_gans.perceptual import ContentLoss, VGGFeatures, load_vgg
+from lightning_gans.renames import accepts_renamed
 from lightning_gans.superres import (
+    Tiling,
     check_image_shape,
     check_loss_weights,
     check_superres_datamodule,
@@ -55,6 +58,7 @@ from lightning_gans.superres import (
 )
 
 
+@accepts_renamed  # channels, d_base_channels, tile_*, the content terms: renamed in 0.2.0 (lightning_gans.renames)
 class SRGAN(GANModule):
     """SRGAN: SRResNet generator, VGG-style discriminator, content loss + 1e-3 adversarial loss.
 
@@ -62,24 +66,19 @@ class SRGAN(GANModule):
 
     Args:
         scale: upscaling factor, 2, 3 or 4 (must equal the datamodule's).
-        channels: G's feature channels (64).
+        g_channels: G's feature channels (64).
         num_blocks: G's residual blocks (16).
         batch_norm: batch norm in G (the paper's).
         kernel_size: G's first and last convolutions (9).
         skip: "none" (the paper) or "bilinear"/"bicubic" (G adds the interpolated input); as its SRResNet.
-        d_base_channels: D's first filters (64).
+        d_channels: D's first filters (64).
         d_down_kernel: D's stride-2 kernel: 3 (the paper) or 4 (BasicSR).
         d_dense_features: D's hidden dense units: 1024 (the paper) or 100 (BasicSR).
         loss: adversarial loss (the paper: nonsaturating; also minimax, hinge, wasserstein, lsgan).
         lambda_adv: weight of the adversarial term in G's loss (1e-3).
-        lambda_vgg: weight of the VGG19 content loss (1; 0 = off). Needs the weights (see vgg_weights).
-        vgg_layer: VGG19 layer of the content loss ("relu5_4" = the paper's VGG54; "relu2_2" = VGG22).
-        vgg_criterion: "mse" (the paper) or "l1" between the feature maps.
-        vgg_weights: the VGG19 weight file; None: torchvision's cache file (never downloaded during training).
-        lambda_pixel: weight of a pixel loss (0; the paper's SRGAN-MSE is lambda_pixel 1 with lambda_vgg 0).
-        pixel_loss: "mse" or "l1".
-        lambda_d_features: weight of D feature matching (L1 between D's features of SR and HR; offline, 0 = off).
-        lambda_ssim: weight of 1 - SSIM (offline, 0 = off).
+        content: the content loss's terms (:class:`lightning_gans.perceptual.ContentLoss`): the paper's VGG54, MSE
+            (lambda_vgg 1, vgg_layer relu5_4, vgg_criterion mse); SRGAN-MSE is lambda_vgg 0 with lambda_pixel 1; the
+            offline configs use lambda_d_features and lambda_ssim.
         init_from: checkpoint of an SRResNet (or SRGAN) run whose generator G starts from, at the start of a fresh fit.
         optimizer_g: G's optimizer (adam).
         optimizer_d: D's optimizer (adam).
@@ -87,8 +86,8 @@ class SRGAN(GANModule):
         lr_d: D's learning rate (1e-4).
         betas: Adam's betas of both (beta1 0.9).
         ema_decay: decay of an EMA copy of G used by validation, grids and predict (0 = off, as in the paper).
-        tile_size: LR images larger than this are upscaled tile by tile (0 = never).
-        tile_overlap: LR pixels of context around each tile.
+        tiling: how validation and predict upscale large LR images tile by tile (size: tiles of that many LR pixels,
+            0 = never; overlap: context around each); see :class:`lightning_gans.superres.Tiling`.
         image_shape: (C, H, W) of the HR images; linked from the datamodule.
         num_classes: classes of the data (unused); linked from the datamodule.
         num_grid_samples: images per row of the grids (LR | bicubic | SR | HR).
@@ -98,24 +97,17 @@ class SRGAN(GANModule):
         self,
         *,
         scale: int = 4,
-        channels: int = 64,
+        g_channels: int = 64,
         num_blocks: int = 16,
         batch_norm: bool = True,
         kernel_size: int = 9,
         skip: str = "none",
-        d_base_channels: int = 64,
+        d_channels: int = 64,
         d_down_kernel: int = 3,
         d_dense_features: int = 1024,
         loss: str = "nonsaturating",
         lambda_adv: float = 1e-3,
-        lambda_vgg: float = 1.0,
-        vgg_layer: str = "relu5_4",
-        vgg_criterion: str = "mse",
-        vgg_weights: str | None = None,
-        lambda_pixel: float = 0.0,
-        pixel_loss: str = "mse",
-        lambda_d_features: float = 0.0,
-        lambda_ssim: float = 0.0,
+        content: ContentLoss = ContentLoss(),
         init_from: str | None = None,
         optimizer_g: str = "adam",
         optimizer_d: str = "adam",
@@ -123,8 +115,7 @@ class SRGAN(GANModule):
         lr_d: float = 1e-4,
         betas: tuple[float, float] = (0.9, 0.999),
         ema_decay: float = 0.0,
-        tile_size: int = 128,
-        tile_overlap: int = 16,
+        tiling: Tiling = Tiling(),
         image_shape: tuple[int, int, int] = (3, 96, 96),
         num_classes: int = 0,
         num_grid_samples: int = 8,
@@ -134,21 +125,13 @@ class SRGAN(GANModule):
         self.scale = check_scale(scale, "SRGAN")
         check_image_shape(self.image_shape, self.scale, "SRGAN")
         check_adversarial_options(self.hparams)
-        check_loss_weights(
-            "SRGAN",
-            lambda_adv=lambda_adv,
-            lambda_vgg=lambda_vgg,
-            lambda_pixel=lambda_pixel,
-            lambda_d_features=lambda_d_features,
-            lambda_ssim=lambda_ssim,
-        )
-        for name, value in (("pixel_loss", pixel_loss), ("vgg_criterion", vgg_criterion)):
-            if value not in CRITERIA:
-                raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(CRITERIA)}")
+        self.content = ContentLoss.of(content, default=ContentLoss())  # the paper's VGG54 with MSE
+        self.tiling = Tiling.of(tiling)
+        check_loss_weights("SRGAN", lambda_adv=lambda_adv, **self.content.weights())
         self.loss = loss
         c, h, w = self.image_shape
-        self.generator = SRResNetGenerator(scale, c, c, channels, num_blocks, batch_norm, kernel_size, skip)
-        self.discriminator = VGGStyleDiscriminator(c, (h, w), d_base_channels, d_down_kernel, d_dense_features)
+        self.generator = SRResNetGenerator(scale, c, c, g_channels, num_blocks, batch_norm, kernel_size, skip)
+        self.discriminator = VGGStyleDiscriminator(c, (h, w), d_channels, d_down_kernel, d_dense_features)
         self.generator_ema = ema_copy(self.generator, ema_decay)
         # Held outside the module tree: frozen, never in checkpoints, never wrapped by DDP; loaded at setup (fit).
         self._vgg: list[VGGFeatures] = []
@@ -158,28 +141,16 @@ class SRGAN(GANModule):
     # ------------------------------------------------------------------ losses (one place, tested by hand)
     def generator_losses(self, sr: Tensor, hr: Tensor) -> dict[str, Tensor]:
         """G's perceptual loss: the content terms that are on + ``lambda_adv`` x the adversarial loss on D(SR)."""
-        hp = self.hparams
         fake_logits, fake_features = self.discriminator(sr, return_features=True)
         real_features = None
-        if hp.lambda_d_features > 0:
+        if self.content.lambda_d_features > 0:
             with torch.no_grad():
                 real_features = self.discriminator(hr, return_features=True)[1]
         adv = generator_loss(self.loss, fake_logits)
-        content, terms = perceptual_terms(
-            sr,
-            hr,
-            lambda_vgg=hp.lambda_vgg,
-            vgg=self.vgg,
-            vgg_criterion=hp.vgg_criterion,
-            lambda_d_features=hp.lambda_d_features,
-            fake_features=fake_features,
-            real_features=real_features,
-            lambda_ssim=hp.lambda_ssim,
+        content, terms = self.content.terms(
+            sr, hr, vgg=self.vgg, fake_features=fake_features, real_features=real_features
         )
-        if hp.lambda_pixel > 0:
-            terms["g_pixel"] = criterion(hp.pixel_loss, sr.float(), hr)
-            content = content + hp.lambda_pixel * terms["g_pixel"]
-        return {"g_loss": content + hp.lambda_adv * adv, "g_adv": adv, **terms}
+        return {"g_loss": content + self.hparams.lambda_adv * adv, "g_adv": adv, **terms}
 
     def discriminator_losses(self, sr: Tensor, hr: Tensor) -> dict[str, Tensor]:
         """D's cross-entropy on the HR images (real) and the detached SR images (fake)."""
@@ -221,7 +192,7 @@ class SRGAN(GANModule):
 
     def translate(self, x: Tensor) -> Tensor:
         """SR images in [-1, 1] for LR images of any size (EMA G when on; eval mode; tiled when large)."""
-        return upscale(self.sampling_generator(), x, self.scale, self.hparams.tile_size, self.hparams.tile_overlap)
+        return upscale(self.sampling_generator(), x, self.scale, self.tiling.size, self.tiling.overlap)
 
     # ------------------------------------------------------------------ plumbing: one line each (superres.py)
     def configure_optimizers(self):
@@ -229,8 +200,8 @@ class SRGAN(GANModule):
 
     def setup(self, stage: str) -> None:
         check_superres_datamodule(self, "SRGAN")
-        if stage == "fit" and self.hparams.lambda_vgg > 0 and not self._vgg:
-            self._vgg = [load_vgg(self.hparams.vgg_layer, self.hparams.vgg_weights, "SRGAN")]
+        if stage == "fit" and self.content.lambda_vgg > 0 and not self._vgg:
+            self._vgg = [load_vgg(self.content.vgg_layer, self.content.vgg_weights, "SRGAN")]
 
     def on_fit_start(self) -> None:
         init_generator(self, self.hparams.init_from, ("SRResNet", "SRGAN"))

@@ -11,7 +11,7 @@ by bicubic interpolation (x4), LR inputs in [0, 1] and HR targets in [-1, 1].
 update counts as a G step). Validation logs PSNR/SSIM on the Y channel and on RGB with ``scale`` pixels cropped at
 the borders, for the model and for bicubic upscaling side by side (``val/psnr_y``, ``val/psnr_y_bicubic``, ...;
 :mod:`lightning_gans.metrics.superres`); the grid shows LR | bicubic | SR | HR; ``predict`` upscales images of any
-size, tile by tile when they are large (``tile_size``).
+size, tile by tile when they are large (``tiling``).
 
 Deviations: inputs and outputs both in [-1, 1] (the project's convention); the residual blocks are initialised as
 BasicSR's (Kaiming-normal x 0.1), the paper does not say; no learning-rate schedule. ``pixel_loss: l1``,
@@ -27,12 +27,14 @@ from torch import Tensor
 
 from lightning_gans.core import GANModule
 from lightning_gans.ema import ema_copy
-from lightning_gans.image2image import FixedPairs, write_validation_grid
 from lightning_gans.metrics.superres import SRMetrics
 from lightning_gans.networks.srresnet import SRResNetGenerator, check_scale
 from lightning_gans.optim import check_optimizer, make_optimizer
+from lightning_gans.pairs import FixedPairs, write_validation_grid
 from lightning_gans.perceptual import CRITERIA, criterion
+from lightning_gans.renames import accepts_renamed
 from lightning_gans.superres import (
+    Tiling,
     check_image_shape,
     check_superres_datamodule,
     sr_grid,
@@ -42,6 +44,7 @@ from lightning_gans.superres import (
 )
 
 
+@accepts_renamed  # channels, tile_size, tile_overlap: renamed in 0.2.0 (lightning_gans.renames)
 class SRResNet(GANModule):
     """SRResNet: a residual network upscaling LR images, trained on a pixel loss (the PSNR baseline).
 
@@ -51,7 +54,7 @@ class SRResNet(GANModule):
 
     Args:
         scale: upscaling factor, 2, 3 or 4 (must equal the datamodule's).
-        channels: feature channels (64).
+        g_channels: feature channels (64).
         num_blocks: residual blocks (16).
         batch_norm: batch norm in the residual blocks (the paper's; MSRResNet has none).
         kernel_size: of the first and last convolutions (9 in the paper, 3 in MSRResNet).
@@ -63,9 +66,8 @@ class SRResNet(GANModule):
         betas: Adam's betas (paper: beta1 0.9).
         ema_decay: decay of an EMA copy of the network used by validation, grids and predict (0 = off, as in the
             paper; BasicSR uses 0.999).
-        tile_size: LR images larger than this (either side) are upscaled tile by tile by predict and validation
-            (0 = never).
-        tile_overlap: LR pixels of context around each tile.
+        tiling: how validation and predict upscale large LR images tile by tile (size: tiles of that many LR pixels,
+            0 = never; overlap: context around each); see :class:`lightning_gans.superres.Tiling`.
         image_shape: (C, H, W) of the HR images; linked from the datamodule.
         num_classes: classes of the data (unused); linked from the datamodule.
         num_grid_samples: images per row of the grids (LR | bicubic | SR | HR).
@@ -75,7 +77,7 @@ class SRResNet(GANModule):
         self,
         *,
         scale: int = 4,
-        channels: int = 64,
+        g_channels: int = 64,
         num_blocks: int = 16,
         batch_norm: bool = True,
         kernel_size: int = 9,
@@ -85,8 +87,7 @@ class SRResNet(GANModule):
         lr: float = 1e-4,
         betas: tuple[float, float] = (0.9, 0.999),
         ema_decay: float = 0.0,
-        tile_size: int = 128,
-        tile_overlap: int = 16,
+        tiling: Tiling = Tiling(),
         image_shape: tuple[int, int, int] = (3, 96, 96),
         num_classes: int = 0,
         num_grid_samples: int = 8,
@@ -99,8 +100,9 @@ class SRResNet(GANModule):
             raise ValueError(f"unknown pixel_loss {pixel_loss!r}; valid: {', '.join(CRITERIA)}")
         check_optimizer(optimizer, lr)
         self.pixel_loss = pixel_loss
+        self.tiling = Tiling.of(tiling)
         c, h, w = self.image_shape
-        self.generator = SRResNetGenerator(scale, c, c, channels, num_blocks, batch_norm, kernel_size, skip)
+        self.generator = SRResNetGenerator(scale, c, c, g_channels, num_blocks, batch_norm, kernel_size, skip)
         self.generator_ema = ema_copy(self.generator, ema_decay)
         self.fixed_batch = FixedPairs(num_grid_samples, (c, h // scale, w // scale), self.image_shape)
         self.val_metrics = SRMetrics(self.scale, ("", "bicubic"))
@@ -125,7 +127,7 @@ class SRResNet(GANModule):
 
     def translate(self, x: Tensor) -> Tensor:
         """SR images in [-1, 1] for LR images of any size (EMA network when on; eval mode; tiled when large)."""
-        return upscale(self.sampling_generator(), x, self.scale, self.hparams.tile_size, self.hparams.tile_overlap)
+        return upscale(self.sampling_generator(), x, self.scale, self.tiling.size, self.tiling.overlap)
 
     # ------------------------------------------------------------------ plumbing: one line each (superres.py)
     def setup(self, stage: str) -> None:

@@ -269,7 +269,7 @@ class StyleGAN(GANModule):
     def setup(self, stage: str) -> None:
         """Before a fit starts: the datamodule's batch size checked for path-length regularisation (a plain
         DataLoader's batch is checked at the first batch, still before any step)."""
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        dm = self.attached_datamodule()
         if stage == "fit" and getattr(dm, "batch_size", None):
             self._check_batch(int(dm.batch_size))
 
@@ -453,14 +453,14 @@ class StyleGAN(GANModule):
         if frames <= 0:
             return super().predict_dataloader()
         req = self.predict_request
-        if req["label"] is not None:
+        if req.label is not None:
             raise ValueError("StyleGAN is not class-conditional: it cannot generate a chosen label")
-        keys = int(req["num_samples"])
-        z = torch.randn(keys, self.latent_dim, generator=torch.Generator().manual_seed(int(req["seed"])))
+        keys = req.num_samples
+        z = torch.randn(keys, self.latent_dim, generator=torch.Generator().manual_seed(req.seed))
         index = torch.arange(keys * frames)
         a = index // frames
         t = (index % frames).float() / frames
-        return DataLoader(TensorDataset(index, z[a], z[(a + 1) % keys], t), batch_size=int(req["batch_size"]))
+        return DataLoader(TensorDataset(index, z[a], z[(a + 1) % keys], t), batch_size=req.batch_size)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         if len(batch) != 4:

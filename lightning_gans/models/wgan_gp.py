@@ -4,8 +4,9 @@ WGAN with the weight clipping replaced by a gradient penalty: the critic's loss 
 E[f(G(z))] - E[f(x)] + lambda E[(||grad f(x_hat)||_2 - 1)^2], x_hat uniformly between a real and a generated sample.
 ``training_step`` is the paper's Algorithm 1, numbered like it: n_critic critic steps, each with its own batch, real
 and generated samples, the interpolate x_hat and the penalty, then one generator step. The paper's defaults are
-this family's: lambda = 10 (``lambda_gp``), n_critic = 5, Adam with lr 1e-4 and betas (0, 0.9). The penalty is logged
-as ``train/gp`` (unweighted) and the critic's estimate of the distance as ``train/wasserstein``.
+this family's: lambda = 10 (``toolbox.gradient_penalty``, the toolbox's penalty that other families can switch on),
+n_critic = 5, Adam with lr 1e-4 and betas (0, 0.9). The penalty is logged as ``train/gp`` (weighted, as every
+toolbox penalty) and the critic's estimate of the distance as ``train/wasserstein``.
 
 The penalty is per sample, so the critic has **no batch norm** (the paper: "we omit batch normalization in the
 critic"): DCGAN networks with a norm-free critic, as the official MNIST script (igul222/improved_wgan_training,
@@ -23,15 +24,18 @@ from lightning_gans.ema import ema_copy
 from lightning_gans.losses import check_real_label, discriminator_loss, generator_loss
 from lightning_gans.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 from lightning_gans.optim import check_adversarial_options, make_optimizers
-from lightning_gans.regularizers import gradient_penalty
+from lightning_gans.renames import accepts_renamed
 from lightning_gans.toolbox import Toolbox
 
+#: WGAN-GP's toolbox: the paper's gradient penalty, lambda = 10; everything else off.
+WGAN_GP_TOOLBOX = Toolbox(gradient_penalty=10.0)
 
+
+@accepts_renamed  # lambda_gp became toolbox.gradient_penalty in 0.2.0 (lightning_gans.renames)
 class WGANGP(GANModule):
     """Wasserstein GAN with gradient penalty.
 
     Args:
-        lambda_gp: lambda, the weight of the gradient penalty (paper: 10).
         latent_dim: size of the noise vector z.
         g_channels: channels of G's last hidden layer (ngf).
         d_channels: channels of the critic's first layer (ndf).
@@ -42,9 +46,9 @@ class WGANGP(GANModule):
         lr_d: critic learning rate (paper: 1e-4).
         betas: Adam's betas for both networks (paper: (0, 0.9)).
         ema_decay: decay of the EMA copy of G used for sampling and evaluation (0 = off).
-        toolbox: further stabilisation options (DiffAugment, instance noise, feature matching, R1, spectral norm;
-            the gradient penalty is ``lambda_gp`` and the critic has no target to smooth); see
-            :class:`lightning_gans.toolbox.Toolbox`.
+        toolbox: the gradient penalty's lambda, ``gradient_penalty`` (paper: 10; must be positive), and further
+            stabilisation options (DiffAugment, instance noise, feature matching, R1, spectral norm; the critic has no
+            target to smooth); see :class:`lightning_gans.toolbox.Toolbox`.
         image_shape: (C, H, W) of the images; linked from the datamodule.
         num_classes: classes of the data (unused by this unconditional family); linked from the datamodule.
         num_grid_samples: images in the fixed-noise sample grid.
@@ -53,7 +57,6 @@ class WGANGP(GANModule):
     def __init__(
         self,
         *,
-        lambda_gp: float = 10.0,
         latent_dim: int = 100,
         g_channels: int = 64,
         d_channels: int = 64,
@@ -64,7 +67,7 @@ class WGANGP(GANModule):
         lr_d: float = 1e-4,
         betas: tuple[float, float] = (0.0, 0.9),
         ema_decay: float = 0.0,
-        toolbox: Toolbox | None = None,
+        toolbox: Toolbox = WGAN_GP_TOOLBOX,
         image_shape: tuple[int, int, int] = (1, 28, 28),
         num_classes: int = 0,
         num_grid_samples: int = 64,
@@ -73,14 +76,15 @@ class WGANGP(GANModule):
             image_shape=image_shape, num_classes=num_classes, latent_dim=latent_dim, num_grid_samples=num_grid_samples
         )
         self.save_hyperparameters()
-        self.toolbox = Toolbox.of(toolbox).check_for(self.image_shape)
+        self.toolbox = Toolbox.of(toolbox, default=WGAN_GP_TOOLBOX).check_for(self.image_shape)
         check_adversarial_options(self.hparams)
-        if lambda_gp < 0:
-            raise ValueError(f"lambda_gp must be 0 or positive (the paper uses 10), got {lambda_gp}")
         check_real_label("wasserstein", self.toolbox.real_label)
-        if self.toolbox.gradient_penalty > 0:
-            raise ValueError("WGAN-GP's gradient penalty is lambda_gp: set it instead of toolbox.gradient_penalty")
-        self.lambda_gp, self.n_critic = lambda_gp, n_critic
+        if self.toolbox.gradient_penalty <= 0:
+            raise ValueError(
+                "WGAN-GP needs a gradient penalty: toolbox.gradient_penalty must be positive (the paper uses 10); "
+                "without it this is WGAN without weight clipping (use lightning_gans.models.WGAN for clipping)"
+            )
+        self.n_critic = n_critic
         self.generator = DCGANGenerator(latent_dim, self.image_shape, g_channels)
         # "We omit batch normalization in the critic": the penalty is per sample.
         self.discriminator = DCGANDiscriminator(self.image_shape, d_channels, batch_norm=False)
@@ -103,13 +107,14 @@ class WGANGP(GANModule):
         with self.toggled_optimizer(opt_d):
             fake = self.generator(self.noise(n)).detach()  # (4-5) z ~ p(z), x~ <- G(z)
             d_wasserstein = discriminator_loss("wasserstein", critic(real), critic(fake))  # (7) D(x~) - D(x)
-            gp = gradient_penalty(critic, real, fake)  # (6-7) x^ <- eps x + (1 - eps) x~; (||grad D(x^)||_2 - 1)^2
-            penalties = tb.penalties(critic, real, fake)  # R1 when switched on (not in the paper)
-            d_loss = d_wasserstein + self.lambda_gp * gp + sum(penalties.values())  # (7) L, averaged over the batch
+            # (6-7) x^ <- eps x + (1 - eps) x~; gp = lambda (||grad D(x^)||_2 - 1)^2, lambda = toolbox.gradient_penalty;
+            # with R1 too when it is switched on (not in the paper)
+            penalties = tb.penalties(critic, real, fake)
+            d_loss = d_wasserstein + sum(penalties.values())  # (7) L, averaged over the batch
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             opt_d.step()  # (9) w <- Adam(grad_w L, w, alpha, beta1, beta2)
-        self.count_d_step(d_loss=d_loss, gp=gp, wasserstein=-d_wasserstein, **penalties)
+        self.count_d_step(d_loss=d_loss, wasserstein=-d_wasserstein, **penalties)
 
         # (11-12) After n_critic critic steps: z ~ p(z), theta <- Adam(grad_theta -D(G(z)), theta, alpha, beta1, beta2).
         if self.d_steps % self.n_critic == 0:
