@@ -5,7 +5,8 @@ Importing the package changes nothing in Lightning (no strategy or other registr
 """
 
 from lightning_gans.core import GANModule
+from lightning_gans.pretrained import from_pretrained
 from lightning_gans.strategy import GANDDPStrategy
 
 __version__ = "0.1.0"
-__all__ = ["GANDDPStrategy", "GANModule", "__version__"]
+__all__ = ["GANDDPStrategy", "GANModule", "__version__", "from_pretrained"]

@@ -40,6 +40,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -84,6 +85,7 @@ DEFAULTS_FILE = Path(__file__).resolve().with_name("defaults.yaml")
 #: ``--preemption.*``: a checkpoint and a clean stop on SIGTERM/SIGINT/SIGUSR1, and ``last`` refreshed every 30 min;
 #: ``--divergence.*``: stop when a loss explodes past ``max_abs_loss``; ``--performance.*``: channels-last and
 #: torch.compile of the networks, off by default).
+_NO_DATA = "lightning.pytorch.LightningDataModule"
 
 CALLBACK_GROUPS = {
     "checkpoint": ModelCheckpoint,
@@ -145,10 +147,11 @@ class GANCLI(LightningCLI):
         # interpolation is made relative to where it stands, so it resolves inside any subcommand (omegaconf+ resolves
         # from the root parser, where the key is `fit.trainer.default_root_dir`). Only omegaconf+ parsers read this.
         set_parsing_settings(omegaconf_absolute_to_relative_paths=True)
-        if args is None:  # options renamed in 0.2.0 still work, with a warning
-            sys.argv[1:] = upgrade_argv(sys.argv[1:])
+        self._pretrained: Path | None = None
+        if args is None:  # options renamed in 0.2.0 still work, with a warning; predict --pretrained DIR
+            sys.argv[1:] = self._pretrained_model(upgrade_argv(sys.argv[1:]))
         elif isinstance(args, list):
-            args = upgrade_argv(list(args))
+            args = self._pretrained_model(upgrade_argv(list(args)))
         super().__init__(
             model_class=GANModule,
             subclass_mode_model=True,
@@ -213,6 +216,38 @@ class GANCLI(LightningCLI):
         silently won over what the config asks for, while config.yaml recorded the config.) The checkpoint is checked
         against the model when it loads (:func:`lightning_gans.checkpointing.check_matches`): another family or other
         network shapes fail with a message naming both; learning rates changed on resume take effect."""
+
+    def _pretrained_model(self, args: list[str]) -> list[str]:
+        """``predict --pretrained DIR``: the model of a pretrained folder (its config.json) instead of ``--config`` +
+        ``--ckpt_path``; its weights are loaded once the classes are built (:meth:`instantiate_classes`)."""
+        flags = [i for i, a in enumerate(args) if a == "--pretrained" or a.startswith("--pretrained=")]
+        if not flags:
+            return args
+        i = flags[-1]
+        folder = args[i].partition("=")[2] if "=" in args[i] else (args[i + 1] if i + 1 < len(args) else "")
+        rest = args[:i] + args[i + (1 if "=" in args[i] else 2) :]
+        if rest[:1] != ["predict"]:
+            raise ValueError("--pretrained is a predict option: lightning-gans predict --pretrained DIR [...]")
+        if any(a == "--ckpt_path" or a.startswith("--ckpt_path=") for a in rest):
+            raise ValueError("--pretrained DIR holds the weights: give it or --ckpt_path, not both")
+        from lightning_gans.pretrained import read_config
+
+        self._pretrained = Path(folder).expanduser()
+        if not self._pretrained.is_dir():
+            raise FileNotFoundError(f"--pretrained {folder}: no such folder (resolved to {self._pretrained.resolve()})")
+        config = read_config(self._pretrained)
+        model = {"class_path": f"lightning_gans.models.{config['family']}", "init_args": config["init_args"]}
+        # Families that draw noise need no data: the base LightningDataModule (no loaders, nothing linked from it)
+        data = [] if any(a == "--data" or a.startswith("--data=") for a in rest) else ["--data", _NO_DATA]
+        return ["predict", "--model", json.dumps(model), *data, *rest[1:]]
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        if self._pretrained is not None:
+            from lightning_gans.pretrained import load_weights, read_config, read_weights
+
+            config = read_config(self._pretrained)
+            load_weights(self.model, read_weights(self._pretrained, config), self._pretrained)
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
@@ -342,10 +377,14 @@ def main(args: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
     _refuse_optimizer_flags(argv)
     try:
-        if argv[:1] == ["optimize"]:  # not a Trainer subcommand: LitData chunks for streaming (optimize.py)
+        if argv[:1] == ["optimize"]:  # not Trainer subcommands: LitData chunks (optimize.py), pretrained folders
             from lightning_gans.optimize import main as optimize_main
 
             return optimize_main(argv[1:])
+        if argv[:1] == ["export"]:  # (export.py)
+            from lightning_gans.export import main as export_main
+
+            return export_main(argv[1:])
         GANCLI(args=args)
     except Preempted as stop:
         print(f"lightning-gans: {stop}", file=sys.stderr)

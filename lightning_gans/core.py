@@ -130,7 +130,7 @@ class GANModule(L.LightningModule):
             gen = torch.Generator().manual_seed(20140610)
             self.register_buffer("fixed_noise", torch.randn(num_grid_samples, latent_dim, generator=gen))
             labels = torch.arange(num_grid_samples) % max(num_classes, 1)
-            self.register_buffer("fixed_labels", labels if self.conditional else labels[:0])
+            self.register_buffer("fixed_labels", labels if self.conditional else labels[:0].clone())  # own storage
 
     def _set_hparams(self, hp: Any) -> None:
         """Lightning's, with the option groups (frozen dataclasses: ``Toolbox``, ``ContentLoss``, ...) kept as plain
@@ -139,6 +139,13 @@ class GANModule(L.LightningModule):
         for key, value in self._hparams.items():
             if dataclasses.is_dataclass(value) and not isinstance(value, type):
                 self._hparams[key] = dataclasses.asdict(value)
+
+    def save_pretrained(self, folder: str, **card: Any) -> Any:
+        """Write the pretrained folder of this model (safetensors weights, config.json, model card): see
+        :func:`lightning_gans.pretrained.save_pretrained`; ``lightning_gans.from_pretrained(folder)`` loads it."""
+        from lightning_gans.pretrained import save_pretrained
+
+        return save_pretrained(self, folder, card=card)
 
     def attached_datamodule(self) -> Any:
         """The datamodule of the trainer this module is attached to (None without a trainer or a datamodule)."""
@@ -343,6 +350,11 @@ class GANModule(L.LightningModule):
             "g_steps": self.g_steps,
             "rng_states": rng_states(),
         }
+        trainer = self._trainer
+        if trainer is not None:  # the last validation's metrics, for a pretrained folder's model card
+            checkpoint[_CKPT_KEY]["metrics"] = {
+                k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and v.numel() == 1
+            }
         hparams = checkpoint.get("hyper_parameters", {})
         for key, value in hparams.items():  # option groups as plain data, for weights_only loading
             if dataclasses.is_dataclass(value) and not isinstance(value, type):

@@ -146,10 +146,11 @@ def modulated_conv2d(
     return x
 
 
-def truncate(ws: Tensor, w_avg: Tensor, psi: float = 1.0, cutoff: int | None = None) -> Tensor:
+def truncate(ws: Tensor, w_avg: Tensor, psi: float | Tensor = 1.0, cutoff: int | None = None) -> Tensor:
     """The truncation trick: ``w_avg + psi (w - w_avg)`` on layers ``[0, cutoff)`` of ``ws [N, L, w_dim]`` (all
-    layers when ``cutoff`` is None); ``psi = 1`` returns ``ws``."""
-    if psi == 1:
+    layers when ``cutoff`` is None); ``psi = 1`` returns ``ws``. ``psi`` may be a 0-d tensor (an input of an exported
+    generator), which always takes the lerp (exact at 1)."""
+    if not isinstance(psi, Tensor) and psi == 1:
         return ws
     coefs = torch.ones(ws.shape[1], device=ws.device, dtype=ws.dtype)
     coefs[: ws.shape[1] if cutoff is None else cutoff] = psi
