@@ -138,6 +138,9 @@ def accepts_renamed(cls: type) -> type:
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        # Lightning before 2.6 hands load_from_checkpoint's weights_only to the constructor and filters it out by the
+        # signature, which this wrapper's **kwargs would let through
+        kwargs.pop("weights_only", None)
         init(self, *args, **upgrade(owner, kwargs))
 
     cls.__init__ = __init__
