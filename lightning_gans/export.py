@@ -55,6 +55,15 @@ def _config_model_and_data(configs: list[str]) -> tuple[str | None, str | None]:
     return family, data
 
 
+def _shown(config: str) -> str:
+    """A config path as the card shows it: ``configs/<name>.yaml`` for a shipped config, else as given."""
+    shipped = Path(__file__).resolve().parents[1] / "configs"
+    try:
+        return str(Path("configs") / Path(config).resolve().relative_to(shipped))
+    except ValueError:
+        return config
+
+
 def export(configs: list[str], ckpt_path: str, fmt: str, output: str, generator_mode: str | None = None) -> Path:
     """See the module docstring; returns the folder written."""
     from lightning_gans import exporting
@@ -87,7 +96,7 @@ def export(configs: list[str], ckpt_path: str, fmt: str, output: str, generator_
         return Path(output)
     card: dict[str, Any] = {
         "data": data,
-        "command": " ".join(["lightning-gans fit", *(f"--config {c}" for c in configs)]) if configs else None,
+        "command": " ".join(["lightning-gans fit", *(f"--config {_shown(c)}" for c in configs)]) if configs else None,
         "training": {
             "epoch (0-based, when saved)": checkpoint.get("epoch"),
             "G steps": info.g_steps,
