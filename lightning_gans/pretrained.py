@@ -207,7 +207,7 @@ def model_card(module: GANModule, config: Mapping[str, Any], card: Mapping[str, 
         lines += ["No evaluation was recorded in the checkpoint."]
     call = {
         True: "model.sample(16)",
-        False: "model.translate(images)  # images in [-1, 1], [N, C, H, W]",
+        False: "model.translate(images)",
     }[module.latent_dim > 0]
     if getattr(module, "takes_text", False):
         call = 'model.sample(text="a prompt")'
@@ -219,7 +219,7 @@ def model_card(module: GANModule, config: Mapping[str, Any], card: Mapping[str, 
         "import lightning_gans",
         "",
         'model = lightning_gans.from_pretrained("path/or/hub-repo-id")',
-        f"images = {call}  # in [-1, 1]",
+        f"images = {call}  # [N, C, H, W] in [-1, 1]",
         "```",
         "",
     ]
