@@ -147,7 +147,7 @@ class GANCLI(LightningCLI):
         # interpolation is made relative to where it stands, so it resolves inside any subcommand (omegaconf+ resolves
         # from the root parser, where the key is `fit.trainer.default_root_dir`). Only omegaconf+ parsers read this.
         set_parsing_settings(omegaconf_absolute_to_relative_paths=True)
-        self._pretrained: Path | None = None
+        self._pretrained: tuple[Path, dict[str, Any]] | None = None  # predict --pretrained: (folder, config.json)
         if args is None:  # options renamed in 0.2.0 still work, with a warning; predict --pretrained DIR
             sys.argv[1:] = self._pretrained_model(upgrade_argv(sys.argv[1:]))
         elif isinstance(args, list):
@@ -232,10 +232,11 @@ class GANCLI(LightningCLI):
             raise ValueError("--pretrained DIR holds the weights: give it or --ckpt_path, not both")
         from lightning_gans.pretrained import read_config
 
-        self._pretrained = Path(folder).expanduser()
-        if not self._pretrained.is_dir():
-            raise FileNotFoundError(f"--pretrained {folder}: no such folder (resolved to {self._pretrained.resolve()})")
-        config = read_config(self._pretrained)
+        path = Path(folder).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"--pretrained {folder}: no such folder (resolved to {path.resolve()})")
+        config = read_config(path)
+        self._pretrained = (path, config)
         model = {"class_path": f"lightning_gans.models.{config['family']}", "init_args": config["init_args"]}
         # Families that draw noise need no data: the base LightningDataModule (no loaders, nothing linked from it)
         data = [] if any(a == "--data" or a.startswith("--data=") for a in rest) else ["--data", _NO_DATA]
@@ -244,10 +245,10 @@ class GANCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
         if self._pretrained is not None:
-            from lightning_gans.pretrained import load_weights, read_config, read_weights
+            from lightning_gans.pretrained import load_weights, read_weights
 
-            config = read_config(self._pretrained)
-            load_weights(self.model, read_weights(self._pretrained, config), self._pretrained)
+            folder, config = self._pretrained
+            load_weights(self.model, read_weights(folder, config), folder)
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config

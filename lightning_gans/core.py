@@ -134,7 +134,8 @@ class GANModule(L.LightningModule):
 
     def _set_hparams(self, hp: Any) -> None:
         """Lightning's, with the option groups (frozen dataclasses: ``Toolbox``, ``ContentLoss``, ...) kept as plain
-        mappings, as loggers (which rebuild dataclasses field by field) and checkpoints need them."""
+        mappings, as loggers (which rebuild dataclasses field by field) and checkpoints (``weights_only`` loading)
+        need them."""
         super()._set_hparams(hp)
         for key, value in self._hparams.items():
             if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -355,10 +356,6 @@ class GANModule(L.LightningModule):
             checkpoint[_CKPT_KEY]["metrics"] = {
                 k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and v.numel() == 1
             }
-        hparams = checkpoint.get("hyper_parameters", {})
-        for key, value in hparams.items():  # option groups as plain data, for weights_only loading
-            if dataclasses.is_dataclass(value) and not isinstance(value, type):
-                hparams[key] = dataclasses.asdict(value)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get(_CKPT_KEY)

@@ -69,8 +69,8 @@ def export(configs: list[str], ckpt_path: str, fmt: str, output: str, generator_
     from lightning_gans import exporting
     from lightning_gans.checkpointing import CheckpointMismatchError
     from lightning_gans.exporting import require_onnx
-    from lightning_gans.loading import _read, load_trained
-    from lightning_gans.pretrained import check_output_folder, metrics_of_checkpoint, save_pretrained
+    from lightning_gans.loading import load_trained
+    from lightning_gans.pretrained import check_output_folder, save_pretrained
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
@@ -78,17 +78,12 @@ def export(configs: list[str], ckpt_path: str, fmt: str, output: str, generator_
         require_onnx()
     check_output_folder(output)
     family, data = _config_model_and_data(configs)
-    path = Path(ckpt_path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file (resolved to {path.resolve()})")
-    checkpoint = _read(path)
-    saved = (checkpoint.get("lightning_gans") or {}).get("family")
-    if family is not None and saved is not None and saved != family:
+    model, info = load_trained(ckpt_path, **({"generator_mode": generator_mode} if generator_mode else {}))
+    if family is not None and info.family != family:
         raise CheckpointMismatchError(
-            f"--ckpt_path {ckpt_path} holds a {saved}, but the config builds a {family}: give this run's config and "
-            "checkpoint together"
+            f"--ckpt_path {ckpt_path} holds a {info.family}, but the config builds a {family}: give this run's config "
+            "and checkpoint together"
         )
-    model, info = load_trained(path, **({"generator_mode": generator_mode} if generator_mode else {}))
     if fmt != "pretrained":
         file, worst, prog = exporting.export(model, fmt, Path(output))
         extra = f"; {'; '.join(prog.notes)}" if prog.notes else ""
@@ -98,12 +93,12 @@ def export(configs: list[str], ckpt_path: str, fmt: str, output: str, generator_
         "data": data,
         "command": " ".join(["lightning-gans fit", *(f"--config {_shown(c)}" for c in configs)]) if configs else None,
         "training": {
-            "epoch (0-based, when saved)": checkpoint.get("epoch"),
+            "epoch (0-based, when saved)": info.epoch,
             "G steps": info.g_steps,
             "D steps": info.d_steps,
-            "checkpoint": path.name,
+            "checkpoint": info.path.name,
         },
-        "metrics": metrics_of_checkpoint(checkpoint),
+        "metrics": info.metrics,
     }
     card["training"] = {k: v for k, v in card["training"].items() if v is not None}
     return save_pretrained(model, output, card=card)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ class TrainedInfo:
     family: str  # the class's name, e.g. "SRGAN"
     g_steps: int | None  # G (and D) optimizer steps it was trained for; None for a checkpoint without them
     d_steps: int | None
+    epoch: int | None = None  # Lightning's 0-based epoch when it was saved
+    metrics: dict[str, float] = field(default_factory=dict)  # its last validation's val/* metrics
 
 
 def trainable_classes() -> dict[str, type[GANModule]]:
@@ -137,4 +139,5 @@ def load_trained(
             overrides["text_encoder"] = None
     model = classes[family].load_from_checkpoint(path, map_location=map_location, weights_only=True, **overrides)
     steps = {k: int(state[k]) if state.get(k) is not None else None for k in ("g_steps", "d_steps")}
-    return model.eval(), TrainedInfo(path=path, family=family, **steps)
+    info = TrainedInfo(path, family, **steps, epoch=checkpoint.get("epoch"), metrics=dict(state.get("metrics") or {}))
+    return model.eval(), info

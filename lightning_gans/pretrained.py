@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -87,14 +88,20 @@ def constructor_args(module: GANModule) -> dict[str, Any]:
     return args
 
 
-def sampling_state(module: GANModule) -> dict[str, Tensor]:
-    """What sampling needs of ``module``'s state: every entry outside :data:`TRAINING_ONLY`, with the EMA generator's
-    weights and buffers written as the generator's (what ``sample`` uses)."""
+def _sampling_entries(module: GANModule) -> dict[str, Tensor]:
+    """The entries of ``module``'s state that sampling needs (the module's own tensors, not copies): every entry
+    outside :data:`TRAINING_ONLY`, with the EMA generator's weights and buffers as the generator's."""
     state = {k: v for k, v in module.state_dict().items() if k.split(".", 1)[0] not in TRAINING_ONLY}
     if getattr(module, "generator_ema", None) is not None:
         state = {k: v for k, v in state.items() if not k.startswith("generator.")}
         state.update({f"generator.{k}": v for k, v in module.generator_ema.module.state_dict().items()})
-    return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    return state
+
+
+def sampling_state(module: GANModule) -> dict[str, Tensor]:
+    """What sampling needs of ``module``'s state (see :func:`_sampling_entries`), as CPU copies to write: the EMA
+    generator's weights and buffers written as the generator's (what ``sample`` uses)."""
+    return {k: v.detach().cpu().contiguous().clone() for k, v in _sampling_entries(module).items()}
 
 
 def _sha256(path: Path) -> str:
@@ -126,8 +133,8 @@ def save_pretrained(
     """Write ``module``'s pretrained folder (see the module docstring) into ``folder``, new or empty.
 
     ``card`` adds to the model card: ``data`` (a line on the training data), ``command`` (how it was trained),
-    ``metrics`` ({name: value}, e.g. from :func:`metrics_of_checkpoint`), ``training`` ({"epochs": ..., "g_steps":
-    ...}). ``grid``: write ``samples.png`` (the module's grid images). Returns the folder.
+    ``metrics`` ({name: value}, e.g. ``loading.load_trained``'s ``info.metrics``), ``training`` ({"epoch": ...,
+    "G steps": ...}). ``grid``: write ``samples.png`` (the module's grid images). Returns the folder.
     """
     from safetensors.torch import save_file
 
@@ -168,7 +175,7 @@ def save_pretrained(
 def model_card(module: GANModule, config: Mapping[str, Any], card: Mapping[str, Any], grid: bool) -> str:
     """The README.md of a pretrained folder: Hub front matter, then the family, data, training, metrics, use."""
     family = config["family"]
-    doc = (type(module).__module__ and __import__(type(module).__module__, fromlist=["_"]).__doc__) or ""
+    doc = sys.modules[type(module).__module__].__doc__ or ""
     paper = " ".join(doc.strip().split("\n\n")[0].split()) if doc.strip() else family  # the first paragraph
     lines = [
         "---",
@@ -230,11 +237,6 @@ def model_card(module: GANModule, config: Mapping[str, Any], card: Mapping[str, 
 
 def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def metrics_of_checkpoint(checkpoint: Mapping[str, Any]) -> dict[str, float]:
-    """The validation metrics a checkpoint was written with (``val/*`` as logged at its last validation)."""
-    return dict((checkpoint.get("lightning_gans") or {}).get("metrics") or {})
 
 
 # ------------------------------------------------------------------------------------------------ loading
@@ -317,7 +319,7 @@ def load_weights(module: GANModule, state: Mapping[str, Tensor], folder: Path | 
     """Load a pretrained folder's weights into ``module`` (built from its config.json), checking names and shapes; the
     EMA copy gets the generator's weights, and the training-only parts are dropped (None)."""
     family = type(module).__name__
-    ours = sampling_state(module)
+    ours = _sampling_entries(module)  # names and shapes only: no copy
     missing, unexpected = sorted(set(ours) - set(state)), sorted(set(state) - set(ours))
     reshaped = sorted(k for k in ours.keys() & state.keys() if ours[k].shape != state[k].shape)
     if missing or unexpected or reshaped:
@@ -366,7 +368,6 @@ __all__ = [
     "constructor_args",
     "from_pretrained",
     "load_weights",
-    "metrics_of_checkpoint",
     "model_card",
     "push_to_hub",
     "read_config",
