@@ -386,6 +386,10 @@ def main(args: list[str] | None = None) -> None:
             from lightning_gans.export import main as export_main
 
             return export_main(argv[1:])
+        if argv[:1] in (["serve"], ["demo"]):  # an HTTP server (serve.py), a Gradio app (demo.py)
+            from importlib import import_module
+
+            return import_module(f"lightning_gans.{argv[0]}").main(argv[1:])
         GANCLI(args=args)
     except Preempted as stop:
         print(f"lightning-gans: {stop}", file=sys.stderr)

@@ -152,6 +152,7 @@ def save_pretrained(
         "image_shape": list(module.image_shape),
         "num_classes": module.num_classes,
         "latent_dim": module.latent_dim,
+        "metrics": {str(k): _plain(v) for k, v in dict((card or {}).get("metrics") or {}).items()},  # the card's
     }
     state = sampling_state(module)
     path.mkdir(parents=True, exist_ok=True)
