@@ -24,14 +24,17 @@ from typing import Any
 
 import torch
 
-from lightning_gans.serve import add_model_arguments, limits_of, model_source
 from lightning_gans.serving import (
     BadRequest,
     Limits,
+    add_model_arguments,
     bicubic,
     card_metrics,
+    enlarged,
     is_stylegan,
+    limits_of,
     load_model,
+    model_source,
     noise,
     parse_image,
     parse_sample,
@@ -44,6 +47,11 @@ from lightning_gans.serving import (
 
 #: Most images the demo's sliders ask for at once (the server's --max_samples still applies).
 MAX_SHOWN = 16
+
+
+def shown(images: torch.Tensor, nrow: int | None = None):
+    """The picture the server would answer (:func:`~lightning_gans.serving.pil_image`), enlarged to be seen."""
+    return enlarged(pil_image(images, nrow))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,11 +99,11 @@ def build_demo(model: Any, limits: Limits, title: str, palette: Any = None, metr
 
 
 def _sample_controls(gr: Any, model: Any, limits: Limits, guarded: Any) -> None:
-    shown = min(MAX_SHOWN, limits.max_samples)
+    most = min(MAX_SHOWN, limits.max_samples)
     with gr.Row():
         with gr.Column(scale=1):
             seed = gr.Number(value=0, precision=0, minimum=0, label="seed", elem_id="seed")
-            n = gr.Slider(1, shown, value=min(8, shown), step=1, label="images", elem_id="n")
+            n = gr.Slider(1, most, value=min(8, most), step=1, label="images", elem_id="n")
             inputs = [seed, n]
             if model.conditional:
                 choices = ["0, 1, 2, ... in turn", *map(str, range(model.num_classes))]
@@ -121,7 +129,7 @@ def _sample_controls(gr: Any, model: Any, limits: Limits, guarded: Any) -> None:
         if model.takes_text:
             body["prompt"] = rest.pop(0)
         (images,) = run_samples(model, [parse_sample(model, body, limits)])
-        return pil_image(images)
+        return shown(images)
 
     button.click(guarded(generate), inputs, output)
 
@@ -140,7 +148,7 @@ def _sample_controls(gr: Any, model: Any, limits: Limits, guarded: Any) -> None:
             row_z = torch.cat([noise(model, 1, s) for s in row_seeds])
             col_z = torch.cat([noise(model, 1, s) for s in col_seeds])
             images, nrow = model.style_mixing_grid(row_z, col_z)
-            return pil_image(images.cpu(), nrow)
+            return shown(images.cpu(), nrow)
 
         mix_button.click(guarded(mix), [rows, cols], mix_output)
 
@@ -148,7 +156,7 @@ def _sample_controls(gr: Any, model: Any, limits: Limits, guarded: Any) -> None:
             with gr.Row():
                 seed_a = gr.Number(value=1, precision=0, minimum=0, label="from seed", elem_id="seed_a")
                 seed_b = gr.Number(value=2, precision=0, minimum=0, label="to seed", elem_id="seed_b")
-                steps = gr.Slider(2, shown, value=min(8, shown), step=1, label="steps", elem_id="steps")
+                steps = gr.Slider(2, most, value=min(8, most), step=1, label="steps", elem_id="steps")
                 strip_button = gr.Button("Interpolate", elem_id="interpolate")
             strip = gr.Image(label="interpolation", type="pil", format="png", elem_id="strip")
 
@@ -156,7 +164,7 @@ def _sample_controls(gr: Any, model: Any, limits: Limits, guarded: Any) -> None:
             k = int(k)
             t = torch.linspace(0, 1, k)
             images = model.interpolate(noise(model, 1, int(a)).expand(k, -1), noise(model, 1, int(b)).expand(k, -1), t)
-            return pil_image(images.cpu(), k)
+            return shown(images.cpu(), k)
 
         strip_button.click(guarded(interpolate), [seed_a, seed_b, steps], strip)
 
@@ -165,7 +173,7 @@ def _sample_controls(gr: Any, model: Any, limits: Limits, guarded: Any) -> None:
             with gr.Row():
                 first = gr.Textbox(value="a thick seven", label="from", elem_id="prompt_a")
                 second = gr.Textbox(value="a thin one", label="to", elem_id="prompt_b")
-                steps = gr.Slider(2, shown, value=min(8, shown), step=1, label="steps")
+                steps = gr.Slider(2, most, value=min(8, most), step=1, label="steps")
                 strip_button = gr.Button("Interpolate", elem_id="interpolate")
             strip = gr.Image(label="interpolation", type="pil", format="png", elem_id="strip")
 
@@ -173,7 +181,7 @@ def _sample_controls(gr: Any, model: Any, limits: Limits, guarded: Any) -> None:
             for prompt in (a, b):
                 parse_sample(model, {"prompt": prompt}, limits)  # the server's prompt checks
             images = model.interpolate(a, b, int(k), z=noise(model, 1, int(seed or 0)))
-            return pil_image(images.cpu(), int(k))
+            return shown(images.cpu(), int(k))
 
         strip_button.click(guarded(between), [first, second, steps, seed], strip)
 
@@ -200,8 +208,8 @@ def _image_controls(gr: Any, model: Any, limits: Limits, guarded: Any, palette: 
         req = parse_image(model, Path(path).read_bytes(), fields, limits, palette)
         (image,) = run_images(model, [req])
         if task == "upscale":
-            return pil_image(bicubic(model, req)), pil_image(image)
-        return pil_image(image)
+            return shown(bicubic(model, req)), shown(image)
+        return shown(image)
 
     button.click(guarded(run), inputs, outputs if len(outputs) > 1 else outputs[0])
 

@@ -38,10 +38,13 @@ from lightning_gans.serving import (
     ImageRequest,
     Limits,
     SampleRequest,
+    add_model_arguments,
     bicubic,
     card_metrics,
     describe,
+    limits_of,
     load_model,
+    model_source,
     parse_image,
     parse_sample,
     png_bytes,
@@ -51,34 +54,6 @@ from lightning_gans.serving import (
     task_of,
     unknown_words,
 )
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options that name the model and the request limits (``serve`` and ``demo`` share them)."""
-    parser.add_argument(
-        "--pretrained", help="a pretrained folder (lightning-gans export --format pretrained) or Hub id"
-    )
-    parser.add_argument("--config", help="the run's config (read only when the checkpoint names no family)")
-    parser.add_argument("--ckpt_path", help="a run's checkpoint, instead of --pretrained")
-    parser.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda, cuda:1, ...")
-    parser.add_argument("--label_palette", help="label-map models: the palette of the label colours (default: facades)")
-    defaults = Limits()
-    parser.add_argument("--max_samples", type=int, default=defaults.max_samples, help="images per sample request")
-    parser.add_argument("--max_prompt_chars", type=int, default=defaults.max_prompt_chars, help="characters a prompt")
-    parser.add_argument(
-        "--max_upload_mb", type=float, default=defaults.max_upload_bytes / 2**20, help="megabytes an upload"
-    )
-    parser.add_argument("--max_upload_side", type=int, default=defaults.max_upload_side, help="pixels an upload's side")
-
-
-def model_source(args: argparse.Namespace) -> dict[str, Any]:
-    if (args.pretrained is None) == (args.ckpt_path is None):
-        raise ValueError("give --pretrained DIR, or --ckpt_path PATH (with --config), not both")
-    return {"pretrained": args.pretrained, "config": args.config, "ckpt_path": args.ckpt_path}
-
-
-def limits_of(args: argparse.Namespace) -> Limits:
-    return Limits(args.max_samples, args.max_prompt_chars, int(args.max_upload_mb * 2**20), args.max_upload_side)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ its images are ``model.sample(z=z)`` (with ``labels=torch.full((n,), k)`` for ``
 
 from __future__ import annotations
 
+import argparse
 import io
 import math
 import numbers
@@ -218,6 +219,35 @@ def card_metrics(pretrained: str | None) -> dict[str, Any]:
     from lightning_gans.pretrained import read_config
 
     return dict(read_config(Path(pretrained)).get("metrics") or {})
+
+
+# ------------------------------------------------------------------------------------------------ command lines
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that name the model and the request limits (``serve`` and ``demo`` share them)."""
+    parser.add_argument(
+        "--pretrained", help="a pretrained folder (lightning-gans export --format pretrained) or Hub id"
+    )
+    parser.add_argument("--config", help="the run's config (read only when the checkpoint names no family)")
+    parser.add_argument("--ckpt_path", help="a run's checkpoint, instead of --pretrained")
+    parser.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda, cuda:1, ...")
+    parser.add_argument("--label_palette", help="label-map models: the palette of the label colours (default: facades)")
+    defaults = Limits()
+    parser.add_argument("--max_samples", type=int, default=defaults.max_samples, help="images per sample request")
+    parser.add_argument("--max_prompt_chars", type=int, default=defaults.max_prompt_chars, help="characters a prompt")
+    parser.add_argument(
+        "--max_upload_mb", type=float, default=defaults.max_upload_bytes / 2**20, help="megabytes an upload"
+    )
+    parser.add_argument("--max_upload_side", type=int, default=defaults.max_upload_side, help="pixels an upload's side")
+
+
+def model_source(args: argparse.Namespace) -> dict[str, Any]:
+    if (args.pretrained is None) == (args.ckpt_path is None):
+        raise ValueError("give --pretrained DIR, or --ckpt_path PATH (with --config), not both")
+    return {"pretrained": args.pretrained, "config": args.config, "ckpt_path": args.ckpt_path}
+
+
+def limits_of(args: argparse.Namespace) -> Limits:
+    return Limits(args.max_samples, args.max_prompt_chars, int(args.max_upload_mb * 2**20), args.max_upload_side)
 
 
 # ------------------------------------------------------------------------------------------------ requests
@@ -456,6 +486,13 @@ def png_bytes(images: Tensor, nrow: int | None = None) -> bytes:
 def pil_image(images: Tensor, nrow: int | None = None) -> Image.Image:
     """The picture :func:`png_bytes` encodes, as a PIL image (for the demo)."""
     return Image.open(io.BytesIO(png_bytes(images, nrow)))
+
+
+def enlarged(picture: Image.Image, side: int = 384) -> Image.Image:
+    """``picture`` scaled by the largest whole factor that keeps its longer side within ``side`` (at least 1),
+    each pixel repeated (nearest): how the demo shows 28x28 digits at a size one can see."""
+    factor = max(1, side // max(picture.size))
+    return picture if factor == 1 else picture.resize((picture.width * factor, picture.height * factor), Image.NEAREST)
 
 
 def uint8_images(png: bytes) -> Tensor:

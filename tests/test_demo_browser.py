@@ -5,15 +5,16 @@ the Python API gives for those settings."""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from lightning_gans.serving import Limits, png_bytes, uint8_images
+from lightning_gans.serving import Limits, enlarged, pil_image, uint8_images
+from lightning_gans.superres import interpolated
 from tests.servers import free_port, tiny_folder
 
 pytest.importorskip("gradio")
@@ -48,7 +49,7 @@ def apps(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     running = {}
     try:
-        for name in ("StyleGAN", "GANINTCLS"):
+        for name in ("StyleGAN", "GANINTCLS", "SRResNet"):
             model = lightning_gans.from_pretrained(tiny_folder(name, root))
             demo = build_demo(model, Limits(), f"tiny {name}")
             port = free_port()
@@ -71,6 +72,14 @@ def _shown(page, selector: str, previous: str | None = None, timeout: float = 60
     return src, page.request.get(src).body()
 
 
+def assert_shows(answer: bytes, expected: torch.Tensor, nrow: int | None = None) -> None:
+    """The page's image is the Python API's images as the server's PNG, enlarged (up to one grey level)."""
+    want = torch.from_numpy(np.asarray(enlarged(pil_image(expected, nrow))).copy())
+    got = uint8_images(answer)
+    assert got.shape[:2] == want.shape[:2]
+    assert (got.int() - want.reshape(got.shape).int()).abs().max() <= 1
+
+
 def _noise(model, n: int, seed: int) -> torch.Tensor:
     return torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
 
@@ -83,21 +92,48 @@ def test_stylegan_demo_seed_and_truncation_change_the_image(browser, apps):
     page.locator("#seed input").fill("5")
     page.click("#generate")
     first_src, first = _shown(page, "#output")
-    expected = model.sample(z=_noise(model, 8, 5), truncation_psi=float(model.truncation_psi))
-    assert (uint8_images(first).int() - uint8_images(png_bytes(expected)).int()).abs().max() <= 1
+    assert_shows(first, model.sample(z=_noise(model, 8, 5), truncation_psi=float(model.truncation_psi)))
 
     page.locator("#truncation input[type=number]").fill("0.3")
     page.locator("#truncation input[type=number]").press("Enter")
     page.click("#generate")
     second_src, second = _shown(page, "#output", first_src)
     assert second != first
-    expected = model.sample(z=_noise(model, 8, 5), truncation_psi=0.3)
-    assert (uint8_images(second).int() - uint8_images(png_bytes(expected)).int()).abs().max() <= 1
+    assert_shows(second, model.sample(z=_noise(model, 8, 5), truncation_psi=0.3))
 
     page.locator("#seed input").fill("6")
     page.click("#generate")
     _, third = _shown(page, "#output", second_src)
     assert third != second
+
+    page.get_by_text("Style mixing").click()  # the mixing grid: rows 1, 2, 3 x columns 4, 5, 6, 7, with the sources
+    page.click("#mix")
+    _, grid = _shown(page, "#mix_output")
+    rows, cols = (
+        torch.cat([_noise(model, 1, s) for s in (1, 2, 3)]),
+        torch.cat([_noise(model, 1, s) for s in (4, 5, 6, 7)]),
+    )
+    images, nrow = model.style_mixing_grid(rows, cols)
+    assert_shows(grid, images, nrow)
+    page.close()
+
+
+def test_super_resolution_demo_shows_the_bicubic_beside_the_models_upscale(browser, apps, tmp_path):
+    url, model = apps["SRResNet"]
+    lr = torch.randint(0, 256, (8, 12, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    path = tmp_path / "lr.png"
+    Image.fromarray(lr.numpy()).save(path)
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_selector("#generate")
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+    page.locator("#upload img").first.wait_for(timeout=30_000)
+    page.click("#generate")
+    _, upscaled = _shown(page, "#output")
+    _, cubic = _shown(page, "#bicubic")
+    x = lr.permute(2, 0, 1)[None].float().div(127.5).sub(1)
+    assert_shows(upscaled, model.translate(x))
+    assert_shows(cubic, interpolated(x, 4, "bicubic"))  # the project's bicubic baseline (MATLAB's kernel)
     page.close()
 
 
@@ -114,9 +150,7 @@ def test_text_to_image_demo_takes_a_typed_prompt_and_shows_a_bad_ones_message(br
     page.click("#generate")
     _, second = _shown(page, "#output", first_src)
     assert second != first
-    expected = model.sample(z=_noise(model, 8, 0), text="a thick seven slanted to the right")
-    assert (uint8_images(second).int() - uint8_images(png_bytes(expected)).int()).abs().max() <= 1
-    assert Image.open(io.BytesIO(second)).size == Image.open(io.BytesIO(png_bytes(expected))).size
+    assert_shows(second, model.sample(z=_noise(model, 8, 0), text="a thick seven slanted to the right"))
 
     prompt.fill("   ")  # an empty prompt: the server's message, shown by Gradio, and no new image
     page.click("#generate")
