@@ -28,10 +28,9 @@ def fill(page, name: str, value: str) -> None:
     for selector in ("input[type=number]", "textarea", "input"):
         box = control.locator(selector)
         if box.count():
+            box.first.click()
             box.first.fill(value)
-            box.first.press("Enter")
-            if name == "class":  # a dropdown: pick the option shown for the typed value
-                page.get_by_role("option", name=value, exact=True).first.click()
+            box.first.press("Enter")  # a dropdown takes the option its typed value filters to
             return
     raise SystemExit(f"the demo has no control #{name}")
 

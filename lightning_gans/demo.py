@@ -89,8 +89,9 @@ def build_demo(model: Any, limits: Limits, title: str, palette: Any = None, metr
 
     with gr.Blocks(title=f"lightning-gans: {family}") as demo:
         gr.Markdown(f"## lightning-gans · {family}\n{title}")
-        if metrics:
-            gr.Markdown(" · ".join(f"{k}: {v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))[:400])
+        shown_metrics = {k: v for k, v in (metrics or {}).items() if not k.endswith("_std") and "/num_" not in k}
+        if shown_metrics:  # the model card's, as /info gives them (spreads and sample counts left out)
+            gr.Markdown("model card: " + " · ".join(f"{k}: {v:.4g}" for k, v in shown_metrics.items())[:400])
         if task == "sample":
             _sample_controls(gr, model, limits, guarded)
         else:

@@ -115,6 +115,12 @@ def test_stylegan_demo_seed_and_truncation_change_the_image(browser, apps):
     )
     images, nrow = model.style_mixing_grid(rows, cols)
     assert_shows(grid, images, nrow)
+
+    page.get_by_text("W interpolation").click()  # seeds 1 -> 2 in 8 steps, linear in W
+    page.click("#interpolate")
+    _, strip = _shown(page, "#strip")
+    t = torch.linspace(0, 1, 8)
+    assert_shows(strip, model.interpolate(_noise(model, 1, 1).expand(8, -1), _noise(model, 1, 2).expand(8, -1), t), 8)
     page.close()
 
 
@@ -151,6 +157,11 @@ def test_text_to_image_demo_takes_a_typed_prompt_and_shows_a_bad_ones_message(br
     _, second = _shown(page, "#output", first_src)
     assert second != first
     assert_shows(second, model.sample(z=_noise(model, 8, 0), text="a thick seven slanted to the right"))
+
+    page.get_by_text("Prompt interpolation").click()  # "a thick seven" -> "a thin one" in 8 steps, noise of seed 0
+    page.click("#interpolate")
+    _, strip = _shown(page, "#strip")
+    assert_shows(strip, model.interpolate("a thick seven", "a thin one", 8, z=_noise(model, 1, 0)), 8)
 
     prompt.fill("   ")  # an empty prompt: the server's message, shown by Gradio, and no new image
     page.click("#generate")
