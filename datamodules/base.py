@@ -10,6 +10,9 @@ Conventions (every datamodule, now and later):
 - Images come out in [-1, 1].
 - A missing or malformed dataset raises :class:`DatasetNotFoundError` naming the folder, what was expected there
   and the ``data_dir`` option, before any training starts.
+- ``max_train_images`` (with ``subset_seed``) keeps a fixed, seeded subset of the training split, taken after the
+  validation images are held out; :meth:`ImageDataModule._limit_train` implements it once, each image datamodule
+  passes its training items through it where it builds the split.
 
 This package never imports ``lightning_gans``.
 """
@@ -20,14 +23,14 @@ import contextlib
 import math
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.errors import DatasetNotFoundError
@@ -207,23 +210,92 @@ def check_training_count(count: int, batch_size: int, drop_last: bool, processes
 
 
 class ImageDataModule(L.LightningDataModule):
-    """Base for image datamodules: the ``image_shape``/``num_classes`` contract and common loader settings.
+    """Base for image datamodules: the ``image_shape``/``num_classes`` contract, common loader settings and the
+    training subset (``max_train_images``).
 
-    Subclasses set ``self.image_shape`` and ``self.num_classes`` in ``__init__``.
+    Subclasses set ``self.image_shape`` and ``self.num_classes`` in ``__init__``, and pass the items of their
+    training split (indices, file names, pairs) through :meth:`_limit_train` where they build it, after holding out
+    the validation images.
+
+    Args:
+        batch_size: images per batch.
+        num_workers: DataLoader worker processes.
+        pin_memory: pin batches in page-locked memory.
+        max_train_images: train on a fixed subset of this many training images (None: all of them).
+        subset_seed: seed of the permutation that picks that subset.
     """
 
     image_shape: tuple[int, int, int]
     num_classes: int = 0
 
-    def __init__(self, *, batch_size: int = 64, num_workers: int = 0, pin_memory: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        max_train_images: int | None = None,
+        subset_seed: int = 0,
+    ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be 0 or more, got {num_workers}")
+        if max_train_images is not None and (
+            isinstance(max_train_images, bool) or not isinstance(max_train_images, int) or max_train_images < 1
+        ):
+            raise ValueError(
+                f"max_train_images must be a whole number of at least 1 (the training images to keep), or None to "
+                f"train on the whole training split; got {max_train_images!r}"
+            )
+        if isinstance(subset_seed, bool) or not isinstance(subset_seed, int):
+            raise ValueError(f"subset_seed must be an integer, got {subset_seed!r}")
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.max_train_images = max_train_images
+        self.subset_seed = subset_seed
+        self._subset_reported: set[str] = set()
+
+    # ---------------------------------------------------------------- the training subset (max_train_images)
+    def _subset_generator(self) -> torch.Generator:
+        """A generator seeded with ``subset_seed``: the draws never touch (nor depend on) the global RNGs."""
+        return torch.Generator().manual_seed(self.subset_seed)
+
+    def _limit_train(
+        self, items: Sequence | torch.Tensor, what: str = "training images", generator: torch.Generator | None = None
+    ) -> Sequence | torch.Tensor:
+        """``items`` (the training split: indices, files, pairs...) cut to ``max_train_images`` of them.
+
+        Unset, ``items`` come back as they are (the very object). Set to N, the kept items are the first N of a
+        permutation of ``range(len(items))`` drawn by ``torch.randperm`` from a generator seeded with
+        ``subset_seed`` (or from ``generator``, for a second draw such as CycleGAN's domain B), returned in their
+        order in ``items``: the same split, N and seed always keep the same items, whatever the global RNG or the
+        worker count, and a larger N keeps a superset. A tensor gives a tensor, anything else a list. Says once
+        (``rank_zero_info``) what was kept.
+
+        Raises:
+            ValueError: N is larger than the training split, naming the option, N and the split's size.
+        """
+        if self.max_train_images is None:
+            return items
+        keep, count = self.max_train_images, len(items)
+        if keep > count:
+            raise ValueError(
+                f"max_train_images={keep} is larger than the training split of {type(self).__name__}, which has "
+                f"{count} {what}: set max_train_images to at most {count} "
+                f"(--data.init_args.max_train_images {count}), or to None to train on all of them"
+            )
+        order = torch.randperm(count, generator=generator or self._subset_generator())
+        kept = sorted(order[:keep].tolist())
+        message = f"max_train_images: kept {keep} of {count} {what} (seed {self.subset_seed})"
+        if message not in self._subset_reported:
+            self._subset_reported.add(message)
+            rank_zero_info(message)
+        if isinstance(items, torch.Tensor):
+            return items[torch.tensor(kept, dtype=torch.long)]
+        return [items[i] for i in kept]
 
     def _loader_kwargs(self) -> dict:
         # Workers are not persistent: each loader's iterator starts them from seeds of its own, so a resumed run
@@ -286,6 +358,14 @@ class ImageDataModule(L.LightningDataModule):
         from datamodules.streaming import streaming_split
 
         uri = str(self.streaming_dir)
+        if self.max_train_images is not None:
+            raise ValueError(
+                f"max_train_images={self.max_train_images} keeps a subset of the training images read from the "
+                f"folder, but streaming_dir '{uri}' streams its chunks as they were written: unset one of them. To "
+                f"stream a subset, write it: `lightning-gans optimize ... --data.init_args.max_train_images "
+                f"{self.max_train_images}` puts only those training images in the chunks; stream that output "
+                "without max_train_images"
+            )
         manifest = self.streaming_manifest()
         seed = self._streaming_seed()
         out = {}

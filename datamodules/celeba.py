@@ -185,6 +185,13 @@ class CelebADataModule(ImageDataModule):
             datamodule (a local folder or an s3://, gs://, azure:// URI) instead of the image folder: sharded across
             ranks and nodes, resumable mid-epoch. ``image_size`` and ``crop_fraction`` still apply when reading.
         streaming_cache_dir: where chunks of a remote ``streaming_dir`` are cached (default: a folder in the temp dir).
+        max_train_images: train on a fixed subset of this many training faces (None: all of them; e.g. 1000 for a
+            small-data run), the first N of a permutation seeded with ``subset_seed``, drawn after the validation faces
+            are held out (the partition file's, or ``val_fraction``), so validation and test are unchanged and never
+            enter it. Larger than the training split: an error at setup. Not with ``streaming_dir``: optimize a subset
+            instead.
+        subset_seed: seed of that subset: the same seed and ``max_train_images`` always keep the same training faces (a
+            larger ``max_train_images`` keeps a superset), whatever the run's seed or the worker count.
     """
 
     def __init__(
@@ -206,8 +213,16 @@ class CelebADataModule(ImageDataModule):
         verify: bool = False,
         streaming_dir: str | None = None,
         streaming_cache_dir: str | None = None,
+        max_train_images: int | None = None,
+        subset_seed: int = 0,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            max_train_images=max_train_images,
+            subset_seed=subset_seed,
+        )
         self.verify = verify
         self.streaming_dir, self.streaming_cache_dir = streaming_dir, streaming_cache_dir
         if image_size < 1:
@@ -349,6 +364,8 @@ class CelebADataModule(ImageDataModule):
             raise self._not_found(f"'{folder / self.image_folder}' exists but holds no images (.jpg/.png...).")
         files, targets = self._targets(folder, files)
         for split, index in self._splits(folder, files).items():
+            if split == "train":
+                index = self._limit_train(index, "training faces")
             self.datasets[split] = CelebADataset(
                 folder / self.image_folder,
                 [files[i] for i in index],

@@ -157,6 +157,12 @@ class MNISTDataModule(ImageDataModule):
             datamodule (a local folder or an s3://, gs://, azure:// URI) instead of ``MNIST/raw``: sharded across ranks
             and nodes, resumable mid-epoch; the digits are resized to ``image_size`` when read.
         streaming_cache_dir: where chunks of a remote ``streaming_dir`` are cached (default: a folder in the temp dir).
+        max_train_images: train on a fixed subset of this many training digits (None: all of them; e.g. 1000 for a
+            small-data run), the first N of a permutation seeded with ``subset_seed``, drawn after the ``val_size``
+            validation digits are held out, so validation and test are unchanged and never enter it. Larger than the
+            training split: an error at setup. Not with ``streaming_dir``: optimize a subset instead.
+        subset_seed: seed of that subset: the same seed and ``max_train_images`` always keep the same training digits (a
+            larger ``max_train_images`` keeps a superset), whatever the run's seed or the worker count.
     """
 
     def __init__(
@@ -172,13 +178,21 @@ class MNISTDataModule(ImageDataModule):
         on_device: bool = False,
         streaming_dir: str | None = None,
         streaming_cache_dir: str | None = None,
+        max_train_images: int | None = None,
+        subset_seed: int = 0,
     ) -> None:
         if on_device and (num_workers or pin_memory):
             raise ValueError("on_device keeps MNIST on the training device: set num_workers 0 and pin_memory false")
         if on_device and streaming_dir is not None:
             raise ValueError("on_device holds MNIST in GPU memory and streaming_dir streams it: choose one")
         self.streaming_dir, self.streaming_cache_dir = streaming_dir, streaming_cache_dir
-        super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            max_train_images=max_train_images,
+            subset_seed=subset_seed,
+        )
         if image_size < 8:
             raise ValueError(f"image_size must be at least 8 (28, 32 or 64 are usual), got {image_size}")
         if not 0 <= val_size < 60000:
@@ -256,6 +270,7 @@ class MNISTDataModule(ImageDataModule):
             images, labels = self._load("train")
             order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))
             val_idx, train_idx = order[: self.val_size], order[self.val_size :]
+            train_idx = self._limit_train(train_idx, "training digits")
             self.train_set = TensorImageDataset(images[train_idx], labels[train_idx])
             self.val_set = TensorImageDataset(images[val_idx], labels[val_idx])
         if stage in (None, "test") and self.test_set is None:

@@ -321,6 +321,13 @@ class PairedImageDataModule(SplitFolderDataModule):
             datamodule (a local folder or an s3://, gs://, azure:// URI) instead of the split folders: sharded across
             ranks and nodes, resumable mid-epoch; the preprocessing options still apply when reading.
         streaming_cache_dir: where chunks of a remote ``streaming_dir`` are cached (default: a folder in the temp dir).
+        max_train_images: train on a fixed subset of this many training pairs (None: all of them; e.g. 1000 for a
+            small-data run), the first N of a permutation seeded with ``subset_seed``, drawn after the ``train/`` folder
+            is read (``val/`` and ``test/`` are folders of their own), so validation and test are unchanged and never
+            enter it. Larger than the training split: an error at setup. Not with ``streaming_dir``: optimize a subset
+            instead.
+        subset_seed: seed of that subset: the same seed and ``max_train_images`` always keep the same training pairs (a
+            larger ``max_train_images`` keeps a superset), whatever the run's seed or the worker count.
     """
 
     def __init__(
@@ -342,8 +349,17 @@ class PairedImageDataModule(SplitFolderDataModule):
         verify: bool = False,
         streaming_dir: str | None = None,
         streaming_cache_dir: str | None = None,
+        max_train_images: int | None = None,
+        subset_seed: int = 0,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory, verify=verify)
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            max_train_images=max_train_images,
+            subset_seed=subset_seed,
+            verify=verify,
+        )
         self.streaming_dir, self.streaming_cache_dir = streaming_dir, streaming_cache_dir
         if direction not in DIRECTIONS:
             raise ValueError(f"unknown direction {direction!r}; valid values: {', '.join(DIRECTIONS)}")
@@ -385,6 +401,8 @@ class PairedImageDataModule(SplitFolderDataModule):
     def _dataset(self, split: str, train: bool) -> PairedImageDataset:
         transform = PairTransform(self.preprocess, self.load_size, self.crop_size, flip=not self.no_flip, train=train)
         pairs = scan_split(self.data_dir / split, self.data_dir)
+        if split == "train":
+            pairs = self._limit_train(pairs, "training pairs")
         return PairedImageDataset(pairs, transform, self.direction, self.input_mode, self.target_mode, self.palette)
 
     def _predict_dataset(self) -> PredictImageDataset:

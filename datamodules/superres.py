@@ -265,6 +265,13 @@ class SuperResolutionDataModule(ImageDataModule):
             super-resolution datamodule (a local folder or an s3://, gs://, azure:// URI) instead of the folders:
             sharded across ranks and nodes, resumable mid-epoch; scale, hr_size and load_size apply when reading.
         streaming_cache_dir: where chunks of a remote ``streaming_dir`` are cached (default: a folder in the temp dir).
+        max_train_images: train on a fixed subset of this many training images (None: all of them; e.g. 1000 for a
+            small-data run), the first N of a permutation seeded with ``subset_seed``, drawn after the validation images
+            are held out (``val_fraction`` when ``val_dir`` is None), so validation and test are unchanged and never
+            enter it. Larger than the training split: an error at setup. Not with ``streaming_dir``: optimize a subset
+            instead.
+        subset_seed: seed of that subset: the same seed and ``max_train_images`` always keep the same training images (a
+            larger ``max_train_images`` keeps a superset), whatever the run's seed or the worker count.
     """
 
     def __init__(
@@ -289,8 +296,16 @@ class SuperResolutionDataModule(ImageDataModule):
         verify: bool = False,
         streaming_dir: str | None = None,
         streaming_cache_dir: str | None = None,
+        max_train_images: int | None = None,
+        subset_seed: int = 0,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            max_train_images=max_train_images,
+            subset_seed=subset_seed,
+        )
         self.streaming_dir, self.streaming_cache_dir = streaming_dir, streaming_cache_dir
         check_scale_and_size(scale, hr_size, load_size)
         if load_size is not None and (train_lr_dir is not None or val_lr_dir is not None):
@@ -363,6 +378,7 @@ class SuperResolutionDataModule(ImageDataModule):
             val_files = [train_files[i] for i in sorted(perm[:n_val])]
             train_index = sorted(perm[n_val:])
             val_lr = train_lr = self.train_lr_dir
+        train_index = self._limit_train(train_index)
         train = self._pairs([train_files[i] for i in train_index], train_lr, train=True)
         val = self._pairs(val_files, val_lr, train=False)
         self.datasets.update(train=train, val=val, test=val)

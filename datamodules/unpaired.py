@@ -117,6 +117,13 @@ class UnpairedImageDataModule(SplitFolderDataModule):
         pin_memory: pin batches in page-locked memory for faster copies to the GPU.
         verify: decode every image of the splits a stage uses at setup, so a corrupt file fails before training
             (a full pass over the files; off by default).
+        max_train_images: train on a fixed subset of this many images of EACH domain (``trainA/`` and ``trainB/``; None:
+            all of them; e.g. 1000 for a small-data run): the first N of a permutation of ``trainA/`` and of one of
+            ``trainB/``, drawn in turn from one generator seeded with ``subset_seed`` (so the two domains' subsets are
+            independent draws). Validation and test are other folders, unchanged. Larger than either training domain: an
+            error at setup.
+        subset_seed: seed of that subset: the same seed and ``max_train_images`` always keep the same images (a larger
+            ``max_train_images`` keeps a superset), whatever the run's seed or the worker count.
     """
 
     def __init__(
@@ -135,8 +142,17 @@ class UnpairedImageDataModule(SplitFolderDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         verify: bool = False,
+        max_train_images: int | None = None,
+        subset_seed: int = 0,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory, verify=verify)
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            max_train_images=max_train_images,
+            subset_seed=subset_seed,
+            verify=verify,
+        )
         check_preprocess(preprocess, load_size, crop_size)
         if predict_direction not in PREDICT_DIRECTIONS:
             raise ValueError(
@@ -180,9 +196,12 @@ class UnpairedImageDataModule(SplitFolderDataModule):
         if split == "val":
             split = "val" if (self.data_dir / "valA").is_dir() and (self.data_dir / "valB").is_dir() else "test"
         transform = PairTransform(self.preprocess, self.load_size, self.crop_size, flip=not self.no_flip, train=train)
-        return UnpairedImageDataset(
-            self._domain(split + "A"), self._domain(split + "B"), transform, self.mode_a, self.mode_b, random_b=train
-        )
+        files_a, files_b = self._domain(split + "A"), self._domain(split + "B")
+        if train:  # one generator for both domains: two independent draws
+            generator = self._subset_generator()
+            files_a = self._limit_train(files_a, "training images of domain A (trainA/)", generator)
+            files_b = self._limit_train(files_b, "training images of domain B (trainB/)", generator)
+        return UnpairedImageDataset(files_a, files_b, transform, self.mode_a, self.mode_b, random_b=train)
 
     def _predict_dataset(self) -> Dataset:
         directions = ("AtoB", "BtoA") if self.predict_direction == "both" else (self.predict_direction,)

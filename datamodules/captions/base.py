@@ -160,13 +160,15 @@ class CaptionDataModule(ImageDataModule):
     """Base of the caption datamodules: vocabulary, example captions, the three splits and their loaders.
 
     Subclasses implement :meth:`_build` (``split -> (images, captions, facts or None)`` for ``"train"``, ``"val"``
-    and ``"test"``); everything else is here.
+    and ``"test"``), passing the training images through ``_limit_train`` (``max_train_images``); everything else is
+    here.
 
     Args:
         max_length: words per caption kept in ``tokens`` (longer captions are cut, with a warning that counts them).
         min_word_count: a training word enters the vocabulary when it occurs at least this often (others map to
             ``<unk>``).
         batch_size, num_workers, pin_memory: the loaders'.
+        max_train_images, subset_seed: the training subset (see :class:`~datamodules.base.ImageDataModule`).
     """
 
     def __init__(self, *, max_length: int = 24, min_word_count: int = 1, **loader_kwargs: Any) -> None:
@@ -336,6 +338,13 @@ class CaptionFolderDataModule(CaptionDataModule):
             pass over the images, each with one of its captions drawn at random (DF-GAN's sampling), where the
             folder's is every (image, caption) pair.
         streaming_cache_dir: where chunks of a remote ``streaming_dir`` are cached (default: a folder in the temp dir).
+        max_train_images: train on a fixed subset of this many training images (None: all of them; e.g. 1000 for a
+            small-data run), the first N of a permutation seeded with ``subset_seed``, drawn after ``val_fraction`` is
+            held out, so validation and test are unchanged and never enter it; each kept image keeps all its captions,
+            and the vocabulary is built from theirs. Larger than the training split: an error at setup. Not with
+            ``streaming_dir``: optimize a subset instead.
+        subset_seed: seed of that subset: the same seed and ``max_train_images`` always keep the same training images (a
+            larger ``max_train_images`` keeps a superset), whatever the run's seed or the worker count.
     """
 
     def __init__(
@@ -357,6 +366,8 @@ class CaptionFolderDataModule(CaptionDataModule):
         pin_memory: bool = False,
         streaming_dir: str | None = None,
         streaming_cache_dir: str | None = None,
+        max_train_images: int | None = None,
+        subset_seed: int = 0,
     ) -> None:
         super().__init__(
             max_length=max_length,
@@ -364,6 +375,8 @@ class CaptionFolderDataModule(CaptionDataModule):
             batch_size=batch_size,
             num_workers=num_workers,
             pin_memory=pin_memory,
+            max_train_images=max_train_images,
+            subset_seed=subset_seed,
         )
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
@@ -433,7 +446,7 @@ class CaptionFolderDataModule(CaptionDataModule):
         n_val = round(self.val_fraction * len(pairs))
         if self.val_fraction > 0 and len(pairs) > 1:
             n_val = min(max(n_val, 1), len(pairs) - 1)
-        index = sorted(perm[n_val:]) if split == "train" else sorted(perm[:n_val])
+        index = self._limit_train(sorted(perm[n_val:])) if split == "train" else sorted(perm[:n_val])
         mode = "RGB" if self.channels == 3 else "L"
         self._files[split] = [pairs[i][0] for i in index]
         images: Dataset = _ImageFiles(self._files[split], self.image_size, self.crop_fraction, mode)

@@ -183,6 +183,15 @@ class CelebACaptionsDataModule(CaptionDataModule):
             pass over the images, each with one of its captions drawn at random (DF-GAN's sampling), where the
             folder's is every (image, caption) pair.
         streaming_cache_dir: where chunks of a remote ``streaming_dir`` are cached (default: a folder in the temp dir).
+        max_train_images: train on a fixed subset of this many training faces with attributes (None: all of them;
+            e.g. 1000 for a small-data run), the first N of a permutation seeded with ``subset_seed``, drawn after the
+            validation faces are held out (the partition file's, or ``val_fraction``), so validation and test are
+            unchanged and never enter it: the faces :class:`~datamodules.CelebADataModule` keeps with the same options
+            when every face has attributes. Each kept face keeps all its captions, and the vocabulary is built from
+            theirs. Larger than the training split: an error at setup. Not with ``streaming_dir``: optimize a subset
+            instead.
+        subset_seed: seed of that subset: the same seed and ``max_train_images`` always keep the same faces (a larger
+            ``max_train_images`` keeps a superset), whatever the run's seed or the worker count.
     """
 
     def __init__(
@@ -206,6 +215,8 @@ class CelebACaptionsDataModule(CaptionDataModule):
         pin_memory: bool = False,
         streaming_dir: str | None = None,
         streaming_cache_dir: str | None = None,
+        max_train_images: int | None = None,
+        subset_seed: int = 0,
     ) -> None:
         super().__init__(
             max_length=max_length,
@@ -213,6 +224,8 @@ class CelebACaptionsDataModule(CaptionDataModule):
             batch_size=batch_size,
             num_workers=num_workers,
             pin_memory=pin_memory,
+            max_train_images=max_train_images,
+            subset_seed=subset_seed,
         )
         if captions_per_image < 1:
             raise ValueError(f"captions_per_image must be at least 1, got {captions_per_image}")
@@ -248,6 +261,8 @@ class CelebACaptionsDataModule(CaptionDataModule):
                 )
         faces = self.faces.datasets[split]
         keep = [i for i in range(len(faces)) if int(faces.targets[i][0]) >= 0]  # rows of -1: no attributes
+        if split == "train":
+            keep = self._limit_train(keep, "training faces")
         names = self.faces.attribute_names
         rng = np.random.default_rng([self.caption_seed, {"train": 0, "val": 1, "test": 2}[split]])
         captions, facts = [], []

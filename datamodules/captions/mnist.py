@@ -154,6 +154,14 @@ class MNISTCaptionsDataModule(CaptionDataModule):
         seed: seed of the train/validation split.
         max_length, min_word_count: see :class:`CaptionDataModule`.
         batch_size, num_workers, pin_memory: the loaders'.
+        max_train_images: train on a fixed subset of this many training digits (None: all of them; e.g. 1000 for a
+            small-data run), the first N of a permutation seeded with ``subset_seed``, drawn after the ``val_size``
+            validation digits are held out, so validation and test are unchanged and never enter it: the digits
+            :class:`~datamodules.MNISTDataModule` keeps with the same options. Each kept digit keeps all its captions,
+            and the vocabulary is built from theirs; ``rules`` are still fitted on the whole training split. Larger
+            than the training split: an error at setup.
+        subset_seed: seed of that subset: the same seed and ``max_train_images`` always keep the same digits (a larger
+            ``max_train_images`` keeps a superset), whatever the run's seed or the worker count.
     """
 
     def __init__(
@@ -170,6 +178,8 @@ class MNISTCaptionsDataModule(CaptionDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         pin_memory: bool = False,
+        max_train_images: int | None = None,
+        subset_seed: int = 0,
     ) -> None:
         super().__init__(
             max_length=max_length,
@@ -177,6 +187,8 @@ class MNISTCaptionsDataModule(CaptionDataModule):
             batch_size=batch_size,
             num_workers=num_workers,
             pin_memory=pin_memory,
+            max_train_images=max_train_images,
+            subset_seed=subset_seed,
         )
         if captions_per_image < 1:
             raise ValueError(f"captions_per_image must be at least 1, got {captions_per_image}")
@@ -209,6 +221,9 @@ class MNISTCaptionsDataModule(CaptionDataModule):
                 self.rules = MNISTCaptionRules.fit(measures, labels)
             else:
                 self.rules = MNISTCaptionRules.fit(measure_digits(self._digits("train")[0]), self._digits("train")[1])
+        if split == "train" and self.max_train_images is not None:
+            kept = self._limit_train(torch.arange(len(labels)), "training digits")
+            images, labels, measures = images[kept], labels[kept], {k: v[kept] for k, v in measures.items()}
         offset = {"train": 0, "val": 1, "test": 2}[split]
         uniforms = (
             np.random.default_rng([self.caption_seed, offset])
