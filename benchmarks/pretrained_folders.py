@@ -60,7 +60,7 @@ def commands(name: str, runs_dir: Path, out_dir: Path) -> list[list[str]]:
     last = runs_dir / name / "checkpoints" / "last.ckpt"
     export = [sys.executable, "-m", "lightning_gans.cli", "export", "--config", config, "--ckpt_path", str(last)]
     before = [] if name not in REQUIRES else [fit_command(REQUIRES[name], runs_dir)]
-    export += [*data_args(name), "--format", "pretrained", "--output", str(out_dir / name)]
+    export += ["--format", "pretrained", "--output", str(out_dir / name)]
     return [*before, fit_command(name, runs_dir), export]
 
 

@@ -155,7 +155,7 @@ def _scale3d(s: Tensor) -> Tensor:
 
 def _luma_axis(device: torch.device) -> Tensor:
     """The luma axis (1, 1, 1, 0) / sqrt(3) of homogeneous RGB."""
-    return torch.tensor([LUMA, LUMA, LUMA, 0.0], device=device)
+    return torch.cat([torch.full((3,), LUMA, device=device), torch.zeros(1, device=device)])  # made on the device
 
 
 def _rotate3d(axis: tuple[float, float, float], theta: Tensor) -> Tensor:
@@ -197,8 +197,10 @@ def _sample_geometric(
         k = torch.floor(_rand(n, device, generator) * 4)
         k = _where(apply(), k, 0.0).long()
         # Exact cos and sin of k * 90 degrees (the inverse of a rotation by -k * 90 degrees is one by k * 90).
-        cos = torch.tensor([1.0, 0.0, -1.0, 0.0], device=device)[k]
-        sin = torch.tensor([0.0, 1.0, 0.0, -1.0], device=device)[k]
+        # (made on the device from k: a table copied from the host per call would wait for the GPU's queue)
+        cos = (1 - k % 2) * (1 - (k // 2) * 2)  # k = 0, 1, 2, 3 -> 1, 0, -1, 0
+        sin = (k % 2) * (1 - (k // 2) * 2)  # k = 0, 1, 2, 3 -> 0, 1, 0, -1
+        cos, sin = cos.float(), sin.float()
         steps.append(("rotate90", _rotate2d(cos, sin)))
     if "xint" in names:
         t = (_rand(n, device, generator, 2) * 2 - 1) * XINT_MAX

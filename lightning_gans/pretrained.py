@@ -6,7 +6,7 @@ pretrained``) holds:
 - ``model.safetensors``: the sampling weights and buffers, never a pickle: the generator (the EMA generator where the
   family keeps one, with its batch-norm statistics), StyleGAN's ``w_avg`` (a buffer of its mapping network), the
   text encoder of a text-to-image family, an autoencoder's code Gaussian, the fixed grid noise; not the
-  discriminators, encoders, image pools or grid pairs, which only training uses;
+  discriminators, encoders, image pools, grid pairs or ADA state, which only training uses;
 - ``config.json``: the family, its constructor arguments (vocabulary and class count included, so no datamodule is
   needed), the image shape, the project version and the SHA-256 of the weights file;
 - ``README.md``: a model card in the Hugging Face Hub's format (family and paper, data, how it was trained, the last
@@ -50,6 +50,7 @@ TRAINING_ONLY = (
     "pool_b",
     "pl_mean",
     "images_seen",
+    "ada",  # ADA's p and its accumulators (lightning_gans.adaptive): they drive D's training only
     "generator_ema",  # its weights are written as the generator's (see sampling_state)
 )
 

@@ -24,6 +24,10 @@ In a config the group is one mapping under the model's arguments; on the command
 
     lightning-gans fit --config configs/dcgan_mnist.yaml --model.init_args.toolbox.r1_gamma 1.0
 
+ADA (adaptive discriminator augmentation, :class:`lightning_gans.adaptive.Ada`) is a group of its own, ``ada``, next
+to this one in the same families (and StyleGAN): ``d_input`` applies the family's ADA module first; ADA and
+``diffaugment`` are refused together.
+
 Families without a discriminator (the autoencoder baselines) and the image-to-image families, whose official
 steps have their own regularisers, do not take the group, so no family accepts an option it would refuse.
 """
@@ -97,8 +101,12 @@ class Toolbox(OptionGroup):
         if self.spectral_norm_g:
             apply_spectral_norm(generator)
 
-    def d_input(self, x: Tensor, g_steps: int) -> Tensor:
-        """What D sees of any sample, real or fake: DiffAugment, then instance noise annealed over G steps."""
+    def d_input(self, x: Tensor, g_steps: int, ada: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """What D sees of any sample, real or fake: ADA's augmentation (``ada``, the family's
+        :class:`~lightning_gans.adaptive.AdaptiveAugment`, when on) or DiffAugment, then instance noise annealed
+        over G steps."""
+        if ada is not None:
+            x = ada(x)
         if self.diffaugment:
             x = diff_augment(x, self.diffaugment)
         std = annealed_std(self.instance_noise, g_steps, self.instance_noise_anneal_steps)

@@ -22,7 +22,8 @@ Deviations: DCGAN networks sized to the data (the paper's are ImageNet/CIFAR one
 concatenated with z (``g_label_input: multiply``: scaling z) instead of the class baked into z, the non-saturating G
 loss for the source term, and the source head returns a logit (the sigmoid lives in the loss). The stabilisation
 toolbox is honoured: DiffAugment and instance noise on every D input, the gradient penalty and R1 on the source
-logit, feature matching on D's trunk.
+logit, feature matching on D's trunk. ADA (``ada``, :class:`lightning_gans.adaptive.Ada`) is accepted too: every D
+input goes through it, the source head's real logits steer its p.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lightning_gans.adaptive import Ada
 from lightning_gans.core import GANModule
 from lightning_gans.ema import ema_copy
 from lightning_gans.losses import discriminator_loss, generator_loss
@@ -68,6 +70,7 @@ class ACGAN(GANModule):
         ema_decay: decay of the EMA copy of G used for sampling and evaluation (0 = off).
         toolbox: stabilisation options (DiffAugment, instance noise, label smoothing, feature matching, gradient
             penalty, R1, spectral norm); see :class:`lightning_gans.toolbox.Toolbox`.
+        ada: adaptive discriminator augmentation (ADA), off by default; see :class:`lightning_gans.adaptive.Ada`.
         image_shape: (C, H, W) of the images; linked from the datamodule.
         num_classes: number of classes (at least 1); linked from the datamodule.
         num_grid_samples: images in the fixed-noise sample grid (labels 0, 1, ..., K-1, 0, ...).
@@ -95,6 +98,7 @@ class ACGAN(GANModule):
         betas: tuple[float, float] = (0.5, 0.999),
         ema_decay: float = 0.0,
         toolbox: Toolbox | None = None,
+        ada: Ada | None = None,
         image_shape: tuple[int, int, int] = (1, 28, 28),
         num_classes: int = 0,
         num_grid_samples: int = 64,
@@ -104,6 +108,7 @@ class ACGAN(GANModule):
         )
         self.save_hyperparameters()
         self.toolbox = Toolbox.of(toolbox).check_for(self.image_shape)
+        self.ada = Ada.of(ada).build(self.image_shape, self.toolbox.diffaugment)  # None when off
         check_adversarial_options(self.hparams, self.toolbox.real_label)
         if class_weight < 0:
             raise ValueError(f"class_weight must be 0 or positive, got {class_weight}")
@@ -141,8 +146,8 @@ class ACGAN(GANModule):
         n, tb = real.shape[0], self.toolbox
         opt_g, opt_d = self.optimizers()
 
-        def d(x):  # (source logit, class logits, trunk features) of any sample, through DiffAugment and instance noise
-            return self.discriminator(tb.d_input(x, self.g_steps), return_features=True)
+        def d(x):  # (source logit, class logits, trunk features), through ADA, DiffAugment, instance noise
+            return self.discriminator(tb.d_input(x, self.g_steps, self.ada), return_features=True)
 
         def source(x, return_features=False):  # the source head alone, for the penalties and feature matching
             logit, _, features = d(x)
@@ -171,7 +176,12 @@ class ACGAN(GANModule):
             self.manual_backward(d_loss)
             opt_d.step()
         accuracy = (class_real.argmax(1) == real_labels).float().mean()
-        self.count_d_step(d_loss=d_loss, d_class=d_class, d_real_accuracy=accuracy, **penalties)
+        real_logits = source_real  # ADA watches the source head
+        ada = {"ada_p": self.ada.p, "ada_r_t": self.ada.r_t} if self.ada is not None else {}  # p of this step
+        self.count_d_step(d_loss=d_loss, d_class=d_class, d_real_accuracy=accuracy, **penalties, **ada)
+        if self.ada is not None:  # ADA: sign(D(real)) to the controller; every `interval` D steps p moves
+            self.ada.observe(real_logits)
+            self.ada.adjust(self.d_steps, n * self.trainer.world_size)
 
         # 2. G step, every n_critic D steps: look real to the source head (-L_S) and be recognised as the asked-for
         #    class by the class head (L_C); with ``tac``, also be hard for the twin head to classify.

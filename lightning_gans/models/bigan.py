@@ -17,8 +17,10 @@ z = mu(x) + sigma(x) * eps with the reparameterisation trick), false is BiGAN (d
 Toolbox (:class:`lightning_gans.toolbox.Toolbox`): DiffAugment and instance noise act on the image of every pair;
 the gradient penalty interpolates image and code together, and R1 differentiates with respect to both parts of the
 real pair (:func:`joint_penalties`); feature matching matches D's joint features of real and fake pairs (both produced
-by the networks being trained, so neither side is detached). ``optimizer_g``/``lr_g`` train G and E, ``optimizer_d``/
-``lr_d`` train D. Step counting is the base's: one D and (with ``n_critic: 1``) one G/E update per batch.
+by the networks being trained, so neither side is detached). ADA (``ada``, :class:`lightning_gans.adaptive.Ada`) is
+accepted too: the image of every pair goes through it, D's logits on real pairs steer its p. ``optimizer_g``/
+``lr_g`` train G and E, ``optimizer_d``/``lr_d`` train D. Step counting is the base's: one D and (with
+``n_critic: 1``) one G/E update per batch.
 
 Grids show the fixed-noise samples, then a fixed batch of real training images (the first
 ``num_grid_reconstructions`` of the first training batch, a buffer saved in checkpoints), then G(E(x)) of those
@@ -38,6 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lightning_gans.adaptive import Ada
 from lightning_gans.core import GANModule, unwrap
 from lightning_gans.ema import ema_copy
 from lightning_gans.losses import check_loss_name, discriminator_loss, generator_loss
@@ -114,6 +117,7 @@ class BiGAN(GANModule):
         ema_decay: decay of the EMA copy of G used for sampling and evaluation (0 = off).
         toolbox: stabilisation options (DiffAugment, instance noise, label smoothing, feature matching, gradient
             penalty and R1 on pairs, spectral norm); see :class:`lightning_gans.toolbox.Toolbox`.
+        ada: adaptive discriminator augmentation (ADA), off by default; see :class:`lightning_gans.adaptive.Ada`.
         image_shape: (C, H, W) of the images; linked from the datamodule.
         num_classes: classes of the data (unused); linked from the datamodule.
         num_grid_samples: samples in the grid.
@@ -139,6 +143,7 @@ class BiGAN(GANModule):
         betas: tuple[float, float] = (0.5, 0.999),
         ema_decay: float = 0.0,
         toolbox: Toolbox | None = None,
+        ada: Ada | None = None,
         image_shape: tuple[int, int, int] = (1, 28, 28),
         num_classes: int = 0,
         num_grid_samples: int = 64,
@@ -148,6 +153,7 @@ class BiGAN(GANModule):
         )
         self.save_hyperparameters()
         self.toolbox = Toolbox.of(toolbox).check_for(self.image_shape)
+        self.ada = Ada.of(ada).build(self.image_shape, self.toolbox.diffaugment)  # None when off
         check_adversarial_options(self.hparams, self.toolbox.real_label)
         if latent_dim < 1:
             raise ValueError(f"BiGAN needs latent_dim >= 1, got {latent_dim}")
@@ -175,8 +181,8 @@ class BiGAN(GANModule):
         n, tb = x.shape[0], self.toolbox
         opt_g, opt_d = self.optimizers()
 
-        def critic(image, code, **kwargs):  # D on pairs, the image through DiffAugment and instance noise
-            return self.discriminator(tb.d_input(image, self.g_steps), code, **kwargs)
+        def critic(image, code, **kwargs):  # D on pairs, the image through ADA, DiffAugment and instance noise
+            return self.discriminator(tb.d_input(image, self.g_steps, self.ada), code, **kwargs)
 
         # 1. D step: real pairs (x, E(x)) against fake pairs (G(z), z); E and G run without gradient.
         with self.toggled_optimizer(opt_d):
@@ -184,13 +190,18 @@ class BiGAN(GANModule):
                 code = self.encoder(x)
                 z = self.noise(n)
                 fake = self.generator(z)
-            d_loss = discriminator_loss(self.loss, critic(x, code), critic(fake, z), real_label=tb.real_label)
+            real_logits = critic(x, code)
+            d_loss = discriminator_loss(self.loss, real_logits, critic(fake, z), real_label=tb.real_label)
             penalties = joint_penalties(critic, (x, code), (fake, z), tb.gradient_penalty, tb.r1_gamma)
             d_loss = d_loss + sum(penalties.values())
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             opt_d.step()
-        self.count_d_step(d_loss=d_loss, **penalties)
+        ada = {"ada_p": self.ada.p, "ada_r_t": self.ada.r_t} if self.ada is not None else {}  # p of this step
+        self.count_d_step(d_loss=d_loss, **penalties, **ada)
+        if self.ada is not None:  # ADA: sign(D(real)) to the controller; every `interval` D steps p moves
+            self.ada.observe(real_logits)
+            self.ada.adjust(self.d_steps, n * self.trainer.world_size)
 
         # 2. G/E step, every n_critic D steps: the inverted game, with one optimizer over G and E.
         if self.d_steps % self.n_critic == 0:

@@ -12,12 +12,17 @@ show conditions D far more reliably. Deviations from the paper: DCGAN networks b
 the paper's fully connected ones, with LeakyReLU instead of maxout and no dropout), a learned label embedding
 instead of a one-hot vector, Adam (2e-4, betas (0.5, 0.999)) instead of SGD with momentum, the non-saturating G
 loss, and D returns a logit.
+
+The stabilisation toolbox (``toolbox``, :mod:`lightning_gans.toolbox`) acts on every D input, D(x, y) alike; ADA
+(``ada``, :class:`lightning_gans.adaptive.Ada`) is accepted too: every D input goes through it, D's real logits steer
+its p.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from lightning_gans.adaptive import Ada
 from lightning_gans.core import GANModule
 from lightning_gans.ema import ema_copy
 from lightning_gans.losses import discriminator_loss, generator_loss
@@ -55,6 +60,7 @@ class CGAN(GANModule):
         ema_decay: decay of the EMA copy of G used for sampling and evaluation (0 = off).
         toolbox: stabilisation options (DiffAugment, instance noise, label smoothing, feature matching, gradient
             penalty, R1, spectral norm); see :class:`lightning_gans.toolbox.Toolbox`.
+        ada: adaptive discriminator augmentation (ADA), off by default; see :class:`lightning_gans.adaptive.Ada`.
         image_shape: (C, H, W) of the images; linked from the datamodule.
         num_classes: number of classes (at least 1); linked from the datamodule.
         num_grid_samples: images in the fixed-noise sample grid (labels 0, 1, ..., K-1, 0, ...).
@@ -84,6 +90,7 @@ class CGAN(GANModule):
         betas: tuple[float, float] = (0.5, 0.999),
         ema_decay: float = 0.0,
         toolbox: Toolbox | None = None,
+        ada: Ada | None = None,
         image_shape: tuple[int, int, int] = (1, 28, 28),
         num_classes: int = 0,
         num_grid_samples: int = 64,
@@ -93,6 +100,7 @@ class CGAN(GANModule):
         )
         self.save_hyperparameters()
         self.toolbox = Toolbox.of(toolbox).check_for(self.image_shape)
+        self.ada = Ada.of(ada).build(self.image_shape, self.toolbox.diffaugment)  # None when off
         check_adversarial_options(self.hparams, self.toolbox.real_label)
         if discriminator not in DISCRIMINATOR_MODES:
             raise ValueError(f"Unknown CGAN discriminator {discriminator!r}. Valid: {', '.join(DISCRIMINATOR_MODES)}.")
@@ -128,19 +136,24 @@ class CGAN(GANModule):
         n, tb = real.shape[0], self.toolbox
         opt_g, opt_d = self.optimizers()
 
-        def critic(x, **kwargs):  # D(x, y) on the batch's labels, through DiffAugment and instance noise
-            return self.discriminator(tb.d_input(x, self.g_steps), labels, **kwargs)
+        def critic(x, **kwargs):  # D(x, y) on the batch's labels, through ADA, DiffAugment and instance noise
+            return self.discriminator(tb.d_input(x, self.g_steps, self.ada), labels, **kwargs)
 
         # 1. D step: (x, y) real, (G(z, y), y) fake, with the real batch's labels y; plus the penalties switched on.
         with self.toggled_optimizer(opt_d):
             fake = self.generator(self.noise(n), labels).detach()
-            d_loss = discriminator_loss(self.loss, critic(real), critic(fake), real_label=tb.real_label)
+            real_logits = critic(real)
+            d_loss = discriminator_loss(self.loss, real_logits, critic(fake), real_label=tb.real_label)
             penalties = tb.penalties(critic, real, fake)
             d_loss = d_loss + sum(penalties.values())
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             opt_d.step()
-        self.count_d_step(d_loss=d_loss, **penalties)
+        ada = {"ada_p": self.ada.p, "ada_r_t": self.ada.r_t} if self.ada is not None else {}  # p of this step
+        self.count_d_step(d_loss=d_loss, **penalties, **ada)
+        if self.ada is not None:  # ADA: sign(D(real)) to the controller; every `interval` D steps p moves
+            self.ada.observe(real_logits)
+            self.ada.adjust(self.d_steps, n * self.trainer.world_size)
 
         # 2. G step, every n_critic D steps: G(z, y) must pass as a real image of class y.
         if self.d_steps % self.n_critic == 0:

@@ -3,6 +3,8 @@
 Algorithm 1 of the paper, one minibatch at a time: update D on real and generated samples (``n_critic`` times,
 the paper's k, each on a fresh batch), then update G once; ``training_step`` below is that algorithm with the
 switched-on options of the stabilisation toolbox (:mod:`lightning_gans.toolbox`) at the places they act.
+ADA (``ada``, :class:`lightning_gans.adaptive.Ada`) is accepted too: every D input goes through it, D's real
+logits steer its p.
 Deviations: G minimises the non-saturating loss -log D(G(z)) by default (the paper's own suggestion;
 ``loss: minimax`` gives log(1 - D(G(z)))), Adam instead of momentum SGD, LeakyReLU units instead of maxout, tanh
 images in [-1, 1]; D returns a logit. The same MLPs fit 2-D points (``image_shape: [2]``, the mode-collapse lab).
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lightning_gans.adaptive import Ada
 from lightning_gans.core import GANModule
 from lightning_gans.ema import ema_copy
 from lightning_gans.losses import discriminator_loss, generator_loss
@@ -38,6 +41,7 @@ class GAN(GANModule):
         ema_decay: decay of the EMA copy of G used for sampling and evaluation (0 = off).
         toolbox: stabilisation options (DiffAugment, instance noise, label smoothing, feature matching, gradient
             penalty, R1, spectral norm); see :class:`lightning_gans.toolbox.Toolbox`.
+        ada: adaptive discriminator augmentation (ADA), off by default; see :class:`lightning_gans.adaptive.Ada`.
         image_shape: (C, H, W) of the images, or (D,) for points; linked from the datamodule.
         num_classes: classes of the data (unused by this unconditional family); linked from the datamodule.
         num_grid_samples: images in the fixed-noise sample grid.
@@ -59,6 +63,7 @@ class GAN(GANModule):
         betas: tuple[float, float] = (0.5, 0.999),
         ema_decay: float = 0.0,
         toolbox: Toolbox | None = None,
+        ada: Ada | None = None,
         image_shape: tuple[int, ...] = (1, 28, 28),
         num_classes: int = 0,
         num_grid_samples: int = 64,
@@ -68,6 +73,7 @@ class GAN(GANModule):
         )
         self.save_hyperparameters()
         self.toolbox = Toolbox.of(toolbox).check_for(self.image_shape)
+        self.ada = Ada.of(ada).build(self.image_shape, self.toolbox.diffaugment)  # None when off
         check_adversarial_options(self.hparams, self.toolbox.real_label)
         self.loss, self.n_critic = loss, n_critic
         self.generator = MLPGenerator(latent_dim, self.image_shape, tuple(g_hidden_dims))
@@ -84,19 +90,24 @@ class GAN(GANModule):
         n, tb = real.shape[0], self.toolbox
         opt_g, opt_d = self.optimizers()
 
-        def critic(x, **kwargs):  # D sees every sample, real or fake, through DiffAugment and instance noise
-            return self.discriminator(tb.d_input(x, self.g_steps), **kwargs)
+        def critic(x, **kwargs):  # D sees every sample, real or fake, through ADA, DiffAugment and instance noise
+            return self.discriminator(tb.d_input(x, self.g_steps, self.ada), **kwargs)
 
         # 1. D step: score real samples as real and G(z) as fake, plus the penalties switched on (GP, R1).
         with self.toggled_optimizer(opt_d):
             fake = self.generator(self.noise(n)).detach()
-            d_loss = discriminator_loss(self.loss, critic(real), critic(fake), real_label=tb.real_label)
+            real_logits = critic(real)
+            d_loss = discriminator_loss(self.loss, real_logits, critic(fake), real_label=tb.real_label)
             penalties = tb.penalties(critic, real, fake)
             d_loss = d_loss + sum(penalties.values())
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             opt_d.step()
-        self.count_d_step(d_loss=d_loss, **penalties)
+        ada = {"ada_p": self.ada.p, "ada_r_t": self.ada.r_t} if self.ada is not None else {}  # p of this step
+        self.count_d_step(d_loss=d_loss, **penalties, **ada)
+        if self.ada is not None:  # ADA: sign(D(real)) to the controller; every `interval` D steps p moves
+            self.ada.observe(real_logits)
+            self.ada.adjust(self.d_steps, n * self.trainer.world_size)
 
         # 2. G step, every n_critic D steps: fool D on fresh samples (plus feature matching when on).
         if self.d_steps % self.n_critic == 0:

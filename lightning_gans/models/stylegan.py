@@ -36,14 +36,16 @@ and ``extra_grids`` (logged by the sample-grid callback); ``interpolate`` in W (
 ``interpolation_frames > 0``); ``project`` an image into W (:mod:`lightning_gans.projection`).
 
 Deviations: everything DDP needs to resume (the EMA, ``w_avg``, the path-length mean, the images seen, the phase
-counters) is in the checkpoint, which the official pickles are not; DiffAugment (``diffaugment``, Zhao et al. 2020)
-instead of ADA, whose ``grid_sample`` has no double backward in PyTorch (R1 through it fails); no class
-conditioning, no FP16 layers (``precision: bf16-mixed`` works); ``max_steps`` counts every optimizer step, the
-regularisation steps too (prefer ``max_epochs`` or ``max_time``). Path-length regularisation is refused at the
-setup of a fit (a plain DataLoader's: at the first batch, before any step) when its batch (``batch //
-pl_batch_shrink`` per device) is below 4: it is not stable there (NaN
-reports at batch 4, rosinality/stylegan2-pytorch#210; the official code fails outright at 1,
-NVlabs/stylegan2-ada-pytorch#24); the official ``cifar`` configuration turns it off (``pl_weight: 0``).
+counters) is in the checkpoint, which the official pickles are not; ADA is off by default (the official ``--aug``
+is ``ada``): ``ada: {policy: bgc}`` switches it on (:class:`lightning_gans.adaptive.Ada`; every D input of every
+phase goes through it, and the real logits of D main and of R1 steer p, as the official ``Loss/signs/real``; the
+pipeline's own deviations are in :mod:`lightning_gans.ada`), DiffAugment (``diffaugment``, Zhao et al. 2020) is the
+other choice, not both; no class conditioning, no FP16 layers (``precision: bf16-mixed`` works); ``max_steps``
+counts every optimizer step, the regularisation steps too (prefer ``max_epochs`` or ``max_time``). Path-length
+regularisation is refused at the setup of a fit (a plain DataLoader's: at the first batch, before any step) when its
+batch (``batch // pl_batch_shrink`` per device) is below 4: it is not stable there (NaN reports at batch 4,
+rosinality/stylegan2-pytorch#210; the official code fails outright at 1, NVlabs/stylegan2-ada-pytorch#24); the
+official ``cifar`` configuration turns it off (``pl_weight: 0``).
 
 DDP (:class:`~lightning_gans.strategy.GANDDPStrategy`, G and D each in their own DDP): gradients are all-reduced in
 every phase; the images seen count the global batch. ``w_avg`` lives in G, whose DDP broadcasts rank 0's buffers at
@@ -60,6 +62,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from lightning_gans.adaptive import Ada
 from lightning_gans.augment import diff_augment, parse_policy
 from lightning_gans.core import GANModule, unwrap
 from lightning_gans.counters import HostCount
@@ -138,6 +141,7 @@ class StyleGAN(GANModule):
         ema_rampup: ramp the half-life up to this times the images seen (``auto`` and ``cifar``: 0.05); None = off.
         diffaugment: DiffAugment policy applied to every D input, real and fake, in every phase (e.g.
             "color,translation,cutout"; "" = off). For small datasets.
+        ada: adaptive discriminator augmentation (ADA), off by default; see :class:`lightning_gans.adaptive.Ada`.
         truncation_psi: truncation of sampling, grids, predict and evaluation (1 = none). Like the next three, a
             setting of use: not saved in the checkpoint's hyperparameters, so ``predict``/``validate --ckpt_path``
             take it from the command line.
@@ -176,6 +180,7 @@ class StyleGAN(GANModule):
         ema_kimg: float = 10.0,
         ema_rampup: float | None = None,
         diffaugment: str = "",
+        ada: Ada | None = None,
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
         noise_mode: str = "const",
@@ -197,6 +202,7 @@ class StyleGAN(GANModule):
         self.truncation_psi, self.truncation_cutoff = truncation_psi, truncation_cutoff
         self.noise_mode, self.interpolation_frames = noise_mode, interpolation_frames
         parse_policy(diffaugment)
+        self.ada = Ada.of(ada).build(self.image_shape, diffaugment)  # None when off
         self.generator = StyleGenerator(
             latent_dim,
             self.image_shape,
@@ -261,7 +267,9 @@ class StyleGAN(GANModule):
         return {"mix_z": self.noise(n), "mixing_cutoff": cutoff}
 
     def critic(self, images: Tensor) -> Tensor:
-        """D's logits; every D input, real or fake, goes through DiffAugment when it is on."""
+        """D's logits; every D input, real or fake, goes through ADA or DiffAugment when one is on."""
+        if self.ada is not None:
+            images = self.ada(images)
         if self.hparams.diffaugment:
             images = diff_augment(images, self.hparams.diffaugment)
         return self.discriminator(images)
@@ -323,7 +331,8 @@ class StyleGAN(GANModule):
         with self.toggled_optimizer(opt_d):
             with torch.no_grad():
                 fake = self.generator(self.noise(n), **self.style_mixing(n))
-            d_loss = discriminator_loss("nonsaturating", self.critic(real), self.critic(fake))
+            real_logits = self.critic(real)
+            d_loss = discriminator_loss("nonsaturating", real_logits, self.critic(fake))
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             _sanitize_gradients(self.discriminator)
@@ -333,14 +342,20 @@ class StyleGAN(GANModule):
         # 4. D reg (lazy): R1 on the real batch every r1_interval D steps, gamma / 2 x the interval.
         if h.r1_gamma > 0 and self.d_steps % h.r1_interval == 0:
             with self.toggled_optimizer(opt_d):
-                penalty, logits = r1_penalty(self.critic, real, return_logits=True)
-                r1_loss = (logits.mean() * 0 + penalty * (h.r1_gamma / 2)) * h.r1_interval  # every D param
+                penalty, r1_logits = r1_penalty(self.critic, real, return_logits=True)
+                r1_loss = (r1_logits.mean() * 0 + penalty * (h.r1_gamma / 2)) * h.r1_interval  # every D param
                 opt_d.zero_grad(set_to_none=True)
                 self.manual_backward(r1_loss)
                 _sanitize_gradients(self.discriminator)
                 opt_d.step()
             d_losses["r1_penalty"] = penalty.detach()
-        self.count_d_step(**d_losses)
+            if self.ada is not None:  # ADA's r_t counts R1's reals too, as the official signs/real
+                self.ada.observe(r1_logits)
+        ada = {"ada_p": self.ada.p, "ada_r_t": self.ada.r_t} if self.ada is not None else {}  # p of this step
+        self.count_d_step(**d_losses, **ada)
+        if self.ada is not None:  # ADA: sign(D(real)) to the controller; every `interval` D steps p moves
+            self.ada.observe(real_logits)
+            self.ada.adjust(self.d_steps, n * self.trainer.world_size)
 
         # 5. EMA generator, half-life in images (the global batch under DDP).
         batch_size = n * self.trainer.world_size

@@ -12,7 +12,10 @@ batch 64 (the datamodule's). The critic has no sigmoid. Networks are DCGAN's wit
 critic, as in the official code (martinarjovsky/WassersteinGAN, ``models/dcgan.py``). The official code also trains
 the critic "to optimality" 100 steps per generator step for the first 25 generator steps and every 500th;
 ``critic_warmup: true`` does the same (off by default, as in the paper's Algorithm 1; on in ``wgan_mnist.yaml``).
-``train/wasserstein`` logs the critic's estimate.
+``train/wasserstein`` logs the critic's estimate. The stabilisation toolbox (``toolbox``) is accepted; ADA (``ada``,
+:class:`lightning_gans.adaptive.Ada`) is accepted too: every critic input goes through it and
+sign(f(x)) on the reals steers its p; a critic's outputs have no fixed zero (its loss ignores a constant offset), so
+that heuristic is a rough one here and a fixed ``ada.p`` may suit a critic better.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 import torch
 
+from lightning_gans.adaptive import Ada
 from lightning_gans.core import GANModule
 from lightning_gans.ema import ema_copy
 from lightning_gans.losses import check_real_label, discriminator_loss, generator_loss
@@ -50,6 +54,7 @@ class WGAN(GANModule):
         toolbox: stabilisation options (DiffAugment, instance noise, feature matching, gradient penalty, R1,
             spectral norm; the critic has no target to smooth, so real_label stays 1); see
             :class:`lightning_gans.toolbox.Toolbox`.
+        ada: adaptive discriminator augmentation (ADA), off by default; see :class:`lightning_gans.adaptive.Ada`.
         image_shape: (C, H, W) of the images; linked from the datamodule.
         num_classes: classes of the data (unused by this unconditional family); linked from the datamodule.
         num_grid_samples: images in the fixed-noise sample grid.
@@ -72,6 +77,7 @@ class WGAN(GANModule):
         betas: tuple[float, float] = (0.5, 0.999),
         ema_decay: float = 0.0,
         toolbox: Toolbox | None = None,
+        ada: Ada | None = None,
         image_shape: tuple[int, int, int] = (1, 28, 28),
         num_classes: int = 0,
         num_grid_samples: int = 64,
@@ -81,6 +87,7 @@ class WGAN(GANModule):
         )
         self.save_hyperparameters()
         self.toolbox = Toolbox.of(toolbox).check_for(self.image_shape)
+        self.ada = Ada.of(ada).build(self.image_shape, self.toolbox.diffaugment)  # None when off
         check_adversarial_options(self.hparams)
         check_real_label("wasserstein", self.toolbox.real_label)
         if clip_value <= 0:
@@ -114,13 +121,14 @@ class WGAN(GANModule):
         n, tb = real.shape[0], self.toolbox
         opt_g, opt_d = self.optimizers()
 
-        def critic(x, **kwargs):  # f_w on any sample, real or fake, through DiffAugment and instance noise
-            return self.discriminator(tb.d_input(x, self.g_steps), **kwargs)
+        def critic(x, **kwargs):  # f_w on any sample, real or fake, through ADA, DiffAugment and instance noise
+            return self.discriminator(tb.d_input(x, self.g_steps, self.ada), **kwargs)
 
         # 1. Critic step: maximise E[f(x)] - E[f(G(z))] (minimise its negative) ...
         with self.toggled_optimizer(opt_d):
             fake = self.generator(self.noise(n)).detach()
-            d_wasserstein = discriminator_loss("wasserstein", critic(real), critic(fake))
+            real_logits = critic(real)
+            d_wasserstein = discriminator_loss("wasserstein", real_logits, critic(fake))
             penalties = tb.penalties(critic, real, fake)
             d_loss = d_wasserstein + sum(penalties.values())
             opt_d.zero_grad(set_to_none=True)
@@ -128,7 +136,11 @@ class WGAN(GANModule):
             opt_d.step()
         # ... then clip every critic weight into [-c, c].
         self.clip_critic_weights()
-        self.count_d_step(d_loss=d_loss, wasserstein=-d_wasserstein, **penalties)
+        ada = {"ada_p": self.ada.p, "ada_r_t": self.ada.r_t} if self.ada is not None else {}  # p of this step
+        self.count_d_step(d_loss=d_loss, wasserstein=-d_wasserstein, **penalties, **ada)
+        if self.ada is not None:  # ADA: sign(D(real)) to the controller; every `interval` D steps p moves
+            self.ada.observe(real_logits)
+            self.ada.adjust(self.d_steps, n * self.trainer.world_size)
 
         # 2. Generator step, after n_critic critic steps (100 during the warm-up): minimise -E[f(G(z))].
         if self.d_steps == self.critic_steps_before(self.g_steps + 1):

@@ -7,6 +7,9 @@ and generated samples, the interpolate x_hat and the penalty, then one generator
 this family's: lambda = 10 (``toolbox.gradient_penalty``, the toolbox's penalty that other families can switch on),
 n_critic = 5, Adam with lr 1e-4 and betas (0, 0.9). The penalty is logged as ``train/gp`` (weighted, as every
 toolbox penalty) and the critic's estimate of the distance as ``train/wasserstein``.
+ADA (``ada``, :class:`lightning_gans.adaptive.Ada`) is accepted too: every critic input goes through it and
+sign(f(x)) on the reals steers its p; a critic's outputs have no fixed zero (its loss ignores a constant offset), so
+that heuristic is a rough one here and a fixed ``ada.p`` may suit a critic better.
 
 The penalty is per sample, so the critic has **no batch norm** (the paper: "we omit batch normalization in the
 critic"): DCGAN networks with a norm-free critic, as the official MNIST script (igul222/improved_wgan_training,
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lightning_gans.adaptive import Ada
 from lightning_gans.core import GANModule
 from lightning_gans.ema import ema_copy
 from lightning_gans.losses import check_real_label, discriminator_loss, generator_loss
@@ -49,6 +53,7 @@ class WGANGP(GANModule):
         toolbox: the gradient penalty's lambda, ``gradient_penalty`` (paper: 10; must be positive), and further
             stabilisation options (DiffAugment, instance noise, feature matching, R1, spectral norm; the critic has no
             target to smooth); see :class:`lightning_gans.toolbox.Toolbox`.
+        ada: adaptive discriminator augmentation (ADA), off by default; see :class:`lightning_gans.adaptive.Ada`.
         image_shape: (C, H, W) of the images; linked from the datamodule.
         num_classes: classes of the data (unused by this unconditional family); linked from the datamodule.
         num_grid_samples: images in the fixed-noise sample grid.
@@ -68,6 +73,7 @@ class WGANGP(GANModule):
         betas: tuple[float, float] = (0.0, 0.9),
         ema_decay: float = 0.0,
         toolbox: Toolbox = WGAN_GP_TOOLBOX,
+        ada: Ada | None = None,
         image_shape: tuple[int, int, int] = (1, 28, 28),
         num_classes: int = 0,
         num_grid_samples: int = 64,
@@ -77,6 +83,7 @@ class WGANGP(GANModule):
         )
         self.save_hyperparameters()
         self.toolbox = Toolbox.of(toolbox, default=WGAN_GP_TOOLBOX).check_for(self.image_shape)
+        self.ada = Ada.of(ada).build(self.image_shape, self.toolbox.diffaugment)  # None when off
         check_adversarial_options(self.hparams)
         check_real_label("wasserstein", self.toolbox.real_label)
         if self.toolbox.gradient_penalty <= 0:
@@ -101,12 +108,13 @@ class WGANGP(GANModule):
         n, tb = real.shape[0], self.toolbox
         opt_g, opt_d = self.optimizers()
 
-        def critic(x, **kwargs):  # D_w on any sample, through DiffAugment and instance noise when on
-            return self.discriminator(tb.d_input(x, self.g_steps), **kwargs)
+        def critic(x, **kwargs):  # D_w on any sample, through ADA, DiffAugment and instance noise when on
+            return self.discriminator(tb.d_input(x, self.g_steps, self.ada), **kwargs)
 
         with self.toggled_optimizer(opt_d):
             fake = self.generator(self.noise(n)).detach()  # (4-5) z ~ p(z), x~ <- G(z)
-            d_wasserstein = discriminator_loss("wasserstein", critic(real), critic(fake))  # (7) D(x~) - D(x)
+            real_logits = critic(real)
+            d_wasserstein = discriminator_loss("wasserstein", real_logits, critic(fake))  # (7) D(x~) - D(x)
             # (6-7) x^ <- eps x + (1 - eps) x~; gp = lambda (||grad D(x^)||_2 - 1)^2, lambda = toolbox.gradient_penalty;
             # with R1 too when it is switched on (not in the paper)
             penalties = tb.penalties(critic, real, fake)
@@ -114,7 +122,11 @@ class WGANGP(GANModule):
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             opt_d.step()  # (9) w <- Adam(grad_w L, w, alpha, beta1, beta2)
-        self.count_d_step(d_loss=d_loss, wasserstein=-d_wasserstein, **penalties)
+        ada = {"ada_p": self.ada.p, "ada_r_t": self.ada.r_t} if self.ada is not None else {}  # p of this step
+        self.count_d_step(d_loss=d_loss, wasserstein=-d_wasserstein, **penalties, **ada)
+        if self.ada is not None:  # ADA: sign(D(real)) to the controller; every `interval` D steps p moves
+            self.ada.observe(real_logits)
+            self.ada.adjust(self.d_steps, n * self.trainer.world_size)
 
         # (11-12) After n_critic critic steps: z ~ p(z), theta <- Adam(grad_theta -D(G(z)), theta, alpha, beta1, beta2).
         if self.d_steps % self.n_critic == 0:
