@@ -378,6 +378,8 @@ def data_args(tmp_path_factory):
             ]
             if datamodule == "CelebACaptionsDataModule":  # decoding all 10,000 faces would take the test's time
                 args += ["--data.init_args.in_memory", "false"]
+            if not _real("celeba_small/img_align_celeba_89x109"):  # 16 fake faces: a small-data config's subset fits
+                args += ["--data.init_args.max_train_images", "8"]
         elif datamodule == "PairedImageDataModule":
             root = _real("facades") or fake_facades(tmp_path_factory.mktemp("facades"))
             args = ["--data.init_args.data_dir", str(root), "--data.init_args.batch_size", "1", *QUICK_CPU_SIZE]
