@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -253,3 +254,19 @@ def test_a_colour_label_map_upload_becomes_the_models_one_hot_input(tmp_path):
     assert torch.equal(req.input[0].argmax(0)[0], torch.arange(4).repeat_interleave(8))  # nearest resize of the bands
     (output,) = run_images(model, [req])
     assert output.shape == (1, 3, 20, 40)
+
+
+def test_a_checkpoint_serves_like_a_pretrained_folder(tmp_path):
+    """--config + --ckpt_path: the model of a run's checkpoint (here a 0.1 one), with the same requests and images."""
+    from lightning_gans.serving import Limits, load_model, parse_sample, run_samples, task_of
+
+    fixtures = Path(__file__).parent / "fixtures" / "checkpoints_0_1"
+    model = load_model(ckpt_path=str(fixtures / "WGANGP.ckpt"))
+    assert task_of(model) == "sample" and not model.training
+    (images,) = run_samples(model, [parse_sample(model, {"n": 3, "seed": 5}, Limits())])
+    assert torch.equal(images, model.sample(z=noise(model, 3, 5)))
+    folder = model.save_pretrained(str(tmp_path / "p"))
+    (again,) = run_samples(lightning_gans.from_pretrained(folder), [parse_sample(model, {"n": 3, "seed": 5}, Limits())])
+    assert torch.equal(again, images)
+    with pytest.raises(ValueError, match="not both"):
+        load_model(pretrained=str(folder), ckpt_path=str(fixtures / "WGANGP.ckpt"))
