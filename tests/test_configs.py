@@ -125,6 +125,7 @@ PAPER_SETTINGS: dict[str, dict[str, Any]] = {
         "n_critic": 5,
     },
     "dcgan_celeba32": {"loss": "nonsaturating", "lr_g": 2e-4, "betas": (0.5, 0.999), "latent_dim": 100},
+    "dcgan_celeba32_ada": {"ada.policy": "bgc", "ada.target": 0.6, "ada.interval": 4, "ada.speed_images": 100_000},
     # stylegan2-ada-pytorch `--cfg auto` at 64x64 / 32x32 on one device (train.py's cfg_specs)
     "stylegan_celeba": {
         "mapping_layers": 2,
@@ -234,6 +235,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "stylegan_celeba": {"max_epochs": 30, "check_val_every_n_epoch": 5},
     "stylegan_celeba32": {"max_time": "00:01:00:00", "limit_val_batches": 0},
     "dcgan_celeba32": {"max_time": "00:01:00:00", "limit_val_batches": 0},
+    "dcgan_celeba32_ada": {"max_time": "00:00:40:00", "limit_val_batches": 0},
     "srresnet_celeba": {"max_epochs": 4},
     "srgan_celeba": {"max_epochs": 2},
     "text_encoder_mnist": {"max_steps": 1500},
@@ -249,6 +251,7 @@ CELEBA: dict[str, tuple[int, int, tuple[str, ...], int]] = {
     "sngan_celeba": (64, 64, ("fid", "kid"), 10_000),
     "stylegan_celeba": (64, 32, ("fid", "kid"), 10_000),
     "dcgan_celeba32": (32, 128, ("kid",), 2000),
+    "dcgan_celeba32_ada": (32, 128, ("kid",), 2000),
     "stylegan_celeba32": (32, 32, ("kid",), 2000),
 }
 
@@ -484,7 +487,9 @@ def test_config_fits_one_step(config: Path, full: bool, data_args, monkeypatch):
         assert as_shipped["image_size"] == size and as_shipped["data_dir"] is None  # $LIGHTNING_GANS_DATA_DIR/celeba
         if _real("celeba_small/img_align_celeba_89x109"):
             # No partition file in the copy: val_fraction holds out 2,500 faces, above FID's 2,048 features.
-            assert {s: len(d) for s, d in dm.datasets.items()} == {"train": 7500, "val": 2500, "test": 2500}
+            # A small-data config keeps a subset of the training faces (max_train_images), never of the held-out ones.
+            train = as_shipped.get("max_train_images") or 7500
+            assert {s: len(d) for s, d in dm.datasets.items()} == {"train": train, "val": 2500, "test": 2500}
         [ev] = evaluation
         assert ev.extractor_name == "inception_local" and ev.requested == metrics
         assert ev.num_samples == num_samples and ev.extractor is not None and ev.extractor.num_features == 2048
