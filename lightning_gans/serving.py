@@ -469,8 +469,8 @@ def grid_columns(n: int) -> int:
     return max(1, math.ceil(math.sqrt(n)))
 
 
-def png_bytes(images: Tensor, nrow: int | None = None) -> bytes:
-    """One PNG: the image itself for one image, else a grid (``nrow`` per row, default about square)."""
+def pil_image(images: Tensor, nrow: int | None = None) -> Image.Image:
+    """One picture: the image itself for one image, else a grid (``nrow`` per row, default about square)."""
     from lightning_gans.callbacks.common import make_grid_uint8, to_uint8
 
     if len(images) == 1:
@@ -478,14 +478,14 @@ def png_bytes(images: Tensor, nrow: int | None = None) -> bytes:
     else:
         picture = make_grid_uint8(images, nrow or grid_columns(len(images)))
     array = picture.numpy()
+    return Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+
+
+def png_bytes(images: Tensor, nrow: int | None = None) -> bytes:
+    """:func:`pil_image` as PNG (what the server answers)."""
     buffer = io.BytesIO()
-    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(buffer, format="PNG")
+    pil_image(images, nrow).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def pil_image(images: Tensor, nrow: int | None = None) -> Image.Image:
-    """The picture :func:`png_bytes` encodes, as a PIL image (for the demo)."""
-    return Image.open(io.BytesIO(png_bytes(images, nrow)))
 
 
 def enlarged(picture: Image.Image, side: int = 384) -> Image.Image:
