@@ -127,11 +127,11 @@ class RunConfigSaver(SaveConfigCallback):
             while path.exists():
                 n += 1
                 path = folder / f"{Path(self.config_filename).stem}_{n}.yaml"
-            self.parser.save(self.config, str(path), skip_none=False, overwrite=False, multifile=False)
+            self.parser.save(self.config, str(path), skip_unset=False, overwrite=False, multifile=False)
             self.saved_path = path
             for logger in trainer.loggers:
                 if isinstance(logger, WandbLogger):
-                    config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+                    config = yaml.safe_load(self.parser.dump(self.config, skip_unset=False))
                     logger.experiment.config.update({"config": config}, allow_val_change=True)
             self.already_saved = True
         self.already_saved = trainer.strategy.broadcast(self.already_saved)
