@@ -57,8 +57,14 @@ def data_flags(data_dir: str) -> list[str]:
     ]
 
 
-def cli() -> list[str]:
-    return [sys.executable, "-m", "lightning_gans.cli"]
+def command(verb: str, name: str, run_dir: Path, data_dir: str, *extra: str) -> list[str]:
+    """``lightning-gans VERB`` on the config as variant ``name`` would run it, in ``run_dir``."""
+    return [
+        *(sys.executable, "-m", "lightning_gans.cli", verb, "--config", str(CONFIG)),
+        *data_flags(data_dir),
+        *("--trainer.default_root_dir", str(run_dir), *extra),
+        *VARIANTS[name],
+    ]
 
 
 def train(out: Path, minutes: int, data_dir: str, names: list[str]) -> dict[str, float]:
@@ -68,18 +74,7 @@ def train(out: Path, minutes: int, data_dir: str, names: list[str]) -> dict[str,
     for name in names:
         run_dir = out / name
         run_dir.mkdir(parents=True, exist_ok=True)
-        args = [
-            *cli(),
-            "fit",
-            "--config",
-            str(CONFIG),
-            *data_flags(data_dir),
-            "--trainer.default_root_dir",
-            str(run_dir),
-            "--trainer.max_time",
-            f"00:00:{minutes:02d}:00",
-            *VARIANTS[name],
-        ]
+        args = command("fit", name, run_dir, data_dir, "--trainer.max_time", f"00:00:{minutes:02d}:00")
         (run_dir / "command.txt").write_text(" ".join(repr(a) if a == "" else a for a in args[1:]) + "\n")
         log = open(run_dir / "fit.log", "w")  # noqa: SIM115 (closed with the process)
         procs[name] = (subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), log)
@@ -109,20 +104,9 @@ def kid(out: Path, data_dir: str, names: list[str], threads: int) -> None:
         ckpt = run_dir / "checkpoints" / "last.ckpt"
         if not ckpt.is_file():
             raise SystemExit(f"{name}: no checkpoint at {ckpt}; train first (--phases train)")
-        args = [
-            *cli(),
-            "validate",
-            "--config",
-            str(CONFIG),
-            *data_flags(data_dir),
-            "--trainer.default_root_dir",
-            str(run_dir),
-            "--trainer.limit_val_batches",
-            "1.0",
-            "--ckpt_path",
-            str(ckpt),
-            *VARIANTS[name],
-        ]
+        args = command(
+            "validate", name, run_dir, data_dir, "--trainer.limit_val_batches", "1.0", "--ckpt_path", str(ckpt)
+        )
         start = time.perf_counter()
         with open(run_dir / "kid.log", "w") as log:
             subprocess.run(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
@@ -144,27 +128,32 @@ def column(rows: list[dict[str, str]], key: str) -> list[tuple[int, float]]:
 
 
 def results_of(run_dir: Path) -> dict:
-    """What the report needs from one run's folder: its training log, its KID, its CPU time, its grid."""
-    train_log = kid_row = grid = None
+    """What the report needs from one run's folder: its training log and batch size (from the config the fit saved),
+    its KID, its CPU time, its grid."""
+    import yaml
+
+    train_log = kid_row = train_version = None
     for version in versions(run_dir):
         metrics = version / "metrics.csv"
         rows = read_csv(metrics) if metrics.is_file() else []
         if any(row.get("val/kid") for row in rows):
             kid_row = next(row for row in reversed(rows) if row.get("val/kid"))
         elif any(row.get("train/g_steps") for row in rows):
-            train_log, grid = rows, version / "samples" / "final.png"
+            train_log, train_version = rows, version
     if train_log is None:
         raise SystemExit(f"{run_dir}: no training log (logs/version_*/metrics.csv)")
+    config = yaml.safe_load((train_version / "config.yaml").read_text())
     cpu = run_dir / "cpu_seconds.txt"
-    g_steps = max(step for step, _ in column(train_log, "train/g_steps"))
+    grid = train_version / "samples" / "final.png"
     return {
         "kid": float(kid_row["val/kid"]) if kid_row else None,
         "kid_std": float(kid_row["val/kid_std"]) if kid_row and kid_row.get("val/kid_std") else None,
         "cpu_s": float(cpu.read_text()) if cpu.is_file() else None,
-        "g_steps": g_steps,
+        "g_steps": max(step for step, _ in column(train_log, "train/g_steps")),
+        "batch_size": int(config["data"]["init_args"]["batch_size"]),
         "p": column(train_log, "train/ada_p"),
         "r_t": column(train_log, "train/ada_r_t"),
-        "grid": grid if grid and grid.is_file() else None,
+        "grid": grid if grid.is_file() else None,
     }
 
 
@@ -228,7 +217,9 @@ def report(out: Path, names: list[str], points: int = 8) -> str:
         cpu_s = f"{r['cpu_s']:.0f}" if r["cpu_s"] is not None else "-"
         p = f"{r['p'][-1][1]:.3f}" if r["p"] else "-"
         r_t = f"{r['r_t'][-1][1]:.3f}" if r["r_t"] else "-"
-        lines.append(f"| {name} | {kid_s} | {cpu_s} | {r['g_steps']} | {128 * r['g_steps']:,} | {p} | {r_t} |")
+        lines.append(
+            f"| {name} | {kid_s} | {cpu_s} | {r['g_steps']} | {r['batch_size'] * r['g_steps']:,} | {p} | {r_t} |"
+        )
     # p and r_t at `points` G steps along the longest logged run (a fixed p, as the run without augmentation has, is
     # no curve)
     curves = {

@@ -73,6 +73,7 @@ def _fake_run(run_dir: Path, g_steps: int, p: float | None, kid: float, cpu: flo
         for s in range(25, g_steps + 1, 25)
     ]
     _write_metrics(run_dir / "logs" / "version_0" / "metrics.csv", train)
+    (run_dir / "logs" / "version_0" / "config.yaml").write_text("data:\n  init_args:\n    batch_size: 128\n")
     samples = run_dir / "logs" / "version_0" / "samples"
     samples.mkdir(parents=True)
     Image.fromarray(np.full((34, 34, 3), 40 * len(run_dir.name), np.uint8)).save(samples / "final.png")
